@@ -1,0 +1,33 @@
+// config.json of a ruCLIP model folder, as the published checkpoints ship it.
+#pragma once
+#include <array>
+#include <string>
+
+namespace ruclip {
+
+struct ModelConfig {
+  int embed_dim = 0;
+  int image_resolution = 0;
+  int vision_layers = 0;
+  int vision_width = 0;
+  int vision_patch_size = 0;
+  int vision_heads = 0;  // not in config.json: upstream derives it as vision_width / 64
+  int context_length = 0;
+  int vocab_size = 0;
+  int transformer_width = 0;
+  int transformer_heads = 0;
+  int transformer_layers = 0;
+  std::array<float, 3> mean{0.48145466f, 0.4578275f, 0.40821073f};
+  std::array<float, 3> std{0.26862954f, 0.26130258f, 0.27577711f};
+  // Special token ids of the processor (upstream RuCLIPProcessor's constants).
+  int pad_id = 0, unk_id = 1, bos_id = 2, eos_id = 3;
+  // "yttm", "sentencepiece" or "" (decided by the files in the folder).
+  std::string tokenizer;
+};
+
+// Parses config.json text; `origin` names the file in error messages.
+ModelConfig parse_config(const std::string& json_text, const std::string& origin);
+// Reads DIR/config.json.
+ModelConfig load_config(const std::string& model_dir);
+
+}  // namespace ruclip

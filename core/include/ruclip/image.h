@@ -1,0 +1,51 @@
+// Image side of the processor: raw video frames and image files in, the
+// model's normalized pixel values out, equal to upstream's
+// convert('RGB') -> center square crop -> Pillow bilinear resize -> ToTensor -> Normalize.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ruclip {
+
+enum class PixelFormat { RGB, BGR, RGBA, BGRA, RGBx, BGRx, xRGB, xBGR, GRAY8, I420, NV12 };
+
+// How planar YUV is turned into RGB (the caps' colorimetry).
+enum class YuvMatrix { BT601, BT709 };
+
+// A frame in memory the caller owns. Packed formats use plane 0 only;
+// I420 uses Y, U, V planes; NV12 uses Y and interleaved UV. Strides in bytes.
+struct FrameView {
+  PixelFormat format = PixelFormat::RGB;
+  int width = 0;
+  int height = 0;
+  const uint8_t* planes[3] = {nullptr, nullptr, nullptr};
+  int strides[3] = {0, 0, 0};
+  YuvMatrix matrix = YuvMatrix::BT601;
+  bool full_range = false;  // YUV range; limited (16-235) is what video usually is
+};
+
+struct Normalization {
+  int resolution = 224;
+  std::array<float, 3> mean{0.48145466f, 0.4578275f, 0.40821073f};
+  std::array<float, 3> std{0.26862954f, 0.26130258f, 0.27577711f};
+};
+
+// Writes 3 x resolution x resolution floats (C, H, W) to `out`.
+// Throws ruclip::Error for an empty frame or missing planes.
+void preprocess(const FrameView& frame, const Normalization& norm, float* out);
+
+// An 8-bit image decoded from a file, tightly packed.
+struct Image {
+  PixelFormat format = PixelFormat::RGB;  // RGB, RGBA or GRAY8
+  int width = 0;
+  int height = 0;
+  std::vector<uint8_t> pixels;
+  FrameView view() const;
+};
+
+// Decodes PNG, JPEG, ... (OpenCV). Throws ruclip::Error naming the file.
+Image load_image(const std::string& path);
+
+}  // namespace ruclip

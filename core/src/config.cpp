@@ -1,0 +1,120 @@
+#include "ruclip/config.h"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "ruclip/error.h"
+
+namespace ruclip {
+namespace {
+
+// Upper bounds far above any published geometry (large-patch14-336: width
+// 1024, 24 layers, 49408 tokens); they keep a hostile config from asking for
+// terabytes before a single weight is read.
+constexpr int kMaxWidth = 16384;
+constexpr int kMaxLayers = 256;
+constexpr int kMaxResolution = 4096;
+constexpr int kMaxContext = 4096;
+constexpr int kMaxVocab = 1 << 22;
+
+int positive_int(const nlohmann::json& json, const char* field, int max, const std::string& origin) {
+  if (!json.contains(field)) throw Error(origin + ": missing field \"" + field + "\"");
+  const auto& value = json.at(field);
+  if (!value.is_number_integer())
+    throw Error(origin + ": field \"" + field + "\" must be an integer, got " + value.dump());
+  const auto n = value.get<int64_t>();
+  if (n <= 0 || n > max)
+    throw Error(origin + ": field \"" + field + "\" = " + std::to_string(n) + " is out of range (1.." +
+                std::to_string(max) + ")");
+  return static_cast<int>(n);
+}
+
+std::array<float, 3> triple(const nlohmann::json& json, const char* field, std::array<float, 3> fallback,
+                            bool must_be_positive, const std::string& origin) {
+  if (!json.contains(field) || json.at(field).is_null()) return fallback;
+  const auto& value = json.at(field);
+  if (!value.is_array() || value.size() != 3)
+    throw Error(origin + ": field \"" + field + "\" must be an array of 3 numbers, got " + value.dump());
+  std::array<float, 3> out{};
+  for (size_t i = 0; i < 3; ++i) {
+    if (!value[i].is_number())
+      throw Error(origin + ": field \"" + field + "\" must be an array of 3 numbers, got " + value.dump());
+    out[i] = value[i].get<float>();
+    if (must_be_positive && !(out[i] > 0))
+      throw Error(origin + ": field \"" + field + "\" must be positive, got " + value.dump());
+  }
+  return out;
+}
+
+}  // namespace
+
+ModelConfig parse_config(const std::string& json_text, const std::string& origin) {
+  nlohmann::json json;
+  try {
+    json = nlohmann::json::parse(json_text);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(origin + ": not valid JSON (" + e.what() + ")");
+  }
+  if (!json.is_object()) throw Error(origin + ": expected a JSON object");
+
+  ModelConfig c;
+  c.embed_dim = positive_int(json, "embed_dim", kMaxWidth, origin);
+  c.image_resolution = positive_int(json, "image_resolution", kMaxResolution, origin);
+  c.vision_layers = positive_int(json, "vision_layers", kMaxLayers, origin);
+  c.vision_width = positive_int(json, "vision_width", kMaxWidth, origin);
+  c.vision_patch_size = positive_int(json, "vision_patch_size", kMaxResolution, origin);
+  c.context_length = positive_int(json, "context_length", kMaxContext, origin);
+  c.vocab_size = positive_int(json, "vocab_size", kMaxVocab, origin);
+  c.transformer_width = positive_int(json, "transformer_width", kMaxWidth, origin);
+  c.transformer_heads = positive_int(json, "transformer_heads", kMaxWidth, origin);
+  c.transformer_layers = positive_int(json, "transformer_layers", kMaxLayers, origin);
+  c.mean = triple(json, "mean", c.mean, false, origin);
+  c.std = triple(json, "std", c.std, true, origin);
+
+  // Upstream: vision_heads = vision_width // 64 (heads of width 64).
+  c.vision_heads = c.vision_width / 64;
+  if (c.vision_heads == 0 || c.vision_width % c.vision_heads != 0)
+    throw Error(origin + ": vision_width = " + std::to_string(c.vision_width) +
+                " must be a multiple of 64 (the vision tower has vision_width / 64 heads of width 64)");
+  if (c.transformer_width % c.transformer_heads != 0)
+    throw Error(origin + ": transformer_width = " + std::to_string(c.transformer_width) +
+                " is not divisible by transformer_heads = " + std::to_string(c.transformer_heads));
+  if (c.image_resolution < c.vision_patch_size)
+    throw Error(origin + ": image_resolution = " + std::to_string(c.image_resolution) +
+                " is smaller than vision_patch_size = " + std::to_string(c.vision_patch_size));
+  if (c.context_length < 2)
+    throw Error(origin + ": context_length must be at least 2 (bos and eos)");
+
+  if (json.contains("tokenizer")) {
+    const auto& t = json.at("tokenizer");
+    if (!t.is_string() || (t != "yttm" && t != "sentencepiece"))
+      throw Error(origin + ": field \"tokenizer\" must be \"yttm\" or \"sentencepiece\", got " + t.dump());
+    c.tokenizer = t.get<std::string>();
+  }
+  for (auto [field, target] : {std::pair<const char*, int*>{"pad_id", &c.pad_id}, {"unk_id", &c.unk_id},
+                               {"bos_id", &c.bos_id}, {"eos_id", &c.eos_id}}) {
+    if (json.contains(field)) {
+      const auto& v = json.at(field);
+      if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= c.vocab_size)
+        throw Error(origin + ": field \"" + field + "\" must be a token id below vocab_size, got " + v.dump());
+      *target = v.get<int>();
+    }
+  }
+  for (int id : {c.pad_id, c.unk_id, c.bos_id, c.eos_id})
+    if (id >= c.vocab_size)
+      throw Error(origin + ": vocab_size = " + std::to_string(c.vocab_size) + " leaves no room for special token " +
+                  std::to_string(id));
+  return c;
+}
+
+ModelConfig load_config(const std::string& model_dir) {
+  const std::string path = model_dir + "/config.json";
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open (is " + model_dir + " a ruCLIP model folder?)");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_config(text.str(), path);
+}
+
+}  // namespace ruclip
