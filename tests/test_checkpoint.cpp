@@ -1,1 +1,571 @@
+// Reading weights: the upstream fixture checkpoint, checkpoints assembled
+// here byte by byte (shared storages, offsets, strides, f16/bf16, protocol 4),
+// TensorData conversions and the safetensors round trip.
 #include <gtest/gtest.h>
+#include <zip.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ruclip/checkpoint.h"
+#include "ruclip/error.h"
+#include "test_util.h"
+
+namespace {
+
+using ruclip::DType;
+using ruclip::StateDict;
+using ruclip::TensorData;
+
+// ---------------------------------------------------------------------------
+// Assembling checkpoints.
+
+// Writes pickle opcodes one by one; method names follow Python's pickletools.
+class PickleWriter {
+ public:
+  PickleWriter& op(uint8_t code) {
+    bytes_ += static_cast<char>(code);
+    return *this;
+  }
+  PickleWriter& raw(const std::string& bytes) {
+    bytes_ += bytes;
+    return *this;
+  }
+  PickleWriter& proto(int version) { return op(0x80).op(static_cast<uint8_t>(version)); }
+  PickleWriter& global(const std::string& module, const std::string& name) {
+    return op('c').raw(module + "\n" + name + "\n");
+  }
+  PickleWriter& str(const std::string& s) { return op('X').le(s.size(), 4).raw(s); }  // BINUNICODE
+  PickleWriter& short_str(const std::string& s) { return op(0x8c).le(s.size(), 1).raw(s); }  // SHORT_BINUNICODE
+  PickleWriter& integer(int64_t v) {
+    if (v >= 0 && v < 256) return op('K').le(static_cast<uint64_t>(v), 1);                // BININT1
+    if (v >= 0 && v < 65536) return op('M').le(static_cast<uint64_t>(v), 2);              // BININT2
+    if (v >= INT32_MIN && v <= INT32_MAX) return op('J').le(static_cast<uint64_t>(v), 4);  // BININT
+    return op(0x8a).op(8).le(static_cast<uint64_t>(v), 8);                                // LONG1
+  }
+  PickleWriter& ints(const std::vector<int64_t>& values) {  // a tuple of ints
+    mark();
+    for (int64_t v : values) integer(v);
+    return tuple();
+  }
+  PickleWriter& mark() { return op('('); }
+  PickleWriter& tuple() { return op('t'); }
+  PickleWriter& empty_tuple() { return op(')'); }
+  PickleWriter& empty_dict() { return op('}'); }
+  PickleWriter& reduce() { return op('R'); }
+  PickleWriter& binpersid() { return op('Q'); }
+  PickleWriter& setitem() { return op('s'); }
+  PickleWriter& setitems() { return op('u'); }
+  PickleWriter& build() { return op('b'); }
+  PickleWriter& binput(uint8_t i) { return op('q').op(i); }
+  PickleWriter& binget(uint8_t i) { return op('h').op(i); }
+  PickleWriter& stop() { return op('.'); }
+  // ('storage', torch.<type>, key, 'cpu', numel) as a persistent id.
+  PickleWriter& storage(const std::string& type, const std::string& key, int64_t numel) {
+    mark().str("storage").global("torch", type).str(key).str("cpu").integer(numel).tuple();
+    return binpersid();
+  }
+  const std::string& bytes() const { return bytes_; }
+
+ private:
+  PickleWriter& le(uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) bytes_ += static_cast<char>((v >> (8 * i)) & 0xff);
+    return *this;
+  }
+  std::string bytes_;
+};
+
+struct TensorSpec {
+  std::string name;
+  std::string storage_type;  // "FloatStorage", ...
+  std::string key;
+  int64_t storage_numel;
+  int64_t offset;
+  std::vector<int64_t> shape, strides;
+  bool parameter = false;  // wrapped in torch._utils._rebuild_parameter
+};
+
+// A state dict pickled the way torch.save does it (protocol 2, OrderedDict
+// with a `_metadata` attribute set by BUILD, memoized globals).
+std::string state_dict_pickle(const std::vector<TensorSpec>& tensors) {
+  PickleWriter p;
+  p.proto(2).global("collections", "OrderedDict").binput(0).empty_tuple().reduce().binput(1).mark();
+  bool rebuild_memoized = false;
+  for (const TensorSpec& t : tensors) {
+    p.str(t.name);
+    if (t.parameter) p.global("torch._utils", "_rebuild_parameter");
+    if (rebuild_memoized) {
+      p.binget(2);
+    } else {
+      p.global("torch._utils", "_rebuild_tensor_v2").binput(2);
+      rebuild_memoized = true;
+    }
+    p.mark().storage(t.storage_type, t.key, t.storage_numel).integer(t.offset).ints(t.shape).ints(t.strides);
+    p.op(0x89).binget(0).empty_tuple().reduce().tuple().reduce();  // requires_grad=False, hooks=OrderedDict()
+    if (t.parameter) p.op(0x88).binget(0).empty_tuple().reduce().op(0x87).reduce();  // (tensor, True, {}) TUPLE3
+  }
+  p.setitems();
+  // state dict._metadata = OrderedDict({'': {'version': 1}})
+  p.empty_dict().str("_metadata").binget(0).empty_tuple().reduce();
+  p.mark().str("").empty_dict().str("version").integer(1).setitem().setitems().setitem().build().stop();
+  return p.bytes();
+}
+
+template <class T>
+std::string raw_bytes(const std::vector<T>& values) {
+  std::string out(values.size() * sizeof(T), '\0');
+  if (!values.empty()) std::memcpy(out.data(), values.data(), out.size());
+  return out;
+}
+
+using Entries = std::vector<std::pair<std::string, std::string>>;
+
+// A zip archive built in memory with libzip.
+std::string make_zip(const Entries& entries, bool deflate = false) {
+  zip_error_t error;
+  zip_error_init(&error);
+  zip_source_t* buffer = zip_source_buffer_create(nullptr, 0, 0, &error);
+  zip_t* archive = zip_open_from_source(buffer, ZIP_TRUNCATE, &error);
+  if (!archive) throw std::runtime_error("zip_open_from_source failed");
+  for (const auto& [name, data] : entries) {
+    zip_source_t* source = zip_source_buffer(archive, data.data(), data.size(), 0);
+    const zip_int64_t index = zip_file_add(archive, name.c_str(), source, ZIP_FL_ENC_UTF_8);
+    if (index < 0) throw std::runtime_error("zip_file_add failed");
+    zip_set_file_compression(archive, static_cast<zip_uint64_t>(index), deflate ? ZIP_CM_DEFLATE : ZIP_CM_STORE, 0);
+  }
+  zip_source_keep(buffer);  // keep the written bytes after zip_close
+  if (zip_close(archive) != 0) throw std::runtime_error("zip_close failed");
+  zip_stat_t st;
+  zip_source_stat(buffer, &st);
+  std::string bytes(st.size, '\0');
+  zip_source_open(buffer);
+  zip_source_read(buffer, bytes.data(), st.size);
+  zip_source_close(buffer);
+  zip_source_free(buffer);
+  zip_error_fini(&error);
+  return bytes;
+}
+
+// A torch.save-style archive: <folder>/data.pkl, <folder>/data/<key>, <folder>/version.
+std::string make_checkpoint(const std::string& pickle, const std::map<std::string, std::string>& storages,
+                            const std::string& folder = "archive", bool deflate = false) {
+  Entries entries = {{folder + "/data.pkl", pickle}};
+  for (const auto& [key, data] : storages) entries.emplace_back(folder + "/data/" + key, data);
+  entries.emplace_back(folder + "/version", "3\n");
+  return make_zip(entries, deflate);
+}
+
+StateDict load(const std::string& zip_bytes) {
+  return ruclip::read_torch_checkpoint(reinterpret_cast<const uint8_t*>(zip_bytes.data()), zip_bytes.size(),
+                                       "handmade.bin");
+}
+
+const std::string& fixture_path() {
+  static const std::string path = ruclip_test::tiny_model_dir() + "/pytorch_model.bin";
+  return path;
+}
+
+const StateDict& fixture() {
+  static const StateDict dict = ruclip::read_torch_checkpoint(fixture_path());
+  return dict;
+}
+
+float element(const TensorData& t, std::vector<int64_t> index) {
+  int64_t at = t.offset;
+  for (size_t d = 0; d < index.size(); ++d) at += index[d] * t.strides[d];
+  float value;
+  std::memcpy(&value, t.storage->data() + at * 4, 4);
+  return value;
+}
+
+// ---------------------------------------------------------------------------
+// The upstream fixture.
+
+TEST(FixtureCheckpoint, HasTheUpstreamKeysAndShapes) {
+  const StateDict& dict = fixture();
+  // The pickle listing (pickletools.dis of pytorch_model/data.pkl) has 62 tensors.
+  EXPECT_EQ(dict.size(), 62u);
+  const std::map<std::string, std::vector<int64_t>> expected_shapes = {
+      {"visual.conv1.weight", {128, 3, 8, 8}},
+      {"visual.class_embedding", {128}},
+      {"visual.positional_embedding", {17, 128}},
+      {"visual.proj", {128, 48}},
+      {"visual.ln_pre.weight", {128}},
+      {"visual.ln_post.bias", {128}},
+      {"visual.transformer.resblocks.0.attn.in_proj_weight", {384, 128}},
+      {"visual.transformer.resblocks.1.mlp.c_fc.weight", {512, 128}},
+      {"visual.transformer.resblocks.1.mlp.c_proj.weight", {128, 512}},
+      {"transformer.resblocks.0.attn.in_proj_weight", {192, 64}},
+      {"transformer.resblocks.0.attn.in_proj_bias", {192}},
+      {"transformer.resblocks.1.attn.out_proj.weight", {64, 64}},
+      {"transformer.resblocks.1.mlp.c_fc.weight", {256, 64}},
+      {"transformer.resblocks.1.ln_2.bias", {64}},
+      {"token_embedding.weight", {3000, 64}},
+      {"positional_embedding", {16, 64}},
+      {"text_projection", {64, 48}},
+      {"ln_final.weight", {64}},
+      {"logit_scale", {}},
+  };
+  for (const auto& [name, shape] : expected_shapes) {
+    auto it = dict.find(name);
+    ASSERT_NE(it, dict.end()) << name;
+    EXPECT_EQ(it->second.shape, shape) << name;
+  }
+  for (const auto& [name, t] : dict) {
+    EXPECT_EQ(t.dtype, DType::F32) << name;
+    EXPECT_EQ(t.offset, 0) << name;
+    // Each tensor owns a whole storage of exactly its size, row-major.
+    ASSERT_TRUE(t.storage) << name;
+    EXPECT_EQ(t.storage->size(), static_cast<size_t>(t.numel()) * 4) << name;
+    int64_t stride = 1;
+    for (size_t d = t.shape.size(); d-- > 0;) {
+      EXPECT_EQ(t.strides[d], stride) << name << " dim " << d;
+      stride *= t.shape[d];
+    }
+  }
+  EXPECT_EQ(dict.at("visual.conv1.weight").strides, (std::vector<int64_t>{192, 64, 8, 1}));
+  EXPECT_EQ(dict.at("logit_scale").numel(), 1);
+  EXPECT_EQ(dict.at("token_embedding.weight").numel(), 192000);
+}
+
+TEST(FixtureCheckpoint, ValuesMatchTheRawStorages) {
+  // Obtained with Python's zipfile + struct, independently of this reader:
+  //   z = zipfile.ZipFile("pytorch_model.bin")
+  //   struct.unpack_from("<f", z.read("pytorch_model/data/<key>"), 4 * flat_index)[0]
+  // with <key> taken from the pickle listing (e.g. visual.proj -> '5').
+  const StateDict& dict = fixture();
+  EXPECT_FLOAT_EQ(dict.at("logit_scale").to_float().at(0), 2.6592600345611572f);
+  EXPECT_FLOAT_EQ(element(dict.at("visual.proj"), {0, 0}), 0.07784713804721832f);
+  EXPECT_FLOAT_EQ(element(dict.at("visual.proj"), {127, 47}), -0.0328742079436779f);
+  EXPECT_FLOAT_EQ(element(dict.at("visual.conv1.weight"), {5, 2, 7, 3}), 0.027121296152472496f);
+  EXPECT_FLOAT_EQ(element(dict.at("token_embedding.weight"), {2999, 63}), 0.03290494158864021f);
+  EXPECT_FLOAT_EQ(element(dict.at("token_embedding.weight"), {1234, 5}), -0.016364220529794693f);
+  EXPECT_FLOAT_EQ(element(dict.at("positional_embedding"), {15, 63}), 0.021143149584531784f);
+  EXPECT_FLOAT_EQ(element(dict.at("visual.class_embedding"), {0}), -0.06762465089559555f);
+  EXPECT_FLOAT_EQ(element(dict.at("transformer.resblocks.0.attn.in_proj_weight"), {100, 10}),
+                  -0.04024462774395943f);
+  EXPECT_FLOAT_EQ(element(dict.at("ln_final.bias"), {7}), -0.10202314704656601f);
+
+  // to_float() gives the same elements in row-major order.
+  const std::vector<float> proj = dict.at("visual.proj").to_float();
+  ASSERT_EQ(proj.size(), 128u * 48u);
+  EXPECT_FLOAT_EQ(proj[0], 0.07784713804721832f);
+  EXPECT_FLOAT_EQ(proj[127 * 48 + 47], -0.0328742079436779f);
+  const std::vector<float> conv = dict.at("visual.conv1.weight").to_float();
+  EXPECT_FLOAT_EQ(conv[5 * 192 + 2 * 64 + 7 * 8 + 3], 0.027121296152472496f);
+}
+
+TEST(FixtureCheckpoint, FromMemoryEqualsFromFile) {
+  const std::string bytes = ruclip_test::read_file(fixture_path());
+  const StateDict dict = load(bytes);
+  ASSERT_EQ(dict.size(), fixture().size());
+  for (const auto& [name, t] : fixture()) {
+    const TensorData& other = dict.at(name);
+    EXPECT_EQ(other.shape, t.shape) << name;
+    EXPECT_EQ(*other.storage, *t.storage) << name;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Checkpoints assembled here.
+
+std::vector<TensorSpec> handmade_specs() {
+  return {
+      // Three views of one storage holding 0..11.
+      {"a", "FloatStorage", "0", 12, 0, {3, 4}, {4, 1}},
+      {"b", "FloatStorage", "0", 12, 1, {3, 2}, {4, 1}},  // rows 1..2 of each 4-row, offset 1
+      {"c", "FloatStorage", "0", 12, 2, {2, 3}, {1, 4}},  // transposed: c[i][j] = s[2 + i + 4j]
+      {"h", "HalfStorage", "1", 6, 0, {2, 3}, {3, 1}},
+      {"bf", "BFloat16Storage", "2", 4, 1, {2}, {2}},      // elements 1 and 3
+      {"p", "FloatStorage", "3", 1, 0, {}, {}, true},     // an nn.Parameter scalar
+      {"d", "DoubleStorage", "4", 2, 0, {2}, {1}},
+      {"l", "LongStorage", "5", 2, 0, {2}, {1}},
+  };
+}
+
+std::map<std::string, std::string> handmade_storages() {
+  return {
+      {"0", raw_bytes<float>({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11})},
+      // 1, -2, 0.5, 65504 (largest half), 2^-24 (smallest subnormal), +inf
+      {"1", raw_bytes<uint16_t>({0x3C00, 0xC000, 0x3800, 0x7BFF, 0x0001, 0x7C00})},
+      // 1, -2, 3.140625, -0.5
+      {"2", raw_bytes<uint16_t>({0x3F80, 0xC000, 0x4049, 0xBF00})},
+      {"3", raw_bytes<float>({42.0f})},
+      {"4", raw_bytes<double>({1.5, -2.25})},
+      {"5", raw_bytes<int64_t>({-3, int64_t{1} << 40})},
+  };
+}
+
+void expect_handmade_values(const StateDict& dict) {
+  ASSERT_EQ(dict.size(), 8u);
+  EXPECT_EQ(dict.at("a").to_float(), (std::vector<float>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}));
+  EXPECT_EQ(dict.at("b").to_float(), (std::vector<float>{1, 2, 5, 6, 9, 10}));
+  EXPECT_EQ(dict.at("c").to_float(), (std::vector<float>{2, 6, 10, 3, 7, 11}));
+  EXPECT_EQ(dict.at("c").shape, (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(dict.at("c").strides, (std::vector<int64_t>{1, 4}));
+  EXPECT_EQ(dict.at("b").offset, 1);
+  // One storage, read once, shared by all three views.
+  EXPECT_EQ(dict.at("a").storage.get(), dict.at("b").storage.get());
+  EXPECT_EQ(dict.at("a").storage.get(), dict.at("c").storage.get());
+  EXPECT_NE(dict.at("a").storage.get(), dict.at("p").storage.get());
+
+  EXPECT_EQ(dict.at("h").dtype, DType::F16);
+  const std::vector<float> h = dict.at("h").to_float();
+  ASSERT_EQ(h.size(), 6u);
+  EXPECT_EQ(h[0], 1.0f);
+  EXPECT_EQ(h[1], -2.0f);
+  EXPECT_EQ(h[2], 0.5f);
+  EXPECT_EQ(h[3], 65504.0f);
+  EXPECT_EQ(h[4], std::ldexp(1.0f, -24));
+  EXPECT_TRUE(std::isinf(h[5]) && h[5] > 0);
+
+  EXPECT_EQ(dict.at("bf").dtype, DType::BF16);
+  EXPECT_EQ(dict.at("bf").to_float(), (std::vector<float>{-2.0f, -0.5f}));
+
+  EXPECT_TRUE(dict.at("p").shape.empty());
+  EXPECT_EQ(dict.at("p").to_float(), std::vector<float>{42.0f});
+  EXPECT_EQ(dict.at("d").dtype, DType::F64);
+  EXPECT_EQ(dict.at("d").to_float(), (std::vector<float>{1.5f, -2.25f}));
+  EXPECT_EQ(dict.at("l").dtype, DType::I64);
+  EXPECT_EQ(dict.at("l").to_float(), (std::vector<float>{-3.0f, 1099511627776.0f}));
+}
+
+TEST(HandmadeCheckpoint, SharedStoragesOffsetsStridesAndDtypes) {
+  expect_handmade_values(load(make_checkpoint(state_dict_pickle(handmade_specs()), handmade_storages())));
+}
+
+TEST(HandmadeCheckpoint, AnyFolderNameAndDeflatedEntries) {
+  const std::string pickle = state_dict_pickle(handmade_specs());
+  expect_handmade_values(load(make_checkpoint(pickle, handmade_storages(), "pytorch_model", /*deflate=*/true)));
+  expect_handmade_values(load(make_checkpoint(pickle, handmade_storages(), "my model", /*deflate=*/false)));
+}
+
+TEST(HandmadeCheckpoint, FromAFile) {
+  const std::string dir = ruclip_test::make_temp_dir();
+  ruclip_test::write_file(dir + "/model.bin", make_checkpoint(state_dict_pickle(handmade_specs()), handmade_storages()));
+  expect_handmade_values(ruclip::read_torch_checkpoint(dir + "/model.bin"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(HandmadeCheckpoint, ExtraEntriesAndLittleByteorder) {
+  Entries entries = {{"archive/data.pkl", state_dict_pickle({{"w", "FloatStorage", "0", 2, 0, {2}, {1}}})},
+                     {"archive/data/0", raw_bytes<float>({7, 8})},
+                     {"archive/byteorder", "little"},
+                     {"archive/version", "3\n"},
+                     {"archive/.data/serialization_id", "1234567890"}};
+  const StateDict dict = load(make_zip(entries));
+  EXPECT_EQ(dict.at("w").to_float(), (std::vector<float>{7, 8}));
+}
+
+TEST(HandmadeCheckpoint, Protocol4Opcodes) {
+  // What newer torch emits: FRAME, SHORT_BINUNICODE, STACK_GLOBAL, MEMOIZE,
+  // LONG1, a 7-argument _rebuild_tensor_v2 and a plain dict as backward hooks.
+  PickleWriter body;
+  body.short_str("collections").op(0x94).short_str("OrderedDict").op(0x94).op(0x93).op(0x94);  // memo 0..2
+  body.empty_tuple().op('R').op(0x94);                                                           // memo 3: the dict
+  body.short_str("w").op(0x94);
+  body.short_str("torch._utils").short_str("_rebuild_tensor_v2").op(0x93).op(0x94);
+  body.op('(').op('(').short_str("storage").short_str("torch").short_str("FloatStorage").op(0x93);
+  body.short_str("0").short_str("cpu").op(0x8a).op(1).op(4).op('t').op('Q');  // numel as LONG1 4
+  body.op('J').raw(std::string("\0\0\0\0", 4));                               // storage offset: BININT 0
+  body.op('K').op(2).op('K').op(2).op(0x86);                                   // size (2, 2): TUPLE2
+  body.op('K').op(1).op('K').op(2).op(0x86);                                   // stride (1, 2): transposed
+  body.op(0x89).op('}').op('N').op('t').op('R');  // requires_grad, hooks {}, metadata None
+  body.op('s').op('.');                            // SETITEM, STOP
+  PickleWriter p;
+  p.proto(4).op(0x95);
+  for (int i = 0; i < 8; ++i) p.op(static_cast<uint8_t>((body.bytes().size() >> (8 * i)) & 0xff));
+  p.raw(body.bytes());
+  const StateDict dict = load(make_checkpoint(p.bytes(), {{"0", raw_bytes<float>({1, 2, 3, 4})}}));
+  ASSERT_EQ(dict.size(), 1u);
+  EXPECT_EQ(dict.at("w").shape, (std::vector<int64_t>{2, 2}));
+  EXPECT_EQ(dict.at("w").to_float(), (std::vector<float>{1, 3, 2, 4}));
+}
+
+TEST(HandmadeCheckpoint, StateDictWrapperIsUnwrapped) {
+  // {"state_dict": OrderedDict(w=tensor)} as training scripts save it.
+  PickleWriter p;
+  p.proto(2).empty_dict().str("state_dict").global("collections", "OrderedDict").empty_tuple().reduce();
+  p.str("w").global("torch._utils", "_rebuild_tensor_v2").mark().storage("FloatStorage", "0", 3).integer(0);
+  p.ints({3}).ints({1}).op(0x89).global("collections", "OrderedDict").empty_tuple().reduce().tuple().reduce();
+  p.setitem().setitem().stop();
+  const StateDict dict = load(make_checkpoint(p.bytes(), {{"0", raw_bytes<float>({1, 2, 3})}}));
+  ASSERT_EQ(dict.size(), 1u);
+  EXPECT_EQ(dict.at("w").to_float(), (std::vector<float>{1, 2, 3}));
+}
+
+TEST(HandmadeCheckpoint, EmptyTensorAndEmptyStateDict) {
+  const StateDict dict =
+      load(make_checkpoint(state_dict_pickle({{"e", "FloatStorage", "0", 0, 0, {0, 5}, {5, 1}}}), {{"0", ""}}));
+  EXPECT_EQ(dict.at("e").numel(), 0);
+  EXPECT_TRUE(dict.at("e").to_float().empty());
+  EXPECT_TRUE(load(make_checkpoint(state_dict_pickle({}), {})).empty());
+}
+
+// ---------------------------------------------------------------------------
+// TensorData.
+
+TensorData make_tensor(DType dtype, const std::string& bytes, std::vector<int64_t> shape,
+                       std::vector<int64_t> strides, int64_t offset = 0) {
+  TensorData t;
+  t.dtype = dtype;
+  t.shape = std::move(shape);
+  t.strides = std::move(strides);
+  t.offset = offset;
+  t.storage = std::make_shared<const std::vector<uint8_t>>(bytes.begin(), bytes.end());
+  return t;
+}
+
+TEST(TensorData, ToFloatHonoursStridesAndConverts) {
+  // A 3-d view with a skipped element in every dimension.
+  std::vector<float> base(64);
+  for (size_t i = 0; i < base.size(); ++i) base[i] = static_cast<float>(i);
+  const TensorData t = make_tensor(DType::F32, raw_bytes(base), {2, 2, 2}, {32, 8, 2}, 1);
+  EXPECT_EQ(t.to_float(), (std::vector<float>{1, 3, 9, 11, 33, 35, 41, 43}));
+
+  EXPECT_EQ(make_tensor(DType::I32, raw_bytes<int32_t>({-5, 7}), {2}, {1}).to_float(), (std::vector<float>{-5, 7}));
+  EXPECT_EQ(make_tensor(DType::I16, raw_bytes<int16_t>({-300, 3}), {2}, {1}).to_float(),
+            (std::vector<float>{-300, 3}));
+  EXPECT_EQ(make_tensor(DType::I8, raw_bytes<int8_t>({-128, 127}), {2}, {1}).to_float(),
+            (std::vector<float>{-128, 127}));
+  EXPECT_EQ(make_tensor(DType::U8, raw_bytes<uint8_t>({0, 255}), {2}, {1}).to_float(), (std::vector<float>{0, 255}));
+  EXPECT_EQ(make_tensor(DType::Bool, raw_bytes<uint8_t>({0, 1, 1}), {3}, {1}).to_float(),
+            (std::vector<float>{0, 1, 1}));
+  // A half NaN stays NaN; -0 keeps its sign.
+  const std::vector<float> h = make_tensor(DType::F16, raw_bytes<uint16_t>({0x7E00, 0x8000}), {2}, {1}).to_float();
+  EXPECT_TRUE(std::isnan(h[0]));
+  EXPECT_TRUE(h[1] == 0.0f && std::signbit(h[1]));
+}
+
+TEST(TensorData, ContiguousBytesKeepsTheDtype) {
+  const TensorData t = make_tensor(DType::BF16, raw_bytes<uint16_t>({1, 2, 3, 4, 5, 6}), {3, 2}, {1, 3});
+  const std::vector<uint8_t> bytes = t.contiguous_bytes();
+  EXPECT_EQ(std::string(bytes.begin(), bytes.end()), raw_bytes<uint16_t>({1, 4, 2, 5, 3, 6}));
+}
+
+TEST(TensorData, ViewsOutsideTheStorageAreRefused) {
+  EXPECT_THROW(make_tensor(DType::F32, raw_bytes<float>({1, 2}), {3}, {1}).to_float(), ruclip::Error);
+  EXPECT_THROW(make_tensor(DType::F32, raw_bytes<float>({1, 2}), {2}, {1}, 1).to_float(), ruclip::Error);
+  EXPECT_THROW(make_tensor(DType::F32, raw_bytes<float>({1, 2}), {2}, {-1}, 1).to_float(), ruclip::Error);
+  EXPECT_THROW(make_tensor(DType::F32, raw_bytes<float>({1, 2}), {2}, {1, 1}).contiguous_bytes(), ruclip::Error);
+  TensorData no_storage;
+  no_storage.shape = {1};
+  no_storage.strides = {1};
+  EXPECT_THROW(no_storage.to_float(), ruclip::Error);
+}
+
+// ---------------------------------------------------------------------------
+// safetensors.
+
+TEST(Safetensors, FixtureRoundTrip) {
+  const std::string dir = ruclip_test::make_temp_dir();
+  const std::string path = dir + "/model.safetensors";
+  ruclip::write_safetensors(path, fixture(), {{"format", "pt"}, {"source", "ruclip-tiny-v2"}});
+  EXPECT_FALSE(std::filesystem::exists(path + ".partial"));
+
+  const StateDict dict = ruclip::read_safetensors(path);
+  ASSERT_EQ(dict.size(), fixture().size());
+  for (const auto& [name, t] : fixture()) {
+    const TensorData& back = dict.at(name);
+    EXPECT_EQ(back.dtype, DType::F32) << name;
+    EXPECT_EQ(back.shape, t.shape) << name;
+    EXPECT_EQ(back.to_float(), t.to_float()) << name;
+  }
+
+  // The layout: 8-byte length, JSON padded with spaces to a multiple of 8,
+  // tensors in name order, back to back.
+  const std::string bytes = ruclip_test::read_file(path);
+  uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  EXPECT_EQ(n % 8, 0u);
+  const auto header = nlohmann::json::parse(bytes.substr(8, n));
+  EXPECT_EQ(header.at("__metadata__"), (nlohmann::json{{"format", "pt"}, {"source", "ruclip-tiny-v2"}}));
+  uint64_t expected_begin = 0;
+  for (const auto& [name, t] : fixture()) {
+    const auto& entry = header.at(name);
+    EXPECT_EQ(entry.at("dtype"), "F32");
+    EXPECT_EQ(entry.at("data_offsets")[0].get<uint64_t>(), expected_begin) << name;
+    expected_begin += static_cast<uint64_t>(t.numel()) * 4;
+  }
+  EXPECT_EQ(bytes.size(), 8 + n + expected_begin);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Safetensors, RoundTripHalfBFloat16AndAStridedView) {
+  StateDict tensors = load(make_checkpoint(state_dict_pickle(handmade_specs()), handmade_storages()));
+  const std::string dir = ruclip_test::make_temp_dir();
+  ruclip::write_safetensors(dir + "/t.safetensors", tensors);
+  const StateDict back = ruclip::read_safetensors(dir + "/t.safetensors");
+  ASSERT_EQ(back.size(), tensors.size());
+  for (const auto& [name, t] : tensors) {
+    const TensorData& b = back.at(name);
+    EXPECT_EQ(b.dtype, t.dtype) << name;
+    EXPECT_EQ(b.shape, t.shape) << name;
+    EXPECT_EQ(b.contiguous_bytes(), t.contiguous_bytes()) << name;  // bit-exact, incl. inf
+  }
+  // The transposed view was written contiguously.
+  EXPECT_EQ(back.at("c").strides, (std::vector<int64_t>{3, 1}));
+  EXPECT_EQ(back.at("c").to_float(), (std::vector<float>{2, 6, 10, 3, 7, 11}));
+  EXPECT_EQ(back.at("h").dtype, DType::F16);
+  EXPECT_EQ(back.at("bf").to_float(), (std::vector<float>{-2.0f, -0.5f}));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Safetensors, HandWrittenFileFromMemory) {
+  // Header as the reference writer produces it, with an empty tensor and metadata.
+  const std::string json =
+      R"({"__metadata__":{"format":"pt"},"x":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]},)"
+      R"("y":{"dtype":"I64","shape":[1,1],"data_offsets":[4,12]},"z":{"dtype":"F32","shape":[0],"data_offsets":[12,12]}})";
+  std::string file(8, '\0');
+  const uint64_t n = json.size();
+  std::memcpy(file.data(), &n, 8);
+  file += json + raw_bytes<uint16_t>({0x3F80, 0xC040}) + raw_bytes<int64_t>({-9});
+  const StateDict dict =
+      ruclip::read_safetensors(reinterpret_cast<const uint8_t*>(file.data()), file.size(), "memory.safetensors");
+  ASSERT_EQ(dict.size(), 3u);
+  EXPECT_EQ(dict.at("x").to_float(), (std::vector<float>{1.0f, -3.0f}));
+  EXPECT_EQ(dict.at("y").shape, (std::vector<int64_t>{1, 1}));
+  EXPECT_EQ(dict.at("y").to_float(), std::vector<float>{-9.0f});
+  EXPECT_EQ(dict.at("z").numel(), 0);
+}
+
+TEST(Safetensors, WriteRefusesABadViewAndLeavesNoFile) {
+  StateDict tensors;
+  tensors["bad"] = make_tensor(DType::F32, raw_bytes<float>({1, 2}), {4}, {1});
+  const std::string dir = ruclip_test::make_temp_dir();
+  try {
+    ruclip::write_safetensors(dir + "/t.safetensors", tensors);
+    ADD_FAILURE() << "no error";
+  } catch (const ruclip::Error& e) {
+    EXPECT_NE(std::string(e.what()).find(dir + "/t.safetensors: tensor 'bad': tensor view reaches element 3"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(dir));
+
+  // JSON needs UTF-8 names; a checkpoint's names are arbitrary bytes.
+  StateDict odd_name;
+  odd_name["bad\xff"] = make_tensor(DType::F32, raw_bytes<float>({1}), {1}, {1});
+  EXPECT_THROW(ruclip::write_safetensors(dir + "/t.safetensors", odd_name), ruclip::Error);
+  EXPECT_TRUE(std::filesystem::is_empty(dir));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Dtype, SizesAndNames) {
+  EXPECT_EQ(ruclip::dtype_size(DType::F32), 4u);
+  EXPECT_EQ(ruclip::dtype_size(DType::BF16), 2u);
+  EXPECT_EQ(ruclip::dtype_size(DType::I64), 8u);
+  EXPECT_EQ(ruclip::dtype_size(DType::Bool), 1u);
+  EXPECT_STREQ(ruclip::dtype_name(DType::F16), "F16");
+  EXPECT_STREQ(ruclip::dtype_name(DType::Bool), "BOOL");
+}
+
+}  // namespace

@@ -1,1 +1,163 @@
-print("placeholder")
+#!/usr/bin/env python3
+"""The `ruclip` command line against upstream ruCLIP's outputs (expected.json).
+
+Run by meson (`meson test cli`) with RUCLIP_EXE and RUCLIP_TEST_DATA set.
+Standard library only.
+"""
+import json
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+EXE = os.environ["RUCLIP_EXE"]
+DATA = os.environ["RUCLIP_TEST_DATA"]
+MODEL = os.path.join(DATA, "ruclip-tiny-v2")
+with open(os.path.join(MODEL, "expected.json"), encoding="utf-8") as f:
+    EXPECTED = json.load(f)
+
+
+def run(*args, stdin=None):
+    return subprocess.run([EXE, *args], input=stdin, capture_output=True, timeout=120)
+
+
+def ok_json(*args, stdin=None):
+    p = run(*args, stdin=stdin)
+    if p.returncode != 0:
+        raise AssertionError(f"ruclip {args} failed ({p.returncode}): {p.stderr.decode()}")
+    return json.loads(p.stdout)
+
+
+def max_abs(a, b):
+    assert len(a) == len(b), (len(a), len(b))
+    return max(abs(x - y) for x, y in zip(a, b))
+
+
+def cosine(a, b):
+    dot = sum(x * y for x, y in zip(a, b))
+    return dot / math.sqrt(sum(x * x for x in a) * sum(y * y for y in b))
+
+
+class Tokenize(unittest.TestCase):
+    def test_arguments_match_upstream_ids(self):
+        texts = [t["text"] for t in EXPECTED["texts"]]
+        out = ok_json("tokenize", "--model", MODEL, "--", *texts)
+        self.assertEqual(out["input_ids"], [t["input_ids"] for t in EXPECTED["texts"]])
+
+    def test_stdin_one_text_per_line(self):
+        texts = [t["text"] for t in EXPECTED["texts"][:6]]
+        out = ok_json("tokenize", "--model", MODEL, stdin="\n".join(texts).encode() + b"\n")
+        self.assertEqual(out["input_ids"], [t["input_ids"] for t in EXPECTED["texts"][:6]])
+
+    def test_needs_only_config_and_tokenizer(self):
+        with tempfile.TemporaryDirectory() as d:
+            for name in ("config.json", "bpe.model"):
+                shutil.copy(os.path.join(MODEL, name), d)
+            out = ok_json("tokenize", "--model", d, "кошка")
+            self.assertEqual(out["input_ids"], [EXPECTED["texts"][0]["input_ids"]])
+
+    def test_non_utf8_text_is_an_error(self):
+        p = run("tokenize", "--model", MODEL, stdin=b"\xff\xfe\xfd\n")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("UTF-8", p.stderr.decode(errors="replace"))
+
+
+class Embed(unittest.TestCase):
+    def test_text_latents(self):
+        texts = [t["text"] for t in EXPECTED["texts"]]
+        args = []
+        for t in texts:
+            args += ["--text", t]
+        out = ok_json("embed", "--model", MODEL, *args)
+        self.assertNotIn("image", out)
+        for got, want in zip(out["text"], EXPECTED["texts"]):
+            self.assertLessEqual(max_abs(got, want["text_latent"]), 1e-4, want["text"])
+
+    def test_image_latents_in_order(self):
+        args = []
+        for im in reversed(EXPECTED["images"]):
+            args += ["--image", os.path.join(MODEL, im["file"])]
+        out = ok_json("embed", "--model", MODEL, "--threads", "1", *args)
+        self.assertEqual(len(out["image"]), 5)
+        for got, want in zip(out["image"], reversed(EXPECTED["images"])):
+            self.assertGreaterEqual(cosine(got, want["image_latent"]), 0.9999, want["file"])
+
+
+class Classify(unittest.TestCase):
+    def classify(self, *extra):
+        zs = EXPECTED["zero_shot"]
+        args = ["classify", "--model", MODEL]
+        for c in zs["classes"]:
+            args += ["--label", c]
+        for t in zs["templates"]:
+            args += ["--template", t]
+        files = [os.path.join(MODEL, im["file"]) for im in EXPECTED["images"]]
+        return ok_json(*args, *extra, *files), files
+
+    def test_probabilities_match_upstream_predictor(self):
+        zs = EXPECTED["zero_shot"]
+        out, files = self.classify()
+        self.assertEqual([im["file"] for im in out["images"]], files)
+        for i, im in enumerate(out["images"]):
+            labels = im["labels"]
+            self.assertEqual(len(labels), 4)
+            self.assertEqual(labels[0]["label"], zs["classes"][zs["argmax"][i]])
+            probs = [l["probability"] for l in labels]
+            self.assertEqual(probs, sorted(probs, reverse=True))
+            for l in labels:
+                want = zs["probs"][i][zs["classes"].index(l["label"])]
+                self.assertAlmostEqual(l["probability"], want, delta=1e-3)
+                self.assertTrue(-1.0 <= l["cosine"] <= 1.0)
+
+    def test_top_k(self):
+        full, _ = self.classify()
+        top, _ = self.classify("--top-k", "2")
+        for a, b in zip(full["images"], top["images"]):
+            self.assertEqual(b["labels"], a["labels"][:2])
+
+
+class Errors(unittest.TestCase):
+    def assert_fails(self, args, code, *fragments):
+        p = run(*args)
+        err = p.stderr.decode(errors="replace")
+        self.assertEqual(p.returncode, code, err)
+        self.assertEqual(p.stdout, b"")
+        for f in fragments:
+            self.assertIn(f, err)
+
+    def test_missing_model(self):
+        self.assert_fails(["classify", "--model", "/nonexistent/m", "--label", "кот", "x.png"], 1,
+                          "/nonexistent/m")
+
+    def test_unreadable_image_names_the_file(self):
+        with tempfile.NamedTemporaryFile(suffix=".png") as f:
+            f.write(b"not a png at all")
+            f.flush()
+            self.assert_fails(["classify", "--model", MODEL, "--label", "кот", f.name], 1, f.name)
+
+    def test_missing_image_file(self):
+        self.assert_fails(["embed", "--model", MODEL, "--image", "/nonexistent.png"], 1, "/nonexistent.png")
+
+    def test_usage_errors(self):
+        self.assert_fails(["classify", "--model", MODEL, "x.png"], 2, "--label")
+        self.assert_fails(["embed", "--model", MODEL, "--frobnicate", "1"], 2, "unknown option --frobnicate")
+        self.assert_fails(["launch"], 2, "unknown command 'launch'")
+        self.assert_fails(["classify", "--model", MODEL, "--label", "кот", "--top-k", "x", "a.png"], 2, "--top-k")
+
+    def test_template_without_placeholder(self):
+        self.assert_fails(["classify", "--model", MODEL, "--label", "кот", "--template", "фото",
+                           os.path.join(MODEL, EXPECTED["images"][0]["file"])], 1, "'фото' has no {}")
+
+    def test_broken_checkpoint(self):
+        with tempfile.TemporaryDirectory() as d:
+            for name in ("config.json", "bpe.model"):
+                shutil.copy(os.path.join(MODEL, name), d)
+            with open(os.path.join(d, "pytorch_model.bin"), "wb") as f:
+                f.write(b"PK\x03\x04garbage")
+            self.assert_fails(["embed", "--model", d, "--text", "кот"], 1, "pytorch_model.bin")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

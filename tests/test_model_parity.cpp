@@ -1,1 +1,270 @@
+// The model against upstream ruCLIP's own outputs (tests/data/ruclip-tiny-v2/expected.json).
 #include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <sstream>
+
+#include "ruclip/tokenizer.h"
+
+#include "ruclip/checkpoint.h"
+#include "ruclip/error.h"
+#include "ruclip/image.h"
+#include "ruclip/model.h"
+#include "ruclip/zero_shot.h"
+#include "test_util.h"
+
+using ruclip_test::expected;
+using ruclip_test::max_abs_diff;
+
+namespace {
+
+ruclip::Model& tiny_model() {
+  static auto model = ruclip::Model::load(ruclip_test::tiny_model_dir(), {"cpu", 2});
+  return *model;
+}
+
+std::vector<float> row(const ruclip::Embeddings& e, int i) { return {e.row(i), e.row(i) + e.dim}; }
+
+std::vector<float> fixture_pixels() {
+  std::vector<float> pixels;
+  for (const auto& image : expected()["images"])
+    for (float v : image["pixel_values"]) pixels.push_back(v);
+  return pixels;
+}
+
+std::vector<ruclip::Image> fixture_images() {
+  std::vector<ruclip::Image> images;
+  for (const auto& image : expected()["images"])
+    images.push_back(ruclip::load_image(ruclip_test::tiny_model_dir() + "/" + image["file"].get<std::string>()));
+  return images;
+}
+
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const ruclip::Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+}  // namespace
+
+TEST(ModelParity, TextLatentsFromUpstreamIds) {
+  std::vector<std::vector<int64_t>> ids;
+  for (const auto& t : expected()["texts"]) ids.push_back(t["input_ids"].get<std::vector<int64_t>>());
+  const auto e = tiny_model().encode_token_ids(ids);
+  ASSERT_EQ(e.rows, 10);
+  for (int i = 0; i < e.rows; ++i)
+    EXPECT_LE(max_abs_diff(row(e, i), expected()["texts"][i]["text_latent"].get<std::vector<float>>()), 1e-4)
+        << "text " << i;
+}
+
+TEST(ModelParity, TextLatentsFromText) {
+  std::vector<std::string> texts;
+  for (const auto& t : expected()["texts"]) texts.push_back(t["text"]);
+  const auto e = tiny_model().encode_text(texts);
+  for (int i = 0; i < e.rows; ++i) {
+    EXPECT_EQ(tiny_model().tokenize(texts[i]), expected()["texts"][i]["input_ids"].get<std::vector<int64_t>>());
+    EXPECT_LE(max_abs_diff(row(e, i), expected()["texts"][i]["text_latent"].get<std::vector<float>>()), 1e-4)
+        << texts[i];
+  }
+}
+
+TEST(ModelParity, ImageLatentsFromUpstreamPixels) {
+  const auto pixels = fixture_pixels();
+  const auto e = tiny_model().encode_pixels(pixels.data(), 5);
+  ASSERT_EQ(e.rows, 5);
+  for (int i = 0; i < e.rows; ++i)
+    EXPECT_LE(max_abs_diff(row(e, i), expected()["images"][i]["image_latent"].get<std::vector<float>>()), 1e-4)
+        << "image " << i;
+}
+
+TEST(ModelParity, BatchEqualsOneByOne) {
+  const auto pixels = fixture_pixels();
+  const auto batch = tiny_model().encode_pixels(pixels.data(), 5);
+  const size_t per = pixels.size() / 5;
+  for (int i = 0; i < 5; ++i) {
+    const auto single = tiny_model().encode_pixels(pixels.data() + i * per, 1);
+    EXPECT_LE(max_abs_diff(row(single, 0), row(batch, i)), 1e-5);
+  }
+}
+
+TEST(ModelParity, ImageLatentsFromPngFiles) {
+  const auto images = fixture_images();
+  for (size_t i = 0; i < images.size(); ++i) {
+    const auto e = tiny_model().encode_frames({images[i].view()});
+    const auto want = expected()["images"][i]["image_latent"].get<std::vector<float>>();
+    EXPECT_GE(ruclip_test::cosine(row(e, 0), want), 0.9999) << expected()["images"][i]["file"];
+  }
+}
+
+TEST(ModelParity, LogitsPerImage) {
+  const auto pixels = fixture_pixels();
+  auto images = tiny_model().encode_pixels(pixels.data(), 5);
+  std::vector<std::string> texts;
+  for (const auto& t : expected()["texts"]) texts.push_back(t["text"]);
+  auto text = tiny_model().encode_text(texts);
+  images.normalize_rows();
+  text.normalize_rows();
+  for (int i = 0; i < 5; ++i)
+    for (int j = 0; j < 10; ++j) {
+      double dot = 0;
+      for (int k = 0; k < images.dim; ++k) dot += double(images.row(i)[k]) * text.row(j)[k];
+      EXPECT_NEAR(tiny_model().logit_scale() * dot, expected()["logits_per_image"][i][j].get<double>(), 1e-3);
+    }
+}
+
+TEST(ZeroShotParity, ClassLatentsAndProbabilities) {
+  const auto& zs = expected()["zero_shot"];
+  const auto set = ruclip::build_label_set(tiny_model(), zs["classes"], zs["templates"]);
+  for (int i = 0; i < set->text.rows; ++i)
+    EXPECT_LE(max_abs_diff(row(set->text, i), zs["class_latents"][i].get<std::vector<float>>()), 1e-4);
+
+  const auto pixels = fixture_pixels();
+  const auto from_pixels = tiny_model().encode_pixels(pixels.data(), 5);
+  const auto images = fixture_images();
+  for (int i = 0; i < 5; ++i) {
+    const auto from_png = tiny_model().encode_frames({images[i].view()});
+    for (const auto* e : {&from_pixels, &from_png}) {
+      const int r = e == &from_pixels ? i : 0;
+      const auto scores = ruclip::score_image(*set, e->row(r), e->dim, tiny_model().logit_scale());
+      ASSERT_EQ(scores.size(), 4u);
+      EXPECT_EQ(scores[0].label, zs["classes"][zs["argmax"][i].get<int>()]);
+      for (size_t k = 1; k < scores.size(); ++k) EXPECT_GE(scores[k - 1].probability, scores[k].probability);
+      for (const auto& s : scores) {
+        const auto c = std::find(zs["classes"].begin(), zs["classes"].end(), s.label) - zs["classes"].begin();
+        EXPECT_NEAR(s.probability, zs["probs"][i][c].get<double>(), 1e-3) << s.label << " image " << i;
+      }
+    }
+  }
+}
+
+TEST(ZeroShot, TopKAndDefaultTemplates) {
+  const auto set = ruclip::build_label_set(tiny_model(), {"кошка", "собака", "дерево"});
+  EXPECT_EQ(set->templates.size(), 6u);
+  EXPECT_EQ(set->templates[1], "фото, на котором изображено {}");
+  const auto pixels = fixture_pixels();
+  const auto e = tiny_model().encode_pixels(pixels.data(), 1);
+  const auto all = ruclip::score_image(*set, e.row(0), e.dim, tiny_model().logit_scale());
+  const auto top2 = ruclip::score_image(*set, e.row(0), e.dim, tiny_model().logit_scale(), 2);
+  ASSERT_EQ(top2.size(), 2u);
+  EXPECT_EQ(top2[0].label, all[0].label);
+  EXPECT_EQ(top2[1].label, all[1].label);
+  double sum = 0;
+  for (const auto& s : all) sum += s.probability;
+  EXPECT_NEAR(sum, 1.0, 1e-5);
+  // Labels are lower-cased and stripped as upstream's Predictor does.
+  const auto upper = ruclip::build_label_set(tiny_model(), {"  КОШКА ", "Собака", "ДЕРЕВО"});
+  EXPECT_LE(max_abs_diff(upper->text.data, set->text.data), 1e-6);
+}
+
+TEST(ZeroShot, Errors) {
+  EXPECT_NE(error_of([] { ruclip::build_label_set(tiny_model(), {}); }).find("no labels"), std::string::npos);
+  EXPECT_NE(error_of([] { ruclip::build_label_set(tiny_model(), {"кошка"}, {"фото кошки"}); })
+                .find("'фото кошки' has no {}"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { ruclip::build_label_set(tiny_model(), {"кошка", "  "}); }).find("empty label"),
+            std::string::npos);
+}
+
+TEST(ModelLoad, SafetensorsGivesTheSameModel) {
+  const std::string dir = ruclip_test::copy_tiny_model();
+  ruclip::write_safetensors(dir + "/model.safetensors",
+                            ruclip::read_torch_checkpoint(ruclip_test::tiny_model_dir() + "/pytorch_model.bin"));
+  std::filesystem::remove(dir + "/pytorch_model.bin");
+  auto model = ruclip::Model::load(dir, {"cpu", 1});
+  const auto pixels = fixture_pixels();
+  const auto a = model->encode_pixels(pixels.data(), 5);
+  const auto b = tiny_model().encode_pixels(pixels.data(), 5);
+  EXPECT_EQ(a.data, b.data);
+  EXPECT_EQ(model->logit_scale(), tiny_model().logit_scale());
+}
+
+TEST(ModelLoad, WeightProblemsAreNamed) {
+  auto dict = ruclip::read_torch_checkpoint(ruclip_test::tiny_model_dir() + "/pytorch_model.bin");
+  dict.erase("visual.proj");
+  dict["visual.ln_post.weight"].shape = {64};  // a view on fewer elements: mis-shaped
+  dict["visual.ln_post.weight"].strides = {1};
+  dict["extra.weight"] = dict["logit_scale"];
+  const std::string dir = ruclip_test::copy_tiny_model();
+  std::filesystem::remove(dir + "/pytorch_model.bin");
+  ruclip::write_safetensors(dir + "/model.safetensors", dict);
+  const std::string msg = error_of([&] { ruclip::Model::load(dir); });
+  EXPECT_NE(msg.find(dir + "/model.safetensors: weights do not match config.json"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("missing (1): visual.proj"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("visual.ln_post.weight is [64], config.json implies [128]"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("unexpected (1): extra.weight"), std::string::npos) << msg;
+}
+
+TEST(ModelLoad, FolderProblems) {
+  EXPECT_NE(error_of([] { ruclip::Model::load("/nonexistent/model"); }).find("/nonexistent/model: not a folder"),
+            std::string::npos);
+  const std::string dir = ruclip_test::copy_tiny_model();
+  std::filesystem::remove(dir + "/pytorch_model.bin");
+  EXPECT_NE(error_of([&] { ruclip::Model::load(dir); }).find("no weights"), std::string::npos);
+}
+
+TEST(ModelLoad, Devices) {
+  EXPECT_NE(error_of([] { ruclip::Model::load(ruclip_test::tiny_model_dir(), {"gpu", 1}); })
+                .find("device 'gpu': expected cpu, cuda, cuda:N or auto"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { ruclip::Model::load(ruclip_test::tiny_model_dir(), {"cuda:x", 1}); }).find("device 'cuda:x'"),
+            std::string::npos);
+  auto model = ruclip::Model::load(ruclip_test::tiny_model_dir(), {"auto", 1});
+  EXPECT_TRUE(model->device() == "cpu" || model->device().rfind("cuda", 0) == 0);
+  if (model->device() == "cpu") {
+    EXPECT_NE(error_of([] { ruclip::Model::load(ruclip_test::tiny_model_dir(), {"cuda", 1}); })
+                  .find("CUDA is not available"),
+              std::string::npos);
+  }
+}
+
+TEST(ModelLoad, TokenIdsAreChecked) {
+  std::vector<int64_t> ids(16, 0);
+  ids[0] = 5000;
+  EXPECT_NE(error_of([&] { tiny_model().encode_token_ids({ids}); }).find("outside the vocabulary"), std::string::npos);
+  EXPECT_NE(error_of([&] { tiny_model().encode_token_ids({{2, 3}}); }).find("expected 16 per text"),
+            std::string::npos);
+}
+
+// libsentencepiece and LibTorch can't be linked into one program on Debian 12
+// (protobuf clash); the SentencePiece backend lives in a module opened with
+// RTLD_LOCAL. This test runs it inside a process that has LibTorch loaded and
+// checks its ids against Debian's spm_encode.
+TEST(SentencePieceInTorchProcess, EncodesLikeSpmEncode) {
+  const std::string dir = ruclip_test::make_temp_dir();
+  const std::string lines = ruclip_test::data_dir() + "/yttm/lines.txt";
+  const std::string train = "spm_train --input=" + lines + " --model_prefix=" + dir +
+                            "/sentencepiece --vocab_size=400 --model_type=bpe --pad_id=0 --unk_id=1 --bos_id=2 "
+                            "--eos_id=3 --minloglevel=2 > /dev/null 2>&1";
+  ASSERT_EQ(std::system(train.c_str()), 0) << train;
+  ASSERT_EQ(std::system(("head -n 50 " + lines + " | spm_encode --model=" + dir +
+                         "/sentencepiece.model --output_format=id > " + dir + "/ids.txt")
+                            .c_str()),
+            0);
+  auto tokenizer = ruclip::load_sentencepiece_tokenizer(dir + "/sentencepiece.model");
+  EXPECT_EQ(tokenizer->vocab_size(), 400);
+  std::istringstream text(ruclip_test::read_file(lines)), ids(ruclip_test::read_file(dir + "/ids.txt"));
+  std::string line, id_line;
+  int checked = 0;
+  while (checked < 50 && std::getline(text, line) && std::getline(ids, id_line)) {
+    std::vector<int> want;
+    std::istringstream in(id_line);
+    for (int id; in >> id;) want.push_back(id);
+    EXPECT_EQ(tokenizer->encode(line), want) << line;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 50);
+  // And a model folder that ships it instead of bpe.model works end to end.
+  const std::string model = ruclip_test::copy_tiny_model();
+  std::filesystem::remove(model + "/bpe.model");
+  std::filesystem::copy_file(dir + "/sentencepiece.model", model + "/sentencepiece.model");
+  auto m = ruclip::Model::load(model, {"cpu", 1});
+  const auto ids16 = m->tokenize("Кошка");
+  EXPECT_EQ(ids16[0], 2);
+  const auto e = m->encode_text({"кошка", "собака"});
+  EXPECT_EQ(e.rows, 2);
+}

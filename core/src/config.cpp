@@ -72,11 +72,14 @@ ModelConfig parse_config(const std::string& json_text, const std::string& origin
   c.mean = triple(json, "mean", c.mean, false, origin);
   c.std = triple(json, "std", c.std, true, origin);
 
-  // Upstream: vision_heads = vision_width // 64 (heads of width 64).
+  // Upstream: vision_heads = vision_width // 64 (heads of width ~64).
   c.vision_heads = c.vision_width / 64;
-  if (c.vision_heads == 0 || c.vision_width % c.vision_heads != 0)
+  if (c.vision_heads == 0)
     throw Error(origin + ": vision_width = " + std::to_string(c.vision_width) +
-                " must be a multiple of 64 (the vision tower has vision_width / 64 heads of width 64)");
+                " must be at least 64 (the vision tower has vision_width // 64 heads)");
+  if (c.vision_width % c.vision_heads != 0)
+    throw Error(origin + ": vision_width = " + std::to_string(c.vision_width) + " is not divisible by its " +
+                std::to_string(c.vision_heads) + " heads (vision_width // 64)");
   if (c.transformer_width % c.transformer_heads != 0)
     throw Error(origin + ": transformer_width = " + std::to_string(c.transformer_width) +
                 " is not divisible by transformer_heads = " + std::to_string(c.transformer_heads));

@@ -28,6 +28,8 @@ struct TensorData {
   int64_t numel() const;
   // Row-major contiguous copy of the elements, converted to float.
   std::vector<float> to_float() const;
+  // Row-major contiguous copy of the elements in their own dtype (for writers).
+  std::vector<uint8_t> contiguous_bytes() const;
 };
 
 using StateDict = std::map<std::string, TensorData>;

@@ -31,6 +31,11 @@ std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const std::string& path)
 // bpe.model (YouTokenToMe) or sentencepiece.model, whichever is there.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir, const ModelConfig& config);
 
+// Code points of a UTF-8 text (strict: no overlong forms, surrogates or
+// values above U+10FFFF). Throws ruclip::Error naming the byte offset and
+// the problem. Shared by the tokenizers and to_lower.
+std::u32string decode_utf8(std::string_view utf8);
+
 // Unicode lower-casing as Python's str.lower(). Throws on invalid UTF-8.
 std::string to_lower(std::string_view utf8);
 

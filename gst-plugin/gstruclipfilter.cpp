@@ -1,0 +1,868 @@
+/**
+ * SECTION:element-ruclipfilter
+ * @title: ruclipfilter
+ *
+ * Labels video frames with Russian phrases, zero-shot, with a ruCLIP model
+ * (Sber AI's Russian CLIP). Pixels pass through untouched; every analyzed
+ * buffer, and every later buffer until the next result, carries a
+ * GstCustomMeta "RuClipMeta" with the labels best first (see ruclipmeta.h),
+ * and with post-messages=true each analysis is also an element message
+ * named "ruclip" on the bus.
+ *
+ * |[
+ * gst-launch-1.0 -m filesrc location=clip.mp4 ! decodebin ! videoconvert ! \
+ *   ruclipfilter model=/models/ruclip-vit-base-patch32-384 \
+ *   labels="человек;автомобиль;пустая улица" interval=15 post-messages=true ! fakesink
+ * ]|
+ *
+ * mode=sync analyzes a sampled frame on the streaming thread and attaches the
+ * result to that very buffer (exact; for files). mode=async never makes a
+ * frame wait (for live sources): a worker thread embeds the newest sampled
+ * frames, and its results ride on later buffers, marked with the PTS of the
+ * frame they came from; requests the worker can't keep up with are dropped and
+ * counted (requests-dropped), never queued without bound.
+ */
+#include "gstruclipfilter.h"
+
+#include <gst/video/video.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ruclip/error.h"
+#include "ruclip/image.h"
+#include "ruclip/model.h"
+#include "ruclip/tokenizer.h"
+#include "ruclip/zero_shot.h"
+#include "ruclipmeta.h"
+
+GST_DEBUG_CATEGORY_STATIC (gst_ruclip_filter_debug);
+#define GST_CAT_DEFAULT gst_ruclip_filter_debug
+
+#define VIDEO_FORMATS "{ RGB, BGR, RGBA, BGRA, RGBx, BGRx, xRGB, xBGR, GRAY8, I420, NV12 }"
+
+typedef enum {
+  RUCLIP_MODE_SYNC,
+  RUCLIP_MODE_ASYNC,
+} RuClipMode;
+
+#define GST_TYPE_RUCLIP_MODE (ruclip_mode_get_type ())
+static GType
+ruclip_mode_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    {RUCLIP_MODE_SYNC, "Analyze on the streaming thread; the result goes on the analyzed buffer itself", "sync"},
+    {RUCLIP_MODE_ASYNC, "Analyze on a worker thread; frames never wait, results go on later buffers", "async"},
+    {0, NULL, NULL},
+  };
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstRuClipFilterMode", values);
+    g_once_init_leave (&type, t);
+  }
+  return type;
+}
+
+enum {
+  PROP_0,
+  PROP_MODEL,
+  PROP_LABELS,
+  PROP_LABELS_FILE,
+  PROP_TEMPLATES,
+  PROP_INTERVAL,
+  PROP_INTERVAL_TIME,
+  PROP_TOP_K,
+  PROP_THRESHOLD,
+  PROP_DEVICE,
+  PROP_NUM_THREADS,
+  PROP_BATCH_SIZE,
+  PROP_MODE,
+  PROP_POST_MESSAGES,
+  PROP_ATTACH_EMBEDDING,
+  PROP_ACTIVE_LABELS,
+  PROP_FRAMES_ANALYZED,
+  PROP_REQUESTS_DROPPED,
+};
+
+namespace {
+
+struct Settings {
+  std::string model;
+  std::string labels;
+  std::string labels_file;
+  std::string templates;
+  guint interval = 1;
+  guint64 interval_time = 0;
+  guint top_k = 0;
+  gdouble threshold = 0.0;
+  std::string device = "auto";
+  gint num_threads = 0;
+  guint batch_size = 1;
+  RuClipMode mode = RUCLIP_MODE_SYNC;
+  bool post_messages = false;
+  bool attach_embedding = false;
+};
+
+// One analysis: what goes into the meta and the bus message.
+struct Result {
+  std::vector<ruclip::LabelScore> scores;  // best first, after top-k and threshold
+  std::vector<float> embedding;            // normalized; empty unless attach-embedding
+  guint64 frame = 0;
+  GstClockTime pts = GST_CLOCK_TIME_NONE;
+  GstClockTime running_time = GST_CLOCK_TIME_NONE;
+  std::string model;
+};
+
+// A sampled frame waiting for the async worker, already preprocessed so that
+// no GstBuffer (maybe from a small camera pool) is held.
+struct Request {
+  guint64 frame = 0;
+  GstClockTime pts = GST_CLOCK_TIME_NONE;
+  GstClockTime running_time = GST_CLOCK_TIME_NONE;
+  std::vector<float> pixels;
+};
+
+// Python's str.strip() for ASCII whitespace.
+std::string strip (const std::string & s)
+{
+  const char *ws = " \t\r\n\f\v";
+  const size_t begin = s.find_first_not_of (ws);
+  if (begin == std::string::npos)
+    return "";
+  return s.substr (begin, s.find_last_not_of (ws) - begin + 1);
+}
+
+// "a;b; c" -> {"a", "b", "c"}; empty items dropped.
+std::vector<std::string> split_list (const std::string & s)
+{
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size ()) {
+    size_t end = s.find (';', start);
+    if (end == std::string::npos)
+      end = s.size ();
+    std::string item = strip (s.substr (start, end - start));
+    if (!item.empty ())
+      out.push_back (item);
+    start = end + 1;
+  }
+  return out;
+}
+
+// One label per line; blank lines and lines starting with '#' are skipped.
+std::vector<std::string> read_labels_file (const std::string & path)
+{
+  std::ifstream in (path);
+  if (!in)
+    throw ruclip::Error ("labels-file '" + path + "': cannot open");
+  std::vector<std::string> labels;
+  for (std::string line; std::getline (in, line);) {
+    line = strip (line);
+    if (!line.empty () && line[0] != '#')
+      labels.push_back (line);
+  }
+  if (in.bad ())
+    throw ruclip::Error ("labels-file '" + path + "': read error");
+  return labels;
+}
+
+std::vector<std::string> collect_labels (const Settings & s)
+{
+  std::vector<std::string> labels = split_list (s.labels);
+  if (!s.labels_file.empty ()) {
+    std::vector<std::string> more = read_labels_file (s.labels_file);
+    labels.insert (labels.end (), more.begin (), more.end ());
+  }
+  if (labels.empty ())
+    throw ruclip::Error ("no labels: set the 'labels' property (\"кошка;собака\") or 'labels-file'");
+  return labels;
+}
+
+bool to_frame_view (const GstVideoFrame * frame, ruclip::FrameView * view)
+{
+  using ruclip::PixelFormat;
+  switch (GST_VIDEO_FRAME_FORMAT (frame)) {
+    case GST_VIDEO_FORMAT_RGB: view->format = PixelFormat::RGB; break;
+    case GST_VIDEO_FORMAT_BGR: view->format = PixelFormat::BGR; break;
+    case GST_VIDEO_FORMAT_RGBA: view->format = PixelFormat::RGBA; break;
+    case GST_VIDEO_FORMAT_BGRA: view->format = PixelFormat::BGRA; break;
+    case GST_VIDEO_FORMAT_RGBx: view->format = PixelFormat::RGBx; break;
+    case GST_VIDEO_FORMAT_BGRx: view->format = PixelFormat::BGRx; break;
+    case GST_VIDEO_FORMAT_xRGB: view->format = PixelFormat::xRGB; break;
+    case GST_VIDEO_FORMAT_xBGR: view->format = PixelFormat::xBGR; break;
+    case GST_VIDEO_FORMAT_GRAY8: view->format = PixelFormat::GRAY8; break;
+    case GST_VIDEO_FORMAT_I420: view->format = PixelFormat::I420; break;
+    case GST_VIDEO_FORMAT_NV12: view->format = PixelFormat::NV12; break;
+    default: return false;
+  }
+  view->width = GST_VIDEO_FRAME_WIDTH (frame);
+  view->height = GST_VIDEO_FRAME_HEIGHT (frame);
+  for (guint i = 0; i < GST_VIDEO_FRAME_N_PLANES (frame) && i < 3; ++i) {
+    view->planes[i] = static_cast<const uint8_t *> (GST_VIDEO_FRAME_PLANE_DATA (frame, i));
+    view->strides[i] = GST_VIDEO_FRAME_PLANE_STRIDE (frame, i);
+  }
+  const GstVideoColorimetry & c = frame->info.colorimetry;
+  view->matrix = c.matrix == GST_VIDEO_COLOR_MATRIX_BT709 ? ruclip::YuvMatrix::BT709 : ruclip::YuvMatrix::BT601;
+  view->full_range = c.range == GST_VIDEO_COLOR_RANGE_0_255;
+  return true;
+}
+
+void set_string_array (GstStructure * s, const char *field, const std::vector<ruclip::LabelScore> & scores)
+{
+  GValue array = G_VALUE_INIT, v = G_VALUE_INIT;
+  gst_value_array_init (&array, scores.size ());
+  g_value_init (&v, G_TYPE_STRING);
+  for (const auto & score : scores) {
+    g_value_set_string (&v, score.label.c_str ());
+    gst_value_array_append_value (&array, &v);
+  }
+  g_value_unset (&v);
+  gst_structure_take_value (s, field, &array);
+}
+
+template <typename Get>
+void set_double_array (GstStructure * s, const char *field, size_t n, Get get)
+{
+  GValue array = G_VALUE_INIT, v = G_VALUE_INIT;
+  gst_value_array_init (&array, n);
+  g_value_init (&v, G_TYPE_DOUBLE);
+  for (size_t i = 0; i < n; ++i) {
+    g_value_set_double (&v, get (i));
+    gst_value_array_append_value (&array, &v);
+  }
+  g_value_unset (&v);
+  gst_structure_take_value (s, field, &array);
+}
+
+// The fields shared by RuClipMeta and the bus message.
+void fill_result (GstStructure * s, const Result & r, bool fresh)
+{
+  set_string_array (s, "labels", r.scores);
+  set_double_array (s, "scores", r.scores.size (), [&](size_t i) { return r.scores[i].probability; });
+  set_double_array (s, "cosines", r.scores.size (), [&](size_t i) { return r.scores[i].cosine; });
+  gst_structure_set (s, "source-pts", G_TYPE_UINT64, (guint64) r.pts, "frame", G_TYPE_UINT64, r.frame,
+      "fresh", G_TYPE_BOOLEAN, fresh, "model", G_TYPE_STRING, r.model.c_str (), NULL);
+  if (!r.embedding.empty ())
+    set_double_array (s, "embedding", r.embedding.size (), [&](size_t i) { return r.embedding[i]; });
+}
+
+}  // namespace
+
+// Everything C++ the element owns; allocated in init, freed in finalize.
+struct RuClipFilterState {
+  std::mutex settings_lock;
+  Settings settings;
+
+  // Kept across READY<->PAUSED cycles while model, device and threads stay the same.
+  std::shared_ptr<ruclip::Model> model;
+  std::string model_key;
+
+  std::mutex labels_lock;  // guards label_set (swapped whole, never edited)
+  std::shared_ptr<const ruclip::LabelSet> label_set;
+
+  // Worker thread: label rebuilds (both modes) and frame analysis (async).
+  std::thread worker;
+  std::mutex lock;
+  std::condition_variable wake, idle;
+  std::deque<Request> pending;
+  bool stopping = false;
+  bool busy = false;
+  bool labels_dirty = false;
+  guint64 generation = 0;  // bumped by flushes: results of older requests are dropped
+  std::shared_ptr<const Result> latest;
+
+  // Streaming-thread state.
+  guint64 frames_seen = 0;
+  GstClockTime last_analyzed_pts = GST_CLOCK_TIME_NONE;
+  Settings active;  // the settings the stream started with (model, mode, ...)
+
+  std::atomic<guint64> frames_analyzed{0};
+  std::atomic<guint64> requests_dropped{0};
+};
+
+struct _GstRuClipFilter {
+  GstVideoFilter parent;
+  RuClipFilterState *state;
+};
+
+#define gst_ruclip_filter_parent_class parent_class
+G_DEFINE_TYPE (GstRuClipFilter, gst_ruclip_filter, GST_TYPE_VIDEO_FILTER);
+GST_ELEMENT_REGISTER_DEFINE_WITH_CODE (ruclipfilter, "ruclipfilter", GST_RANK_NONE, GST_TYPE_RUCLIP_FILTER,
+    gst_ruclip_meta_register ());
+
+static std::shared_ptr<const ruclip::LabelSet>
+current_label_set (RuClipFilterState * st)
+{
+  std::lock_guard<std::mutex> guard (st->labels_lock);
+  return st->label_set;
+}
+
+static Settings
+copy_settings (RuClipFilterState * st)
+{
+  std::lock_guard<std::mutex> guard (st->settings_lock);
+  return st->settings;
+}
+
+// Scores one image latent into a Result (top-k and threshold applied).
+static std::shared_ptr<Result>
+make_result (RuClipFilterState * st, const ruclip::LabelSet & set, const float *latent, int dim,
+    const Settings & s)
+{
+  auto r = std::make_shared<Result> ();
+  r->scores = ruclip::score_image (set, latent, dim, st->model->logit_scale (), (int) s.top_k);
+  while (!r->scores.empty () && r->scores.back ().probability < s.threshold)
+    r->scores.pop_back ();
+  if (s.attach_embedding) {
+    ruclip::Embeddings e{1, dim, std::vector<float> (latent, latent + dim)};
+    e.normalize_rows ();
+    r->embedding = std::move (e.data);
+  }
+  r->model = s.model;
+  return r;
+}
+
+static void
+post_result (GstRuClipFilter * self, const Result & r, bool fresh)
+{
+  GstStructure *s = gst_structure_new_empty ("ruclip");
+  fill_result (s, r, fresh);
+  gst_structure_set (s, "timestamp", G_TYPE_UINT64, (guint64) r.pts, "running-time", G_TYPE_UINT64,
+      (guint64) r.running_time, NULL);
+  gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self), s));
+}
+
+static void
+attach_result (GstBuffer * buffer, const Result & r, bool fresh)
+{
+  // A second ruclipfilter downstream replaces the first one's result.
+  if (GstCustomMeta * old = gst_buffer_get_custom_meta (buffer, RUCLIP_META_NAME))
+    gst_buffer_remove_meta (buffer, (GstMeta *) old);
+  GstCustomMeta *meta = gst_buffer_add_custom_meta (buffer, RUCLIP_META_NAME);
+  fill_result (gst_custom_meta_get_structure (meta), r, fresh);
+}
+
+// Rebuilds the label set from the current properties, off the streaming thread.
+static void
+rebuild_labels (GstRuClipFilter * self)
+{
+  RuClipFilterState *st = self->state;
+  const Settings s = copy_settings (st);
+  try {
+    auto set = ruclip::build_label_set (*st->model, collect_labels (s), split_list (s.templates));
+    std::lock_guard<std::mutex> guard (st->labels_lock);
+    st->label_set = std::move (set);
+    GST_INFO_OBJECT (self, "now scoring against %zu labels", st->label_set->labels.size ());
+  } catch (const std::exception & e) {
+    // The stream goes on with the labels it had; the application hears why.
+    GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS, ("New labels not applied: %s", e.what ()), (NULL));
+  }
+}
+
+static void
+worker_loop (GstRuClipFilter * self)
+{
+  RuClipFilterState *st = self->state;
+  std::unique_lock<std::mutex> lk (st->lock);
+  for (;;) {
+    st->wake.wait (lk, [st] { return st->stopping || st->labels_dirty || !st->pending.empty (); });
+    if (st->stopping)
+      break;
+    if (st->labels_dirty) {
+      st->labels_dirty = false;
+      lk.unlock ();
+      rebuild_labels (self);
+      lk.lock ();
+      continue;
+    }
+    const Settings s = st->active;
+    std::vector<Request> batch;
+    while (!st->pending.empty () && batch.size () < std::max<guint> (1, s.batch_size)) {
+      batch.push_back (std::move (st->pending.front ()));
+      st->pending.pop_front ();
+    }
+    const guint64 generation = st->generation;
+    st->busy = true;
+    lk.unlock ();
+
+    std::vector<std::shared_ptr<Result>> results;
+    try {
+      const int per_image = 3 * st->model->config ().image_resolution * st->model->config ().image_resolution;
+      std::vector<float> pixels;
+      pixels.reserve (batch.size () * per_image);
+      for (const auto & r : batch)
+        pixels.insert (pixels.end (), r.pixels.begin (), r.pixels.end ());
+      const ruclip::Embeddings e = st->model->encode_pixels (pixels.data (), (int) batch.size ());
+      const auto set = current_label_set (st);
+      for (size_t i = 0; i < batch.size (); ++i) {
+        auto r = make_result (st, *set, e.row ((int) i), e.dim, s);
+        r->frame = batch[i].frame;
+        r->pts = batch[i].pts;
+        r->running_time = batch[i].running_time;
+        results.push_back (std::move (r));
+      }
+    } catch (const std::exception & e) {
+      GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Analysis failed: %s", e.what ()), (NULL));
+    }
+
+    lk.lock ();
+    st->busy = false;
+    if (generation == st->generation && !results.empty ()) {
+      st->latest = results.back ();
+      st->frames_analyzed += results.size ();
+      lk.unlock ();
+      if (s.post_messages)
+        for (const auto & r : results)
+          post_result (self, *r, false);
+      lk.lock ();
+    }
+    st->idle.notify_all ();
+  }
+}
+
+static void
+stop_worker (RuClipFilterState * st)
+{
+  {
+    std::lock_guard<std::mutex> guard (st->lock);
+    st->stopping = true;
+  }
+  st->wake.notify_all ();
+  if (st->worker.joinable ())
+    st->worker.join ();
+  std::lock_guard<std::mutex> guard (st->lock);
+  st->pending.clear ();
+  st->latest.reset ();
+  st->stopping = false;
+  st->busy = false;
+  st->labels_dirty = false;
+}
+
+static gboolean
+gst_ruclip_filter_start (GstBaseTransform * trans)
+{
+  GstRuClipFilter *self = GST_RUCLIP_FILTER (trans);
+  RuClipFilterState *st = self->state;
+  const Settings s = copy_settings (st);
+
+  if (s.model.empty ()) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("No model: set the 'model' property to a ruCLIP model folder"),
+        (NULL));
+    return FALSE;
+  }
+  const std::string key = s.model + "|" + s.device + "|" + std::to_string (s.num_threads);
+  try {
+    if (!st->model || st->model_key != key) {
+      st->model.reset ();
+      GST_INFO_OBJECT (self, "loading model %s on %s", s.model.c_str (), s.device.c_str ());
+      st->model = ruclip::Model::load (s.model, {s.device, s.num_threads});
+      st->model_key = key;
+    }
+  } catch (const std::exception & e) {
+    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ, ("Cannot load model '%s': %s", s.model.c_str (), e.what ()),
+        (NULL));
+    return FALSE;
+  }
+  try {
+    auto set = ruclip::build_label_set (*st->model, collect_labels (s), split_list (s.templates));
+    std::lock_guard<std::mutex> guard (st->labels_lock);
+    st->label_set = std::move (set);
+  } catch (const std::exception & e) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Invalid labels or templates: %s", e.what ()), (NULL));
+    return FALSE;
+  }
+
+  st->active = s;
+  st->frames_seen = 0;
+  st->last_analyzed_pts = GST_CLOCK_TIME_NONE;
+  st->frames_analyzed = 0;
+  st->requests_dropped = 0;
+  st->worker = std::thread (worker_loop, self);
+  GST_INFO_OBJECT (self, "model %s on %s, %zu labels, mode %s", s.model.c_str (), st->model->device ().c_str (),
+      current_label_set (st)->labels.size (), s.mode == RUCLIP_MODE_SYNC ? "sync" : "async");
+  return TRUE;
+}
+
+static gboolean
+gst_ruclip_filter_stop (GstBaseTransform * trans)
+{
+  RuClipFilterState *st = GST_RUCLIP_FILTER (trans)->state;
+  stop_worker (st);
+  std::lock_guard<std::mutex> guard (st->labels_lock);
+  st->label_set.reset ();
+  return TRUE;
+}
+
+// interval: every Nth frame; interval-time: at most once per that much PTS.
+static bool
+should_analyze (RuClipFilterState * st, guint64 index, GstClockTime pts, const Settings & s)
+{
+  if (s.interval > 1 && index % s.interval != 0)
+    return false;
+  if (s.interval_time > 0 && GST_CLOCK_TIME_IS_VALID (pts) && GST_CLOCK_TIME_IS_VALID (st->last_analyzed_pts) &&
+      pts >= st->last_analyzed_pts && pts - st->last_analyzed_pts < s.interval_time)
+    return false;
+  return true;
+}
+
+static GstFlowReturn
+gst_ruclip_filter_transform_ip (GstBaseTransform * trans, GstBuffer * buffer)
+{
+  GstRuClipFilter *self = GST_RUCLIP_FILTER (trans);
+  GstVideoFilter *filter = GST_VIDEO_FILTER (trans);
+  RuClipFilterState *st = self->state;
+  if (!filter->negotiated)
+    return GST_FLOW_NOT_NEGOTIATED;
+
+  Settings s = copy_settings (st);
+  s.model = st->active.model;  // these only change between streams
+  s.mode = st->active.mode;
+  s.batch_size = st->active.batch_size;
+
+  const guint64 index = st->frames_seen++;
+  const GstClockTime pts = GST_BUFFER_PTS (buffer);
+  const bool analyze = should_analyze (st, index, pts, s);
+
+  if (analyze) {
+    st->last_analyzed_pts = pts;
+    Request req;
+    req.frame = index;
+    req.pts = pts;
+    req.running_time = gst_segment_to_running_time (&trans->segment, GST_FORMAT_TIME, pts);
+    const ruclip::Normalization norm = st->model->normalization ();
+    req.pixels.resize (3 * (size_t) norm.resolution * norm.resolution);
+
+    GstVideoFrame frame;
+    if (!gst_video_frame_map (&frame, &filter->in_info, buffer, GST_MAP_READ)) {
+      GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Could not map the video frame for reading"), (NULL));
+      return GST_FLOW_ERROR;
+    }
+    try {
+      ruclip::FrameView view;
+      if (!to_frame_view (&frame, &view))
+        throw ruclip::Error ("unsupported format");
+      ruclip::preprocess (view, norm, req.pixels.data ());
+    } catch (const std::exception & e) {
+      gst_video_frame_unmap (&frame);
+      GST_ELEMENT_ERROR (self, STREAM, FORMAT, ("Cannot read the frame: %s", e.what ()), (NULL));
+      return GST_FLOW_ERROR;
+    }
+    gst_video_frame_unmap (&frame);
+
+    if (s.mode == RUCLIP_MODE_SYNC) {
+      try {
+        const ruclip::Embeddings e = st->model->encode_pixels (req.pixels.data (), 1);
+        auto r = make_result (st, *current_label_set (st), e.row (0), e.dim, s);
+        r->frame = req.frame;
+        r->pts = req.pts;
+        r->running_time = req.running_time;
+        {
+          std::lock_guard<std::mutex> guard (st->lock);
+          st->latest = r;
+        }
+        st->frames_analyzed++;
+        attach_result (buffer, *r, true);
+        if (s.post_messages)
+          post_result (self, *r, true);
+      } catch (const std::exception & e) {
+        GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Analysis failed: %s", e.what ()), (NULL));
+        return GST_FLOW_ERROR;
+      }
+      return GST_FLOW_OK;
+    }
+
+    std::lock_guard<std::mutex> guard (st->lock);
+    // Keep at most batch-size requests: the newest win, stale ones are dropped.
+    while (st->pending.size () >= std::max<guint> (1, s.batch_size)) {
+      st->pending.pop_front ();
+      st->requests_dropped++;
+    }
+    st->pending.push_back (std::move (req));
+    st->wake.notify_one ();
+  }
+
+  std::shared_ptr<const Result> latest;
+  {
+    std::lock_guard<std::mutex> guard (st->lock);
+    latest = st->latest;
+  }
+  if (latest)
+    attach_result (buffer, *latest, false);
+  return GST_FLOW_OK;
+}
+
+static gboolean
+gst_ruclip_filter_sink_event (GstBaseTransform * trans, GstEvent * event)
+{
+  RuClipFilterState *st = GST_RUCLIP_FILTER (trans)->state;
+  switch (GST_EVENT_TYPE (event)) {
+    case GST_EVENT_EOS: {
+      // Drain: every sampled frame is analyzed (and posted) before EOS goes on.
+      std::unique_lock<std::mutex> lk (st->lock);
+      st->idle.wait (lk, [st] { return st->pending.empty () && !st->busy; });
+      break;
+    }
+    case GST_EVENT_FLUSH_START: {
+      std::lock_guard<std::mutex> guard (st->lock);
+      st->pending.clear ();
+      st->latest.reset ();
+      st->generation++;
+      break;
+    }
+    case GST_EVENT_FLUSH_STOP:
+      st->last_analyzed_pts = GST_CLOCK_TIME_NONE;
+      break;
+    default:
+      break;
+  }
+  return GST_BASE_TRANSFORM_CLASS (parent_class)->sink_event (trans, event);
+}
+
+static void
+request_label_rebuild (RuClipFilterState * st)
+{
+  std::lock_guard<std::mutex> guard (st->lock);
+  if (!st->worker.joinable ())
+    return;  // not streaming: start() builds them
+  st->labels_dirty = true;
+  st->wake.notify_one ();
+}
+
+static void
+gst_ruclip_filter_set_property (GObject * object, guint prop_id, const GValue * value, GParamSpec * pspec)
+{
+  RuClipFilterState *st = GST_RUCLIP_FILTER (object)->state;
+  bool labels_changed = false;
+  {
+    std::lock_guard<std::mutex> guard (st->settings_lock);
+    Settings & s = st->settings;
+    auto str = [value] { const gchar *v = g_value_get_string (value); return std::string (v ? v : ""); };
+    switch (prop_id) {
+      case PROP_MODEL: s.model = str (); break;
+      case PROP_LABELS: s.labels = str (); labels_changed = true; break;
+      case PROP_LABELS_FILE: s.labels_file = str (); labels_changed = true; break;
+      case PROP_TEMPLATES: s.templates = str (); labels_changed = true; break;
+      case PROP_INTERVAL: s.interval = g_value_get_uint (value); break;
+      case PROP_INTERVAL_TIME: s.interval_time = g_value_get_uint64 (value); break;
+      case PROP_TOP_K: s.top_k = g_value_get_uint (value); break;
+      case PROP_THRESHOLD: s.threshold = g_value_get_double (value); break;
+      case PROP_DEVICE: s.device = str (); break;
+      case PROP_NUM_THREADS: s.num_threads = g_value_get_int (value); break;
+      case PROP_BATCH_SIZE: s.batch_size = g_value_get_uint (value); break;
+      case PROP_MODE: s.mode = (RuClipMode) g_value_get_enum (value); break;
+      case PROP_POST_MESSAGES: s.post_messages = g_value_get_boolean (value); break;
+      case PROP_ATTACH_EMBEDDING: s.attach_embedding = g_value_get_boolean (value); break;
+      default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec); break;
+    }
+  }
+  if (labels_changed)
+    request_label_rebuild (st);
+}
+
+static void
+gst_ruclip_filter_get_property (GObject * object, guint prop_id, GValue * value, GParamSpec * pspec)
+{
+  RuClipFilterState *st = GST_RUCLIP_FILTER (object)->state;
+  if (prop_id == PROP_ACTIVE_LABELS) {
+    auto set = current_label_set (st);
+    std::string joined;
+    if (set)
+      for (const auto & l : set->labels)
+        joined += (joined.empty () ? "" : ";") + l;
+    g_value_set_string (value, joined.c_str ());
+    return;
+  }
+  if (prop_id == PROP_FRAMES_ANALYZED) {
+    g_value_set_uint64 (value, st->frames_analyzed);
+    return;
+  }
+  if (prop_id == PROP_REQUESTS_DROPPED) {
+    g_value_set_uint64 (value, st->requests_dropped);
+    return;
+  }
+  std::lock_guard<std::mutex> guard (st->settings_lock);
+  const Settings & s = st->settings;
+  switch (prop_id) {
+    case PROP_MODEL: g_value_set_string (value, s.model.c_str ()); break;
+    case PROP_LABELS: g_value_set_string (value, s.labels.c_str ()); break;
+    case PROP_LABELS_FILE: g_value_set_string (value, s.labels_file.c_str ()); break;
+    case PROP_TEMPLATES: g_value_set_string (value, s.templates.c_str ()); break;
+    case PROP_INTERVAL: g_value_set_uint (value, s.interval); break;
+    case PROP_INTERVAL_TIME: g_value_set_uint64 (value, s.interval_time); break;
+    case PROP_TOP_K: g_value_set_uint (value, s.top_k); break;
+    case PROP_THRESHOLD: g_value_set_double (value, s.threshold); break;
+    case PROP_DEVICE: g_value_set_string (value, s.device.c_str ()); break;
+    case PROP_NUM_THREADS: g_value_set_int (value, s.num_threads); break;
+    case PROP_BATCH_SIZE: g_value_set_uint (value, s.batch_size); break;
+    case PROP_MODE: g_value_set_enum (value, s.mode); break;
+    case PROP_POST_MESSAGES: g_value_set_boolean (value, s.post_messages); break;
+    case PROP_ATTACH_EMBEDDING: g_value_set_boolean (value, s.attach_embedding); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec); break;
+  }
+}
+
+static void
+gst_ruclip_filter_finalize (GObject * object)
+{
+  GstRuClipFilter *self = GST_RUCLIP_FILTER (object);
+  stop_worker (self->state);
+  delete self->state;
+  self->state = NULL;
+  G_OBJECT_CLASS (parent_class)->finalize (object);
+}
+
+static void
+gst_ruclip_filter_init (GstRuClipFilter * self)
+{
+  self->state = new RuClipFilterState ();
+  // In place, never passthrough: the base class makes the buffer (not its
+  // memory) writable so the meta can be added; pixels are never copied.
+  gst_base_transform_set_in_place (GST_BASE_TRANSFORM (self), TRUE);
+  gst_base_transform_set_passthrough (GST_BASE_TRANSFORM (self), FALSE);
+}
+
+static void
+gst_ruclip_filter_class_init (GstRuClipFilterClass * klass)
+{
+  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
+  GstBaseTransformClass *trans_class = GST_BASE_TRANSFORM_CLASS (klass);
+
+  gobject_class->set_property = gst_ruclip_filter_set_property;
+  gobject_class->get_property = gst_ruclip_filter_get_property;
+  gobject_class->finalize = gst_ruclip_filter_finalize;
+
+  const GParamFlags rw = (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS);
+  const GParamFlags rw_playing = (GParamFlags) (rw | GST_PARAM_MUTABLE_PLAYING);
+  const GParamFlags rw_ready = (GParamFlags) (rw | GST_PARAM_MUTABLE_READY);
+  const GParamFlags ro = (GParamFlags) (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+
+  g_object_class_install_property (gobject_class, PROP_MODEL,
+      g_param_spec_string ("model", "Model folder",
+          "ruCLIP model folder: config.json, the weights (model.safetensors or pytorch_model.bin) and the "
+          "tokenizer (bpe.model or sentencepiece.model), e.g. a published ai-forever/ruclip-vit-* folder",
+          NULL, rw_ready));
+  g_object_class_install_property (gobject_class, PROP_LABELS,
+      g_param_spec_string ("labels", "Labels",
+          "Russian labels separated by ';', e.g. \"человек;автомобиль;пустая улица\". Changeable while "
+          "PLAYING: the new text embeddings are computed off the streaming thread and swapped in whole",
+          NULL, rw_playing));
+  g_object_class_install_property (gobject_class, PROP_LABELS_FILE,
+      g_param_spec_string ("labels-file", "Labels file",
+          "File with one label per line ('#' starts a comment line); added after 'labels'. Re-read when set "
+          "while PLAYING",
+          NULL, rw_playing));
+  g_object_class_install_property (gobject_class, PROP_TEMPLATES,
+      g_param_spec_string ("templates", "Templates",
+          "Prompt templates separated by ';', '{}' marks the label, e.g. \"фото, на котором изображено {}\"; "
+          "each label's embedding is averaged over the templates. Empty: the reference ruCLIP's six "
+          "default templates",
+          NULL, rw_playing));
+  g_object_class_install_property (gobject_class, PROP_INTERVAL,
+      g_param_spec_uint ("interval", "Interval", "Analyze every Nth frame (1 = every frame)", 1, G_MAXUINT, 1,
+          rw_playing));
+  g_object_class_install_property (gobject_class, PROP_INTERVAL_TIME,
+      g_param_spec_uint64 ("interval-time", "Interval time",
+          "Analyze at most once per this many nanoseconds of buffer PTS (0 = no limit); applies together "
+          "with 'interval'",
+          0, G_MAXUINT64, 0, rw_playing));
+  g_object_class_install_property (gobject_class, PROP_TOP_K,
+      g_param_spec_uint ("top-k", "Top K", "Report at most this many labels, best first (0 = all)", 0, G_MAXUINT,
+          0, rw_playing));
+  g_object_class_install_property (gobject_class, PROP_THRESHOLD,
+      g_param_spec_double ("threshold", "Threshold", "Labels whose probability is below this are not reported",
+          0.0, 1.0, 0.0, rw_playing));
+  g_object_class_install_property (gobject_class, PROP_DEVICE,
+      g_param_spec_string ("device", "Device",
+          "Where the model runs: cpu, cuda, cuda:N, or auto (the first GPU when there is one, else cpu)", "auto",
+          rw_ready));
+  g_object_class_install_property (gobject_class, PROP_NUM_THREADS,
+      g_param_spec_int ("num-threads", "Threads", "CPU threads for inference (0 = all online CPUs)", 0, 1024, 0,
+          rw_ready));
+  g_object_class_install_property (gobject_class, PROP_BATCH_SIZE,
+      g_param_spec_uint ("batch-size", "Batch size",
+          "async mode: how many sampled frames may wait and are embedded together; older ones are dropped "
+          "beyond that. sync mode analyzes each frame as it comes",
+          1, 256, 1, rw_ready));
+  g_object_class_install_property (gobject_class, PROP_MODE,
+      g_param_spec_enum ("mode", "Mode",
+          "sync: a sampled frame waits for its own result (exact, for files); async: frames never wait, "
+          "results go on later buffers (for live sources)",
+          GST_TYPE_RUCLIP_MODE, RUCLIP_MODE_SYNC, rw_ready));
+  g_object_class_install_property (gobject_class, PROP_POST_MESSAGES,
+      g_param_spec_boolean ("post-messages", "Post messages",
+          "Post an element message named \"ruclip\" per analysis (labels, scores, cosines, source-pts, frame, "
+          "fresh, model, timestamp, running-time)",
+          FALSE, rw_playing));
+  g_object_class_install_property (gobject_class, PROP_ATTACH_EMBEDDING,
+      g_param_spec_boolean ("attach-embedding", "Attach embedding",
+          "Also put the normalized image embedding into the meta and messages (field \"embedding\")", FALSE,
+          rw_playing));
+  g_object_class_install_property (gobject_class, PROP_ACTIVE_LABELS,
+      g_param_spec_string ("active-labels", "Active labels",
+          "The labels results are scored against right now, ';'-separated (after a change, once its "
+          "embeddings are ready)",
+          NULL, ro));
+  g_object_class_install_property (gobject_class, PROP_FRAMES_ANALYZED,
+      g_param_spec_uint64 ("frames-analyzed", "Frames analyzed", "Frames analyzed since the stream started", 0,
+          G_MAXUINT64, 0, ro));
+  g_object_class_install_property (gobject_class, PROP_REQUESTS_DROPPED,
+      g_param_spec_uint64 ("requests-dropped", "Requests dropped",
+          "async mode: sampled frames dropped because the worker was busy", 0, G_MAXUINT64, 0, ro));
+
+  GstCaps *caps = gst_caps_from_string (GST_VIDEO_CAPS_MAKE (VIDEO_FORMATS));
+  gst_element_class_add_pad_template (element_class, gst_pad_template_new ("sink", GST_PAD_SINK, GST_PAD_ALWAYS, caps));
+  gst_element_class_add_pad_template (element_class, gst_pad_template_new ("src", GST_PAD_SRC, GST_PAD_ALWAYS, caps));
+  gst_caps_unref (caps);
+
+  gst_element_class_set_static_metadata (element_class, "ruCLIP zero-shot labels", "Filter/Analyzer/Video",
+      "Labels video frames with Russian phrases (zero-shot ruCLIP) and attaches them as RuClipMeta",
+      "ruclip-gst developers");
+
+  trans_class->start = GST_DEBUG_FUNCPTR (gst_ruclip_filter_start);
+  trans_class->stop = GST_DEBUG_FUNCPTR (gst_ruclip_filter_stop);
+  trans_class->transform_ip = GST_DEBUG_FUNCPTR (gst_ruclip_filter_transform_ip);
+  trans_class->sink_event = GST_DEBUG_FUNCPTR (gst_ruclip_filter_sink_event);
+  trans_class->transform_ip_on_passthrough = FALSE;
+
+  gst_type_mark_as_plugin_api (GST_TYPE_RUCLIP_MODE, (GstPluginAPIFlags) 0);
+  GST_DEBUG_CATEGORY_INIT (gst_ruclip_filter_debug, "ruclipfilter", 0, "ruCLIP zero-shot video labels");
+}
+
+// RuClipMeta describes the whole frame, so it stays valid through any copy,
+// scale or conversion: copy it for every transform (GstCustomMeta's default
+// only copies on plain buffer copies).
+static gboolean
+ruclip_meta_transform (GstBuffer * dest, GstCustomMeta * meta, GstBuffer * /*src */ , GQuark /*type */ ,
+    gpointer /*data */ , gpointer /*user_data */ )
+{
+  GstCustomMeta *copy = gst_buffer_add_custom_meta (dest, RUCLIP_META_NAME);
+  if (!copy)
+    return FALSE;
+  GstStructure *to = gst_custom_meta_get_structure (copy);
+  gst_structure_foreach (gst_custom_meta_get_structure (meta),
+      [](GQuark field, const GValue * value, gpointer user_data) -> gboolean {
+        gst_structure_id_set_value (static_cast<GstStructure *> (user_data), field, value);
+        return TRUE;
+      }, to);
+  return TRUE;
+}
+
+void
+gst_ruclip_meta_register (void)
+{
+  static gsize registered = 0;
+  if (g_once_init_enter (&registered)) {
+    // No tags: elements that drop video-geometry metas on conversion keep it.
+    static const gchar *tags[] = { NULL };
+    gst_meta_register_custom (RUCLIP_META_NAME, tags, ruclip_meta_transform, NULL, NULL);
+    g_once_init_leave (&registered, 1);
+  }
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages the project builds, tests and runs with.
+# Idempotent: when everything is there it only checks, without touching apt.
+set -euo pipefail
+
+packages=(
+  # toolchain
+  g++ pkg-config cmake meson ninja-build python3
+  # LibTorch (CPU) and the BLAS it is fast with: without libopenblas0-pthread
+  # it falls back to the reference BLAS, ~30x slower.
+  libtorch-dev libopenblas0-pthread
+  # core
+  nlohmann-json3-dev libzip-dev libsentencepiece-dev sentencepiece libglib2.0-dev libopencv-dev
+  # GStreamer plugin and its clients
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good python3-gi python3-gst-1.0
+  gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
+  # tests
+  libgtest-dev valgrind fortunes-ru
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,618 @@
+// ruclipfilter through GstHarness and real pipelines.
+#include <gst/check/gstharness.h>
+#include <gst/gst.h>
+#include <gtest/gtest.h>
+#include <opencv2/imgcodecs.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "element_util.h"
+#include "ruclip/checkpoint.h"
+#include "ruclip/image.h"
+#include "test_util.h"
+
+using element_test::LabelResult;
+using element_test::make_buffer;
+using element_test::read_meta;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::vector<std::string> kLabels = {"кошка", "собака", "самолёт", "грузовик"};
+const char* kLabelsProp = "кошка;собака;самолёт;грузовик";
+
+std::string run_command(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return out;
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  pclose(p);
+  return out;
+}
+
+// A property value inside a gst_parse_launch() description.
+std::string gst_quote(const std::string& s) { return "\"" + s + "\""; }
+
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+// `ruclip classify` on files: label -> probability, per file.
+std::vector<std::map<std::string, double>> classify_cli(const std::vector<std::string>& files) {
+  std::string cmd = shell_quote(std::getenv("RUCLIP_EXE")) + " classify --model " + shell_quote(ruclip_test::tiny_model_dir());
+  for (const auto& l : kLabels) cmd += " --label " + shell_quote(l);
+  for (const auto& f : files) cmd += " " + shell_quote(f);
+  const auto json = nlohmann::json::parse(run_command(cmd));
+  std::vector<std::map<std::string, double>> out;
+  for (const auto& image : json["images"]) {
+    std::map<std::string, double> m;
+    for (const auto& l : image["labels"]) m[l["label"]] = l["probability"];
+    out.push_back(m);
+  }
+  return out;
+}
+
+GstElement* make_filter(const std::string& extra_props = "") {
+  GError* error = nullptr;
+  const std::string desc = "ruclipfilter model=" + gst_quote(ruclip_test::tiny_model_dir()) + " labels=\"" +
+                           kLabelsProp + "\" num-threads=2 " + extra_props;
+  GstElement* e = gst_parse_launch(desc.c_str(), &error);
+  if (!e) {
+    ADD_FAILURE() << desc << ": " << (error ? error->message : "?");
+    g_clear_error(&error);
+  }
+  return e;
+}
+
+GstHarness* make_harness(const std::string& extra_props, const std::string& caps) {
+  GstElement* e = make_filter(extra_props);
+  GstHarness* h = gst_harness_new_with_element(e, "sink", "src");
+  gst_object_unref(e);
+  gst_harness_set_src_caps_str(h, caps.c_str());
+  return h;
+}
+
+std::vector<element_test::Rgb> fixture_rgb() {
+  std::vector<element_test::Rgb> out;
+  for (const auto& image : ruclip_test::expected()["images"])
+    out.push_back(element_test::to_rgb(
+        ruclip::load_image(ruclip_test::tiny_model_dir() + "/" + image["file"].get<std::string>())));
+  return out;
+}
+
+std::vector<std::string> fixture_files() {
+  std::vector<std::string> out;
+  for (const auto& image : ruclip_test::expected()["images"])
+    out.push_back(ruclip_test::tiny_model_dir() + "/" + image["file"].get<std::string>());
+  return out;
+}
+
+// Pushes one buffer, returns the meta the element attached to it.
+LabelResult analyze_one(GstHarness* h, GstBuffer* buffer) {
+  GstBuffer* out = gst_harness_push_and_pull(h, buffer);
+  LabelResult r;
+  EXPECT_TRUE(read_meta(out, &r));
+  gst_buffer_unref(out);
+  return r;
+}
+
+double max_prob_diff(const LabelResult& r, const std::map<std::string, double>& want) {
+  double worst = 0;
+  for (size_t i = 0; i < r.labels.size(); ++i) worst = std::max(worst, std::fabs(r.scores[i] - want.at(r.labels[i])));
+  return worst;
+}
+
+}  // namespace
+
+class Element : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { gst_init(nullptr, nullptr); }
+};
+
+TEST_F(Element, PackedFormatsAgreeWithClassify) {
+  const auto images = fixture_rgb();
+  const auto want = classify_cli(fixture_files());
+  for (GstVideoFormat format : {GST_VIDEO_FORMAT_RGB, GST_VIDEO_FORMAT_BGR, GST_VIDEO_FORMAT_RGBA,
+                                GST_VIDEO_FORMAT_BGRA, GST_VIDEO_FORMAT_RGBx, GST_VIDEO_FORMAT_BGRx,
+                                GST_VIDEO_FORMAT_xRGB, GST_VIDEO_FORMAT_xBGR}) {
+    for (size_t i = 0; i < images.size(); ++i) {
+      std::string caps;
+      GstBuffer* buffer = make_buffer(images[i], format, &caps);
+      GstHarness* h = make_harness("", caps);
+      const LabelResult r = analyze_one(h, buffer);
+      ASSERT_EQ(r.labels.size(), 4u);
+      EXPECT_TRUE(r.fresh);
+      EXPECT_EQ(r.frame, 0u);
+      EXPECT_EQ(r.model, ruclip_test::tiny_model_dir());
+      const auto best = std::max_element(want[i].begin(), want[i].end(),
+                                         [](auto& a, auto& b) { return a.second < b.second; });
+      EXPECT_EQ(r.labels[0], best->first);
+      EXPECT_LE(max_prob_diff(r, want[i]), 2e-3) << gst_video_format_to_string(format) << " image " << i;
+      for (size_t k = 1; k < r.scores.size(); ++k) EXPECT_GE(r.scores[k - 1], r.scores[k]);
+      gst_harness_teardown(h);
+    }
+  }
+}
+
+TEST_F(Element, Gray8AgreesWithClassifyOfTheGrayImage) {
+  const auto images = fixture_rgb();
+  const std::string dir = ruclip_test::make_temp_dir();
+  std::vector<std::string> files;
+  std::vector<element_test::Rgb> grays;
+  for (size_t i = 0; i < images.size(); ++i) {
+    grays.push_back(element_test::to_gray_rgb(images[i]));
+    cv::Mat m(grays[i].height, grays[i].width, CV_8UC1);
+    for (int y = 0; y < m.rows; ++y)
+      for (int x = 0; x < m.cols; ++x) m.at<uint8_t>(y, x) = grays[i].at(x, y, 0);
+    files.push_back(dir + "/gray" + std::to_string(i) + ".png");
+    ASSERT_TRUE(cv::imwrite(files.back(), m));
+  }
+  const auto want = classify_cli(files);
+  for (size_t i = 0; i < grays.size(); ++i) {
+    std::string caps;
+    GstBuffer* buffer = make_buffer(grays[i], GST_VIDEO_FORMAT_GRAY8, &caps);
+    GstHarness* h = make_harness("", caps);
+    const LabelResult r = analyze_one(h, buffer);
+    EXPECT_LE(max_prob_diff(r, want[i]), 2e-3) << "image " << i;
+    gst_harness_teardown(h);
+  }
+}
+
+// I420/NV12 carry chroma at half resolution, so they can't equal the RGB
+// picture exactly. Measured on the fixture images (tiny random-weight model,
+// whose probabilities are very sensitive): see kYuvTolerance.
+TEST_F(Element, PlanarYuvAgreesWithClassifyWithinMeasuredTolerance) {
+  constexpr double kYuvTolerance = 0.02;
+  const auto images = fixture_rgb();
+  const auto want = classify_cli(fixture_files());
+  for (GstVideoFormat format : {GST_VIDEO_FORMAT_I420, GST_VIDEO_FORMAT_NV12}) {
+    double worst = 0;
+    for (size_t i = 0; i < images.size(); ++i) {
+      std::string caps;
+      GstBuffer* buffer = make_buffer(images[i], format, &caps);
+      GstHarness* h = make_harness("", caps);
+      const LabelResult r = analyze_one(h, buffer);
+      worst = std::max(worst, max_prob_diff(r, want[i]));
+      gst_harness_teardown(h);
+    }
+    std::printf("%s: max |probability - classify| = %.5f\n", gst_video_format_to_string(format), worst);
+    EXPECT_LE(worst, kYuvTolerance) << gst_video_format_to_string(format);
+  }
+}
+
+namespace {
+
+// Pushes `n` frames of one picture with PTS i * duration; returns, per
+// output buffer, whether it carried a fresh result and the meta's frame.
+struct Pushed {
+  std::vector<bool> fresh;
+  std::vector<bool> has_meta;
+  std::vector<LabelResult> metas;
+};
+
+Pushed push_frames(GstHarness* h, const element_test::Rgb& rgb, GstVideoFormat format, int n,
+                   GstClockTime duration, GstClockTime first_pts = 0) {
+  Pushed p;
+  std::string caps;
+  for (int i = 0; i < n; ++i) {
+    GstBuffer* b = make_buffer(rgb, format, &caps);
+    GST_BUFFER_PTS(b) = first_pts + i * duration;
+    GST_BUFFER_DURATION(b) = duration;
+    GstBuffer* out = gst_harness_push_and_pull(h, b);
+    LabelResult r;
+    const bool has = read_meta(out, &r);
+    p.has_meta.push_back(has);
+    p.fresh.push_back(has && r.fresh);
+    p.metas.push_back(r);
+    gst_buffer_unref(out);
+  }
+  return p;
+}
+
+guint64 get_u64(GstHarness* h, const char* prop) {
+  guint64 v = 0;
+  g_object_get(h->element, prop, &v, NULL);
+  return v;
+}
+
+}  // namespace
+
+TEST_F(Element, IntervalAnalyzesEveryNthFrame) {
+  const auto rgb = fixture_rgb()[0];
+  std::string caps;
+  gst_buffer_unref(make_buffer(rgb, GST_VIDEO_FORMAT_RGB, &caps));
+  GstHarness* h = make_harness("interval=7", caps);
+  const Pushed p = push_frames(h, rgb, GST_VIDEO_FORMAT_RGB, 300, GST_SECOND / 30);
+  for (int i = 0; i < 300; ++i) {
+    EXPECT_EQ(p.fresh[i], i % 7 == 0) << "frame " << i;
+    ASSERT_TRUE(p.has_meta[i]);  // later buffers carry the latest result
+    EXPECT_EQ(p.metas[i].frame, guint64(i - i % 7));
+    EXPECT_EQ(p.metas[i].source_pts, guint64(i - i % 7) * (GST_SECOND / 30));
+  }
+  EXPECT_EQ(get_u64(h, "frames-analyzed"), 43u);  // 0, 7, ..., 294
+  gst_harness_teardown(h);
+}
+
+TEST_F(Element, IntervalTimeAnalyzesAtMostOncePerPeriod) {
+  const auto rgb = fixture_rgb()[0];
+  std::string caps;
+  gst_buffer_unref(make_buffer(rgb, GST_VIDEO_FORMAT_RGB, &caps));
+  // 25 fps (40 ms) and at most one analysis per 200 ms: frames 0, 5, 10, ...
+  GstHarness* h = make_harness("interval-time=200000000", caps);
+  const Pushed p = push_frames(h, rgb, GST_VIDEO_FORMAT_RGB, 300, 40 * GST_MSECOND);
+  for (int i = 0; i < 300; ++i) EXPECT_EQ(p.fresh[i], i % 5 == 0) << "frame " << i;
+  EXPECT_EQ(get_u64(h, "frames-analyzed"), 60u);
+  gst_harness_teardown(h);
+
+  // Both rules together: every 2nd frame, and at most once per 150 ms at 40 ms
+  // per frame: 0, 4, 8, ... (frame 2 is at 80 ms, too early; 4 at 160 ms).
+  h = make_harness("interval=2 interval-time=150000000", caps);
+  const Pushed q = push_frames(h, rgb, GST_VIDEO_FORMAT_RGB, 300, 40 * GST_MSECOND);
+  for (int i = 0; i < 300; ++i) EXPECT_EQ(q.fresh[i], i % 4 == 0) << "frame " << i;
+  gst_harness_teardown(h);
+}
+
+TEST_F(Element, TopKThresholdAndEmbedding) {
+  const auto rgb = fixture_rgb()[1];
+  std::string caps;
+  GstBuffer* b = make_buffer(rgb, GST_VIDEO_FORMAT_RGB, &caps);
+  GstHarness* h = make_harness("top-k=2 attach-embedding=true", caps);
+  const LabelResult r = analyze_one(h, b);
+  EXPECT_EQ(r.labels.size(), 2u);
+  ASSERT_EQ(r.embedding.size(), 48u);  // embed_dim of the tiny model
+  double norm = 0;
+  for (double v : r.embedding) norm += v * v;
+  EXPECT_NEAR(norm, 1.0, 1e-5);
+  gst_harness_teardown(h);
+
+  b = make_buffer(rgb, GST_VIDEO_FORMAT_RGB, &caps);
+  h = make_harness("threshold=0.3", caps);
+  const LabelResult t = analyze_one(h, b);
+  for (double s : t.scores) EXPECT_GE(s, 0.3);
+  EXPECT_LT(t.labels.size(), 4u);
+  gst_harness_teardown(h);
+}
+
+TEST_F(Element, RuntimeLabelChangeSwapsWholeSets) {
+  const auto rgb = fixture_rgb()[2];
+  std::string caps;
+  gst_buffer_unref(make_buffer(rgb, GST_VIDEO_FORMAT_RGB, &caps));
+  GstHarness* h = make_harness("", caps);
+  const std::set<std::string> a(kLabels.begin(), kLabels.end());
+  const std::set<std::string> b = {"дерево", "море", "город"};
+  // Change labels back and forth while frames stream; every result must be
+  // scored against exactly one whole set.
+  std::set<std::string> seen_sets;
+  for (int round = 0; round < 6; ++round) {
+    g_object_set(h->element, "labels", round % 2 ? kLabelsProp : "дерево;море;город", NULL);
+    const Pushed p = push_frames(h, rgb, GST_VIDEO_FORMAT_RGB, 20, GST_SECOND / 30, round * GST_SECOND);
+    for (const auto& m : p.metas) {
+      const std::set<std::string> got(m.labels.begin(), m.labels.end());
+      EXPECT_TRUE(got == a || got == b);
+      seen_sets.insert(got == a ? "a" : "b");
+    }
+  }
+  // Once the swap is done, results use the new set.
+  g_object_set(h->element, "labels", "дерево;море;город", NULL);
+  for (int i = 0; i < 200; ++i) {
+    gchar* active = nullptr;
+    g_object_get(h->element, "active-labels", &active, NULL);
+    const bool done = std::string(active) == "дерево;море;город";
+    g_free(active);
+    if (done) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const Pushed p = push_frames(h, rgb, GST_VIDEO_FORMAT_RGB, 3, GST_SECOND / 30, 10 * GST_SECOND);
+  EXPECT_EQ(std::set<std::string>(p.metas[0].labels.begin(), p.metas[0].labels.end()), b);
+  EXPECT_EQ(seen_sets.size(), 2u);
+  gst_harness_teardown(h);
+}
+
+TEST_F(Element, BadRuntimeLabelsKeepTheOldOnes) {
+  const auto rgb = fixture_rgb()[0];
+  std::string caps;
+  gst_buffer_unref(make_buffer(rgb, GST_VIDEO_FORMAT_RGB, &caps));
+  GstHarness* h = make_harness("", caps);
+  g_object_set(h->element, "templates", "без метки", NULL);  // no {}
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  gchar* active = nullptr;
+  g_object_get(h->element, "active-labels", &active, NULL);
+  EXPECT_STREQ(active, kLabelsProp);
+  g_free(active);
+  const Pushed p = push_frames(h, rgb, GST_VIDEO_FORMAT_RGB, 2, GST_SECOND / 30);
+  EXPECT_EQ(p.metas[0].labels.size(), 4u);
+  gst_harness_teardown(h);
+}
+
+TEST_F(Element, CapsRenegotiationMidStream) {
+  const auto images = fixture_rgb();
+  GstHarness* h = make_harness("", "video/x-raw,format=RGB,width=32,height=32,framerate=30/1");
+  const auto want = classify_cli(fixture_files());
+  int index = 0;
+  for (auto [image, format] : {std::pair<int, GstVideoFormat>{0, GST_VIDEO_FORMAT_RGB}, {1, GST_VIDEO_FORMAT_BGRx},
+                               {2, GST_VIDEO_FORMAT_RGBA}, {1, GST_VIDEO_FORMAT_RGB}, {4, GST_VIDEO_FORMAT_xBGR}}) {
+    std::string caps;
+    GstBuffer* b = make_buffer(images[image], format, &caps);
+    gst_harness_set_src_caps_str(h, caps.c_str());
+    GST_BUFFER_PTS(b) = index++ * GST_SECOND;
+    const LabelResult r = analyze_one(h, b);
+    EXPECT_TRUE(r.fresh);
+    EXPECT_LE(max_prob_diff(r, want[image]), 2e-3) << caps;
+  }
+  gst_harness_teardown(h);
+}
+
+TEST_F(Element, AsyncResultsRideOnLaterBuffersAndEosDrains) {
+  const auto rgb = fixture_rgb()[0];
+  std::string caps;
+  gst_buffer_unref(make_buffer(rgb, GST_VIDEO_FORMAT_RGB, &caps));
+  GstHarness* h = make_harness("mode=async post-messages=true batch-size=4", caps);
+  GstBus* bus = gst_bus_new();  // the harness gives the element none
+  gst_element_set_bus(h->element, bus);
+  const Pushed p = push_frames(h, rgb, GST_VIDEO_FORMAT_RGB, 40, GST_SECOND / 30);
+  for (int i = 0; i < 40; ++i) {
+    EXPECT_FALSE(p.fresh[i]);  // async never puts a result on its own frame
+    if (p.has_meta[i]) EXPECT_LT(p.metas[i].source_pts, guint64(i) * (GST_SECOND / 30));
+  }
+  gst_harness_push_event(h, gst_event_new_eos());
+  // After EOS went through, nothing is pending: analyzed + dropped = sampled.
+  const guint64 analyzed = get_u64(h, "frames-analyzed"), dropped = get_u64(h, "requests-dropped");
+  EXPECT_EQ(analyzed + dropped, 40u);
+  EXPECT_GE(analyzed, 1u);
+  // One bus message per analysis.
+  guint64 messages = 0;
+  while (GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_ELEMENT)) {
+    const GstStructure* s = gst_message_get_structure(m);
+    if (gst_structure_has_name(s, "ruclip")) {
+      ++messages;
+      EXPECT_EQ(element_test::read_structure(s).labels.size(), 4u);
+      EXPECT_TRUE(gst_structure_has_field(s, "running-time"));
+      EXPECT_TRUE(gst_structure_has_field(s, "timestamp"));
+    }
+    gst_message_unref(m);
+  }
+  EXPECT_EQ(messages, analyzed);
+  gst_harness_teardown(h);
+  gst_object_unref(bus);
+}
+
+TEST_F(Element, FlushDropsPendingAndStaleResults) {
+  const auto rgb = fixture_rgb()[0];
+  std::string caps;
+  gst_buffer_unref(make_buffer(rgb, GST_VIDEO_FORMAT_RGB, &caps));
+  GstHarness* h = make_harness("mode=async", caps);
+  push_frames(h, rgb, GST_VIDEO_FORMAT_RGB, 10, GST_SECOND / 30);
+  gst_harness_push_event(h, gst_event_new_eos());  // settle: the worker is idle
+  ASSERT_GE(get_u64(h, "frames-analyzed"), 1u);
+  gst_harness_push_event(h, gst_event_new_flush_start());
+  gst_harness_push_event(h, gst_event_new_flush_stop(TRUE));
+  GstSegment segment;
+  gst_segment_init(&segment, GST_FORMAT_TIME);
+  gst_harness_push_event(h, gst_event_new_segment(&segment));
+  // The first buffer after the flush must not carry a result from before it.
+  const Pushed p = push_frames(h, rgb, GST_VIDEO_FORMAT_RGB, 1, GST_SECOND / 30, 5 * GST_SECOND);
+  EXPECT_FALSE(p.has_meta[0]);
+  gst_harness_teardown(h);
+}
+
+namespace {
+
+// Runs `desc` to PAUSED expecting the element to refuse; returns the error text.
+std::string start_error(const std::string& desc) {
+  GError* error = nullptr;
+  GstElement* pipeline = gst_parse_launch(desc.c_str(), &error);
+  if (!pipeline) {
+    std::string msg = error ? error->message : "?";
+    g_clear_error(&error);
+    return "parse failed: " + msg;
+  }
+  const GstStateChangeReturn ret = gst_element_set_state(pipeline, GST_STATE_PAUSED);
+  std::string text;
+  if (ret == GST_STATE_CHANGE_FAILURE || gst_element_get_state(pipeline, nullptr, nullptr, 10 * GST_SECOND) ==
+                                             GST_STATE_CHANGE_FAILURE) {
+    GstBus* bus = gst_element_get_bus(pipeline);
+    if (GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR)) {
+      GError* err = nullptr;
+      gchar* debug = nullptr;
+      gst_message_parse_error(m, &err, &debug);
+      text = std::string(GST_OBJECT_NAME(GST_MESSAGE_SRC(m))) + ": " + err->message;
+      g_clear_error(&err);
+      g_free(debug);
+      gst_message_unref(m);
+    }
+    gst_object_unref(bus);
+  } else {
+    text = "(started)";
+  }
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(pipeline);
+  return text;
+}
+
+std::string source_to_filter(const std::string& props) {
+  return "videotestsrc num-buffers=1 ! video/x-raw,format=RGB,width=64,height=48 ! ruclipfilter name=rc " + props +
+         " ! fakesink";
+}
+
+}  // namespace
+
+TEST_F(Element, ErrorsAtStartNameTheProblem) {
+  const std::string model = "model=" + gst_quote(ruclip_test::tiny_model_dir());
+  std::string e = start_error(source_to_filter("labels=кошка"));
+  EXPECT_NE(e.find("rc: No model: set the 'model' property"), std::string::npos) << e;
+  e = start_error(source_to_filter("model=/nonexistent/folder labels=кошка"));
+  EXPECT_NE(e.find("Cannot load model '/nonexistent/folder'"), std::string::npos) << e;
+  EXPECT_NE(e.find("not a folder"), std::string::npos) << e;
+
+  const std::string broken = ruclip_test::copy_tiny_model();
+  ruclip_test::write_file(broken + "/pytorch_model.bin", "PK\x03\x04 not really a zip");
+  e = start_error(source_to_filter("model=" + broken + " labels=кошка"));
+  EXPECT_NE(e.find(broken + "/pytorch_model.bin"), std::string::npos) << e;
+
+  e = start_error(source_to_filter(model));
+  EXPECT_NE(e.find("no labels: set the 'labels' property"), std::string::npos) << e;
+  e = start_error(source_to_filter(model + " labels=кошка templates=\"фото кошки\""));
+  EXPECT_NE(e.find("'фото кошки' has no {}"), std::string::npos) << e;
+  e = start_error(source_to_filter(model + " labels=кошка labels-file=/nonexistent/labels.txt"));
+  EXPECT_NE(e.find("labels-file '/nonexistent/labels.txt': cannot open"), std::string::npos) << e;
+  e = start_error(source_to_filter(model + " labels=кошка device=tpu"));
+  EXPECT_NE(e.find("device 'tpu'"), std::string::npos) << e;
+  e = start_error(source_to_filter(model + " labels=кошка device=cuda:7"));
+  EXPECT_NE(e.find("device 'cuda:7'"), std::string::npos) << e;
+}
+
+TEST_F(Element, LabelsFileWithComments) {
+  const std::string dir = ruclip_test::make_temp_dir();
+  ruclip_test::write_file(dir + "/labels.txt", "# животные\nкошка\n\n  собака  \n# транспорт\nгрузовик\n");
+  GstElement* e = make_filter("labels-file=" + dir + "/labels.txt labels=самолёт");
+  GstHarness* h = gst_harness_new_with_element(e, "sink", "src");
+  gst_object_unref(e);
+  gchar* active = nullptr;
+  g_object_get(h->element, "active-labels", &active, NULL);
+  EXPECT_STREQ(active, "самолёт;кошка;собака;грузовик");
+  g_free(active);
+  gst_harness_teardown(h);
+}
+
+// The meta is frame-level: it must survive queue, tee, videoconvert, videoscale.
+TEST_F(Element, MetaSurvivesQueueTeeConvertScale) {
+  const std::string desc =
+      "videotestsrc num-buffers=5 pattern=ball ! video/x-raw,format=I420,width=160,height=120 ! ruclipfilter model=" +
+      gst_quote(ruclip_test::tiny_model_dir()) + " labels=\"" + kLabelsProp +
+      "\" ! tee name=t ! queue ! videoconvert ! videoscale ! video/x-raw,format=RGBA,width=64,height=64 ! "
+      "appsink name=a sync=false t. ! queue ! fakesink sync=false";
+  GstElement* pipeline = gst_parse_launch(desc.c_str(), nullptr);
+  ASSERT_NE(pipeline, nullptr);
+  GstElement* sink = gst_bin_get_by_name(GST_BIN(pipeline), "a");
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  int with_meta = 0, total = 0;
+  for (;;) {
+    GstSample* sample = nullptr;
+    g_signal_emit_by_name(sink, "pull-sample", &sample);
+    if (!sample) break;
+    ++total;
+    LabelResult r;
+    if (read_meta(gst_sample_get_buffer(sample), &r)) {
+      ++with_meta;
+      EXPECT_EQ(r.labels.size(), 4u);
+      EXPECT_TRUE(r.fresh);
+    }
+    gst_sample_unref(sample);
+  }
+  EXPECT_EQ(total, 5);
+  EXPECT_EQ(with_meta, 5);
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(sink);
+  gst_object_unref(pipeline);
+}
+
+// A model as cheap to load as the tiny one but ~100x slower per image: the
+// tiny weights with a 512x512 input (4097 image tokens instead of 17).
+static std::string make_slow_model() {
+  const std::string dir = ruclip_test::copy_tiny_model();
+  auto config = nlohmann::json::parse(ruclip_test::read_file(dir + "/config.json"));
+  config["image_resolution"] = 512;
+  ruclip_test::write_file(dir + "/config.json", config.dump());
+  auto dict = ruclip::read_torch_checkpoint(dir + "/pytorch_model.bin");
+  auto storage = std::make_shared<std::vector<uint8_t>>(4097 * 128 * sizeof(float));
+  float* values = reinterpret_cast<float*>(storage->data());
+  for (int i = 0; i < 4097 * 128; ++i) values[i] = 0.01f * std::sin(0.37f * i);
+  dict["visual.positional_embedding"] = ruclip::TensorData{ruclip::DType::F32, {4097, 128}, {128, 1}, 0, storage};
+  fs::remove(dir + "/pytorch_model.bin");
+  ruclip::write_safetensors(dir + "/model.safetensors", dict);
+  return dir;
+}
+
+TEST_F(Element, AsyncAddsNoLatencyOnALiveSourceWithASlowModel) {
+  const std::string slow = make_slow_model();
+  // 90 frames at 30 fps from a live source, synchronised to the clock: the
+  // pipeline must take ~3 s although each analysis takes far longer than a frame.
+  const std::string desc =
+      "videotestsrc is-live=true num-buffers=90 ! video/x-raw,format=I420,width=320,height=240,framerate=30/1 ! "
+      "ruclipfilter name=rc mode=async num-threads=1 labels=\"" + std::string(kLabelsProp) + "\" model=" + slow +
+      " ! fakesink name=sink sync=true";
+  GstElement* pipeline = gst_parse_launch(desc.c_str(), nullptr);
+  ASSERT_NE(pipeline, nullptr);
+  GstElement* rc = gst_bin_get_by_name(GST_BIN(pipeline), "rc");
+  int buffers = 0, with_meta = 0;
+  GstElement* sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
+  g_object_set(sink, "signal-handoffs", TRUE, NULL);
+  std::chrono::steady_clock::time_point first, last;
+  struct Counts {
+    int* buffers;
+    int* with_meta;
+    std::chrono::steady_clock::time_point *first, *last;
+  } counts{&buffers, &with_meta, &first, &last};
+  g_signal_connect(sink, "handoff", G_CALLBACK(+[](GstElement*, GstBuffer* b, GstPad*, gpointer data) {
+                     auto* c = static_cast<Counts*>(data);
+                     *c->last = std::chrono::steady_clock::now();
+                     if (++*c->buffers == 1) *c->first = *c->last;
+                     LabelResult r;
+                     if (read_meta(b, &r)) ++*c->with_meta;
+                   }),
+                   &counts);
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  GstBus* bus = gst_element_get_bus(pipeline);
+  GstMessage* m = gst_bus_timed_pop_filtered(bus, 60 * GST_SECOND, (GstMessageType)(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  ASSERT_NE(m, nullptr);
+  // From the first buffer at the sink to the last: 89 frame periods at 30 fps.
+  const double seconds = std::chrono::duration<double>(last - first).count();
+  EXPECT_EQ(GST_MESSAGE_TYPE(m), GST_MESSAGE_EOS);
+  gst_message_unref(m);
+  guint64 analyzed = 0, dropped = 0;
+  g_object_get(rc, "frames-analyzed", &analyzed, "requests-dropped", &dropped, NULL);
+  std::printf("live async: %d buffers over %.2f s (%.1f fps), %d with meta, %lu analyzed, %lu dropped\n", buffers,
+              seconds, (buffers - 1) / seconds, with_meta, (unsigned long)analyzed, (unsigned long)dropped);
+  EXPECT_EQ(buffers, 90);
+  EXPECT_GE((buffers - 1) / seconds, 28.0);  // the source's 30 fps kept
+  EXPECT_GT(dropped, 0u);              // the worker could not keep up, and said so
+  EXPECT_GE(analyzed, 1u);
+  EXPECT_EQ(analyzed + dropped, 90u);
+  EXPECT_GT(with_meta, 0);
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(bus);
+  gst_object_unref(sink);
+  gst_object_unref(rc);
+  gst_object_unref(pipeline);
+}
+
+TEST_F(Element, HundredPlayingNullCycles) {
+  const std::string desc = "videotestsrc num-buffers=3 ! video/x-raw,format=NV12,width=64,height=48 ! ruclipfilter model=" +
+                           gst_quote(ruclip_test::tiny_model_dir()) + " labels=\"" + kLabelsProp +
+                           "\" mode=async ! fakesink";
+  GstElement* pipeline = gst_parse_launch(desc.c_str(), nullptr);
+  ASSERT_NE(pipeline, nullptr);
+  GstBus* bus = gst_element_get_bus(pipeline);
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_NE(gst_element_set_state(pipeline, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE) << "cycle " << i;
+    GstMessage* m = gst_bus_timed_pop_filtered(bus, 20 * GST_SECOND, (GstMessageType)(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+    ASSERT_NE(m, nullptr) << "cycle " << i;
+    EXPECT_EQ(GST_MESSAGE_TYPE(m), GST_MESSAGE_EOS) << "cycle " << i;
+    gst_message_unref(m);
+    ASSERT_EQ(gst_element_set_state(pipeline, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+  }
+  gst_object_unref(bus);
+  gst_object_unref(pipeline);
+}
+
+TEST_F(Element, InspectDocumentsEveryProperty) {
+  const std::string out = run_command("gst-inspect-1.0 ruclipfilter 2>&1");
+  for (const char* prop : {"model", "labels", "labels-file", "templates", "interval", "interval-time", "top-k",
+                           "threshold", "device", "num-threads", "batch-size", "mode", "post-messages",
+                           "attach-embedding", "active-labels", "frames-analyzed", "requests-dropped"})
+    EXPECT_NE(out.find(std::string("  ") + prop + "  "), std::string::npos) << prop << " missing:\n" << out;
+  EXPECT_NE(out.find("changeable in NULL, READY, PAUSED or PLAYING state"), std::string::npos);
+  EXPECT_NE(out.find("changeable only in NULL or READY state"), std::string::npos);
+  EXPECT_NE(out.find("RuClipMeta"), std::string::npos);
+  EXPECT_NE(out.find("(0): sync"), std::string::npos);
+  EXPECT_NE(out.find("(1): async"), std::string::npos);
+}
