@@ -605,6 +605,9 @@ TEST_F(Element, HundredPlayingNullCycles) {
 }
 
 TEST_F(Element, InspectDocumentsEveryProperty) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "gst-inspect-1.0 can't load a plugin built with AddressSanitizer";
+#endif
   const std::string out = run_command("gst-inspect-1.0 ruclipfilter 2>&1");
   for (const char* prop : {"model", "labels", "labels-file", "templates", "interval", "interval-time", "top-k",
                            "threshold", "device", "num-threads", "batch-size", "mode", "post-messages",
