@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
 # The README's test command: installs what it needs, builds, runs the whole
-# suite, and prints the runner's summary.
+# suite (then the element tests again under ASan/LSan/UBSan), and prints the
+# runners' summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/build.sh
 status=0
 meson test -C build --print-errorlogs --num-processes 2 "$@" || status=$?
-# One plain closing line, counted from meson's own log.
-python3 - build/meson-logs/testlog.json <<'PY'
+
+sanitized=0
+echo "== element tests under AddressSanitizer, LeakSanitizer, UBSan (scripts/sanitize.sh)"
+bash scripts/sanitize.sh || sanitized=$?
+[ "$sanitized" -eq 0 ] || status=1
+
+# One plain closing line, counted from meson's own log plus the sanitizer run.
+python3 - build/meson-logs/testlog.json "$sanitized" <<'PY'
 import json, sys
 results = [json.loads(line)["result"] for line in open(sys.argv[1]) if line.strip()]
+results.append("OK" if sys.argv[2] == "0" else "FAIL")
 passed = sum(r in ("OK", "EXPECTEDFAIL") for r in results)
 skipped = sum(r == "SKIP" for r in results)
 failed = len(results) - passed - skipped
