@@ -361,7 +361,9 @@ TEST_F(Element, AsyncResultsRideOnLaterBuffersAndEosDrains) {
   const Pushed p = push_frames(h, rgb, GST_VIDEO_FORMAT_RGB, 40, GST_SECOND / 30);
   for (int i = 0; i < 40; ++i) {
     EXPECT_FALSE(p.fresh[i]);  // async never puts a result on its own frame
-    if (p.has_meta[i]) EXPECT_LT(p.metas[i].source_pts, guint64(i) * (GST_SECOND / 30));
+    if (p.has_meta[i]) {
+      EXPECT_LT(p.metas[i].source_pts, guint64(i) * (GST_SECOND / 30));
+    }
   }
   gst_harness_push_event(h, gst_event_new_eos());
   // After EOS went through, nothing is pending: analyzed + dropped = sampled.

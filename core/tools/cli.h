@@ -1,0 +1,101 @@
+// Shared pieces of the `ruclip` subcommands: argument parsing and JSON helpers.
+#pragma once
+#include <algorithm>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "ruclip/model.h"
+
+namespace ruclip_cli {
+
+using nlohmann::json;
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// --name VALUE options (repeatable) and positional arguments.
+struct Args {
+  std::map<std::string, std::vector<std::string>> options;
+  std::vector<std::string> positional;
+
+  Args(int argc, char** argv, int first, const std::vector<std::string>& known) {
+    for (int i = first; i < argc; ++i) {
+      std::string a = argv[i];
+      if (a == "--") {
+        for (++i; i < argc; ++i) positional.push_back(argv[i]);
+        break;
+      }
+      if (a.rfind("--", 0) != 0) {
+        positional.push_back(a);
+        continue;
+      }
+      std::string name = a.substr(2), value;
+      if (auto eq = name.find('='); eq != std::string::npos) {
+        value = name.substr(eq + 1);
+        name = name.substr(0, eq);
+      } else {
+        if (i + 1 >= argc) throw UsageError("option --" + name + " needs a value");
+        value = argv[++i];
+      }
+      if (std::find(known.begin(), known.end(), name) == known.end())
+        throw UsageError("unknown option --" + name);
+      options[name].push_back(value);
+    }
+  }
+  const std::vector<std::string>& all(const std::string& name) const {
+    static const std::vector<std::string> none;
+    auto it = options.find(name);
+    return it == options.end() ? none : it->second;
+  }
+  std::string one(const std::string& name, const std::string& fallback = "") const {
+    const auto& v = all(name);
+    if (v.size() > 1) throw UsageError("option --" + name + " given more than once");
+    return v.empty() ? fallback : v[0];
+  }
+  std::string required(const std::string& name) const {
+    std::string v = one(name);
+    if (v.empty()) throw UsageError("option --" + name + " is required");
+    return v;
+  }
+  int integer(const std::string& name, int fallback) const {
+    const std::string v = one(name);
+    if (v.empty()) return fallback;
+    char* end = nullptr;
+    long n = std::strtol(v.c_str(), &end, 10);
+    if (*end != '\0' || n < 0 || n > 1 << 20) throw UsageError("option --" + name + ": not a valid number: " + v);
+    return static_cast<int>(n);
+  }
+};
+
+inline json rows(const ruclip::Embeddings& e) {
+  json out = json::array();
+  for (int i = 0; i < e.rows; ++i) out.push_back(std::vector<float>(e.row(i), e.row(i) + e.dim));
+  return out;
+}
+
+inline std::unique_ptr<ruclip::Model> load_model(const Args& args) {
+  ruclip::ModelOptions options;
+  options.device = args.one("device", "cpu");
+  options.num_threads = args.integer("threads", 0);
+  return ruclip::Model::load(args.required("model"), options);
+}
+
+
+// One subcommand: its name, options it knows, and what it does.
+struct Command {
+  const char* name;
+  const char* usage;
+  std::vector<std::string> options;
+  int (*run)(const Args& args);
+};
+
+// Each command file defines one of these.
+extern const Command kTokenize, kEmbed, kClassify;
+
+}  // namespace ruclip_cli
