@@ -1,0 +1,211 @@
+// The ruCLIP architecture on LibTorch, written as plain functions over the
+// weights (no torch::nn modules): CLIP's ViT image tower and causal text
+// transformer, pre-LN residual blocks with QuickGELU, exactly as upstream
+// ruclip/model.py computes them.
+#include "clip_weights.h"
+
+#include <cmath>
+#include <sstream>
+
+#include "ruclip/error.h"
+
+namespace ruclip::detail {
+namespace {
+
+Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b) {
+  return torch::layer_norm(x, {x.size(-1)}, w, b, 1e-5);
+}
+
+// nn.MultiheadAttention(x, x, x) on a batch-first [N, L, D] tensor.
+Tensor self_attention(const Tensor& x, const Block& b, int64_t heads, const c10::optional<Tensor>& mask) {
+  const int64_t n = x.size(0), l = x.size(1), d = x.size(2), head_dim = d / heads;
+  Tensor qkv = torch::linear(x, b.in_proj_w, b.in_proj_b).view({n, l, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});
+  Tensor q = qkv[0] / std::sqrt(static_cast<double>(head_dim));
+  Tensor scores = torch::matmul(q, qkv[1].transpose(-2, -1));  // [N, H, L, L]
+  if (mask) scores = scores + *mask;
+  Tensor out = torch::matmul(torch::softmax(scores, -1), qkv[2]);  // [N, H, L, Dh]
+  out = out.permute({0, 2, 1, 3}).reshape({n, l, d});
+  return torch::linear(out, b.out_proj_w, b.out_proj_b);
+}
+
+Tensor residual_block(Tensor x, const Block& b, int64_t heads, const c10::optional<Tensor>& mask) {
+  x = x + self_attention(layer_norm(x, b.ln_1_w, b.ln_1_b), b, heads, mask);
+  Tensor h = torch::linear(layer_norm(x, b.ln_2_w, b.ln_2_b), b.c_fc_w, b.c_fc_b);
+  h = h * torch::sigmoid(1.702 * h);  // QuickGELU
+  return x + torch::linear(h, b.c_proj_w, b.c_proj_b);
+}
+
+void block_parameters(std::vector<NamedParameter>& out, std::vector<Block>& blocks, const std::string& prefix,
+                      int64_t d, bool visual) {
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    const std::string p = prefix + ".resblocks." + std::to_string(i) + ".";
+    Block& b = blocks[i];
+    out.push_back({p + "ln_1.weight", &b.ln_1_w, {d}, visual});
+    out.push_back({p + "ln_1.bias", &b.ln_1_b, {d}, visual});
+    out.push_back({p + "attn.in_proj_weight", &b.in_proj_w, {3 * d, d}, visual});
+    out.push_back({p + "attn.in_proj_bias", &b.in_proj_b, {3 * d}, visual});
+    out.push_back({p + "attn.out_proj.weight", &b.out_proj_w, {d, d}, visual});
+    out.push_back({p + "attn.out_proj.bias", &b.out_proj_b, {d}, visual});
+    out.push_back({p + "ln_2.weight", &b.ln_2_w, {d}, visual});
+    out.push_back({p + "ln_2.bias", &b.ln_2_b, {d}, visual});
+    out.push_back({p + "mlp.c_fc.weight", &b.c_fc_w, {4 * d, d}, visual});
+    out.push_back({p + "mlp.c_fc.bias", &b.c_fc_b, {4 * d}, visual});
+    out.push_back({p + "mlp.c_proj.weight", &b.c_proj_w, {d, 4 * d}, visual});
+    out.push_back({p + "mlp.c_proj.bias", &b.c_proj_b, {d}, visual});
+  }
+}
+
+std::string shape_str(c10::IntArrayRef shape) {
+  std::ostringstream out;
+  out << '[';
+  for (size_t i = 0; i < shape.size(); ++i) out << (i ? "," : "") << shape[i];
+  out << ']';
+  return out.str();
+}
+
+}  // namespace
+
+ClipWeights::ClipWeights(const ModelConfig& c)
+    : config(c), visual_blocks(c.vision_layers), text_blocks(c.transformer_layers) {
+  for (auto& p : parameters()) *p.tensor = torch::empty(p.shape);
+  causal_mask = torch::full({c.context_length, c.context_length}, -INFINITY).triu(1);
+}
+
+std::vector<NamedParameter> ClipWeights::parameters() {
+  const ModelConfig& c = config;
+  const int64_t vw = c.vision_width, tw = c.transformer_width, grid = c.image_resolution / c.vision_patch_size;
+  std::vector<NamedParameter> out;
+  out.push_back({"visual.conv1.weight", &conv1_w, {vw, 3, c.vision_patch_size, c.vision_patch_size}, true});
+  out.push_back({"visual.class_embedding", &class_embedding, {vw}, true});
+  out.push_back({"visual.positional_embedding", &visual_positional, {grid * grid + 1, vw}, true});
+  out.push_back({"visual.ln_pre.weight", &ln_pre_w, {vw}, true});
+  out.push_back({"visual.ln_pre.bias", &ln_pre_b, {vw}, true});
+  block_parameters(out, visual_blocks, "visual.transformer", vw, true);
+  out.push_back({"visual.ln_post.weight", &ln_post_w, {vw}, true});
+  out.push_back({"visual.ln_post.bias", &ln_post_b, {vw}, true});
+  out.push_back({"visual.proj", &visual_proj, {vw, c.embed_dim}, true});
+  out.push_back({"token_embedding.weight", &token_embedding, {c.vocab_size, tw}, false});
+  out.push_back({"positional_embedding", &text_positional, {c.context_length, tw}, false});
+  block_parameters(out, text_blocks, "transformer", tw, false);
+  out.push_back({"ln_final.weight", &ln_final_w, {tw}, false});
+  out.push_back({"ln_final.bias", &ln_final_b, {tw}, false});
+  out.push_back({"text_projection", &text_projection, {tw, c.embed_dim}, false});
+  out.push_back({"logit_scale", &logit_scale, {}, false});
+  return out;
+}
+
+Tensor ClipWeights::encode_image(const Tensor& pixels) const {
+  Tensor x = torch::conv2d(pixels, conv1_w, {}, config.vision_patch_size);  // [N, W, g, g]
+  x = x.flatten(2).permute({0, 2, 1});                                     // [N, g*g, W]
+  Tensor cls = class_embedding.view({1, 1, -1}).expand({x.size(0), 1, x.size(2)});
+  x = torch::cat({cls, x}, 1) + visual_positional;
+  x = layer_norm(x, ln_pre_w, ln_pre_b);
+  for (const Block& b : visual_blocks) x = residual_block(x, b, config.vision_heads, c10::nullopt);
+  x = layer_norm(x.select(1, 0), ln_post_w, ln_post_b);
+  return torch::matmul(x, visual_proj);
+}
+
+Tensor ClipWeights::encode_text(const Tensor& ids) const {
+  Tensor x = torch::embedding(token_embedding, ids) + text_positional;
+  for (const Block& b : text_blocks) x = residual_block(x, b, config.transformer_heads, causal_mask);
+  x = layer_norm(x, ln_final_w, ln_final_b);
+  // Pool at the first eos (upstream: torch.where(input_ids == eos_id)[1]).
+  Tensor eos_pos = (ids == config.eos_id).to(torch::kInt32).argmax(1);
+  x = x.index({torch::arange(x.size(0), ids.options()), eos_pos});
+  return torch::matmul(x, text_projection);
+}
+
+void ClipWeights::to(const torch::Device& device) {
+  for (auto& p : parameters()) *p.tensor = p.tensor->to(device);
+  causal_mask = causal_mask.to(device);
+}
+
+void load_state_dict(ClipWeights& w, StateDict dict, const std::string& origin) {
+  std::vector<std::string> missing, mis_shaped, unexpected;
+  for (auto& p : w.parameters()) {
+    auto it = dict.find(p.name);
+    if (it == dict.end()) {
+      missing.push_back(p.name);
+      continue;
+    }
+    const TensorData& t = it->second;
+    if (t.shape != p.shape) {
+      mis_shaped.push_back(p.name + " is " + shape_str(t.shape) + ", config.json implies " + shape_str(p.shape));
+    } else {
+      std::vector<float> values = t.to_float();
+      *p.tensor = torch::from_blob(values.data(), p.shape, torch::kFloat32).clone();
+    }
+    dict.erase(it);
+  }
+  for (const auto& [name, _] : dict) unexpected.push_back(name);
+  if (missing.empty() && mis_shaped.empty() && unexpected.empty()) return;
+
+  std::ostringstream msg;
+  msg << origin << ": weights do not match config.json";
+  auto list = [&msg](const char* what, const std::vector<std::string>& names) {
+    if (names.empty()) return;
+    msg << "; " << what << " (" << names.size() << "): ";
+    for (size_t i = 0; i < names.size() && i < 8; ++i) msg << (i ? ", " : "") << names[i];
+    if (names.size() > 8) msg << ", ...";
+  };
+  list("missing", missing);
+  list("wrong shape", mis_shaped);
+  list("unexpected", unexpected);
+  throw Error(msg.str());
+}
+
+void init_random(ClipWeights& w, uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(seed);
+  const ModelConfig& c = w.config;
+  const double vscale = std::pow(c.vision_width, -0.5);
+  const double tw = c.transformer_width;
+  const double proj_std = std::pow(tw, -0.5) * std::pow(2.0 * c.transformer_layers, -0.5);
+  const double attn_std = std::pow(tw, -0.5), fc_std = std::pow(2.0 * tw, -0.5);
+  auto normal = [](Tensor& t, double std) { t.normal_(0.0, std); };
+  // Module defaults upstream inherits: LayerNorm 1/0, biases 0, Linear/Conv
+  // kaiming-uniform (bound 1/sqrt(fan_in)), MultiheadAttention xavier-uniform.
+  auto uniform_fan_in = [](Tensor& t) {
+    const double bound = 1.0 / std::sqrt(static_cast<double>(t.numel() / t.size(0)));
+    t.uniform_(-bound, bound);
+  };
+  for (auto& blocks : {&w.visual_blocks, &w.text_blocks})
+    for (Block& b : *blocks) {
+      for (Tensor* t : {&b.ln_1_w, &b.ln_2_w}) t->fill_(1.0);
+      for (Tensor* t : {&b.ln_1_b, &b.ln_2_b, &b.in_proj_b, &b.out_proj_b, &b.c_fc_b, &b.c_proj_b}) t->zero_();
+      torch::nn::init::xavier_uniform_(b.in_proj_w);
+      for (Tensor* t : {&b.out_proj_w, &b.c_fc_w, &b.c_proj_w}) uniform_fan_in(*t);
+    }
+  for (Tensor* t : {&w.ln_pre_w, &w.ln_post_w, &w.ln_final_w}) t->fill_(1.0);
+  for (Tensor* t : {&w.ln_pre_b, &w.ln_post_b, &w.ln_final_b}) t->zero_();
+  uniform_fan_in(w.conv1_w);
+  normal(w.class_embedding, vscale);
+  normal(w.visual_positional, vscale);
+  normal(w.visual_proj, vscale);
+  // CLIP.initialize_parameters (text tower).
+  normal(w.token_embedding, 0.02);
+  normal(w.text_positional, 0.01);
+  for (Block& b : w.text_blocks) {
+    normal(b.in_proj_w, attn_std);
+    normal(b.out_proj_w, proj_std);
+    normal(b.c_fc_w, fc_std);
+    normal(b.c_proj_w, proj_std);
+  }
+  normal(w.text_projection, attn_std);
+  w.logit_scale.fill_(std::log(1.0 / 0.07));
+}
+
+StateDict to_state_dict(ClipWeights& w) {
+  StateDict dict;
+  for (auto& p : w.parameters()) {
+    Tensor t = p.tensor->detach().to(torch::kCPU, torch::kFloat32).contiguous();
+    auto storage = std::make_shared<std::vector<uint8_t>>(t.numel() * sizeof(float));
+    std::memcpy(storage->data(), t.data_ptr<float>(), storage->size());
+    std::vector<int64_t> strides(p.shape.size(), 1);
+    for (int i = static_cast<int>(p.shape.size()) - 2; i >= 0; --i) strides[i] = strides[i + 1] * p.shape[i + 1];
+    dict[p.name] = TensorData{DType::F32, p.shape, strides, 0, storage};
+  }
+  return dict;
+}
+
+}  // namespace ruclip::detail

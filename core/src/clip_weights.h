@@ -1,0 +1,62 @@
+// Internal (LibTorch): the ruCLIP parameters and the forward pass of both
+// towers, shared by inference (model.cpp) and training (train.cpp).
+#pragma once
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "ruclip/checkpoint.h"
+#include "ruclip/config.h"
+
+namespace ruclip::detail {
+
+using torch::Tensor;
+
+struct Block {
+  Tensor ln_1_w, ln_1_b, in_proj_w, in_proj_b, out_proj_w, out_proj_b;
+  Tensor ln_2_w, ln_2_b, c_fc_w, c_fc_b, c_proj_w, c_proj_b;
+};
+
+// One parameter: its upstream state-dict name, the tensor, its shape per config.json.
+struct NamedParameter {
+  std::string name;
+  Tensor* tensor;
+  std::vector<int64_t> shape;
+  bool visual;  // part of the image tower (frozen by `train --freeze-image`)
+};
+
+// Every parameter of upstream ruclip.model.CLIP, named as in its state_dict.
+struct ClipWeights {
+  ModelConfig config;
+  // Image tower.
+  Tensor conv1_w, class_embedding, visual_positional, ln_pre_w, ln_pre_b, ln_post_w, ln_post_b, visual_proj;
+  std::vector<Block> visual_blocks;
+  // Text tower.
+  Tensor token_embedding, text_positional, ln_final_w, ln_final_b, text_projection;
+  std::vector<Block> text_blocks;
+  Tensor logit_scale;  // the stored parameter: log of the scale
+  Tensor causal_mask;  // [L, L], -inf above the diagonal (not a parameter)
+
+  explicit ClipWeights(const ModelConfig& c);  // tensors sized per config, uninitialized
+  ClipWeights(const ClipWeights&) = delete;
+  ClipWeights& operator=(const ClipWeights&) = delete;
+
+  // The one list that loading, saving, initialization, training and device moves walk.
+  std::vector<NamedParameter> parameters();
+
+  Tensor encode_image(const Tensor& pixels) const;  // [N, 3, R, R] -> [N, embed_dim]
+  Tensor encode_text(const Tensor& ids) const;      // [N, L] int64 -> [N, embed_dim]
+
+  void to(const torch::Device& device);
+};
+
+// Fills `w` from a state dict; throws one ruclip::Error listing every missing,
+// unexpected and mis-shaped weight. `origin` names the weights file.
+void load_state_dict(ClipWeights& w, StateDict dict, const std::string& origin);
+// Upstream's initialization (CLIP.initialize_parameters and the module defaults).
+void init_random(ClipWeights& w, uint64_t seed);
+// The parameters as float32 CPU tensors, ready for write_safetensors.
+StateDict to_state_dict(ClipWeights& w);
+
+}  // namespace ruclip::detail
