@@ -124,3 +124,19 @@ TEST(Config, NotJson) {
   expect_error("[1, 2]", {"expected a JSON object"});
   expect_error(std::string("\xff\xfe{}", 4), {"not valid JSON"});
 }
+
+TEST(Config, RoundTripsThroughJson) {
+  auto c = ruclip::load_config(ruclip_test::tiny_model_dir());
+  c.tokenizer = "sentencepiece";
+  c.eos_id = 7;
+  const auto back = parse_config(ruclip::config_to_json(c), "config.json");
+  EXPECT_EQ(back.embed_dim, c.embed_dim);
+  EXPECT_EQ(back.vision_heads, c.vision_heads);
+  EXPECT_EQ(back.context_length, c.context_length);
+  EXPECT_EQ(back.transformer_layers, c.transformer_layers);
+  EXPECT_EQ(back.mean, c.mean);
+  EXPECT_EQ(back.std, c.std);
+  EXPECT_EQ(back.tokenizer, "sentencepiece");
+  EXPECT_EQ(back.eos_id, 7);
+  EXPECT_EQ(back.bos_id, 2);
+}

@@ -4,6 +4,9 @@
 // ruclip/model.py computes them.
 #include "clip_weights.h"
 
+#include <dlfcn.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <sstream>
 
@@ -118,6 +121,22 @@ Tensor ClipWeights::encode_text(const Tensor& ids) const {
 void ClipWeights::to(const torch::Device& device) {
   for (auto& p : parameters()) *p.tensor = p.tensor->to(device);
   causal_mask = causal_mask.to(device);
+}
+
+void set_cpu_threads(int threads) {
+  if (threads <= 0) {
+    const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    threads = cpus > 0 ? static_cast<int>(cpus) : 1;
+  }
+  // Looked up at run time: LibTorch may sit on another BLAS (MKL), or on the
+  // reference BLAS when libopenblas0-pthread is missing.
+  using SetThreads = void (*)(int);
+  if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
+    set(threads);
+    at::set_num_threads(1);
+  } else {
+    at::set_num_threads(threads);
+  }
 }
 
 void load_state_dict(ClipWeights& w, StateDict dict, const std::string& origin) {

@@ -51,6 +51,12 @@ struct ClipWeights {
   void to(const torch::Device& device);
 };
 
+// Uses `threads` CPU threads (0: all online CPUs) without oversubscribing:
+// matrix products run in OpenBLAS's own threads, and LibTorch's OpenMP pool
+// would multiply them, so LibTorch's intra-op pool gets one thread.
+// Process-wide, like the libraries' own settings.
+void set_cpu_threads(int threads);
+
 // Fills `w` from a state dict; throws one ruclip::Error listing every missing,
 // unexpected and mis-shaped weight. `origin` names the weights file.
 void load_state_dict(ClipWeights& w, StateDict dict, const std::string& origin);

@@ -120,4 +120,28 @@ ModelConfig load_config(const std::string& model_dir) {
   return parse_config(text.str(), path);
 }
 
+std::string config_to_json(const ModelConfig& c) {
+  nlohmann::ordered_json json = {
+      {"embed_dim", c.embed_dim},
+      {"image_resolution", c.image_resolution},
+      {"vision_layers", c.vision_layers},
+      {"vision_width", c.vision_width},
+      {"vision_patch_size", c.vision_patch_size},
+      {"context_length", c.context_length},
+      {"vocab_size", c.vocab_size},
+      {"transformer_width", c.transformer_width},
+      {"transformer_heads", c.transformer_heads},
+      {"transformer_layers", c.transformer_layers},
+      {"mean", c.mean},
+      {"std", c.std},
+  };
+  if (!c.tokenizer.empty()) json["tokenizer"] = c.tokenizer;
+  const ModelConfig defaults;
+  if (c.pad_id != defaults.pad_id) json["pad_id"] = c.pad_id;
+  if (c.unk_id != defaults.unk_id) json["unk_id"] = c.unk_id;
+  if (c.bos_id != defaults.bos_id) json["bos_id"] = c.bos_id;
+  if (c.eos_id != defaults.eos_id) json["eos_id"] = c.eos_id;
+  return json.dump(2) + "\n";
+}
+
 }  // namespace ruclip

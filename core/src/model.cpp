@@ -3,7 +3,6 @@
 #include "ruclip/model.h"
 
 #include <torch/torch.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -18,11 +17,6 @@ namespace ruclip {
 namespace {
 
 using torch::Tensor;
-
-int online_cpus() {
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n > 0 ? static_cast<int>(n) : 1;
-}
 
 torch::Device pick_device(const std::string& name) {
   if (name == "cpu") return torch::kCPU;
@@ -77,7 +71,7 @@ std::unique_ptr<Model> Model::load(const std::string& model_dir, const ModelOpti
   impl->tokenizer = load_tokenizer(model_dir, config);
   impl->device = pick_device(options.device);
   if (options.num_threads < 0) throw Error("num-threads must be 0 (all CPUs) or positive");
-  at::set_num_threads(options.num_threads > 0 ? options.num_threads : online_cpus());
+  detail::set_cpu_threads(options.num_threads);
 
   const std::string safetensors = model_dir + "/model.safetensors";
   const std::string bin = model_dir + "/pytorch_model.bin";

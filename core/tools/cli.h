@@ -24,7 +24,9 @@ struct Args {
   std::map<std::string, std::vector<std::string>> options;
   std::vector<std::string> positional;
 
-  Args(int argc, char** argv, int first, const std::vector<std::string>& known) {
+  // `flags` are options without a value (--resume); they read as "1".
+  Args(int argc, char** argv, int first, const std::vector<std::string>& known,
+       const std::vector<std::string>& flags = {}) {
     for (int i = first; i < argc; ++i) {
       std::string a = argv[i];
       if (a == "--") {
@@ -36,6 +38,10 @@ struct Args {
         continue;
       }
       std::string name = a.substr(2), value;
+      if (std::find(flags.begin(), flags.end(), name) != flags.end()) {
+        options[name].push_back("1");
+        continue;
+      }
       if (auto eq = name.find('='); eq != std::string::npos) {
         value = name.substr(eq + 1);
         name = name.substr(0, eq);
@@ -62,6 +68,15 @@ struct Args {
     std::string v = one(name);
     if (v.empty()) throw UsageError("option --" + name + " is required");
     return v;
+  }
+  bool flag(const std::string& name) const { return !all(name).empty(); }
+  double number(const std::string& name, double fallback) const {
+    const std::string v = one(name);
+    if (v.empty()) return fallback;
+    char* end = nullptr;
+    double d = std::strtod(v.c_str(), &end);
+    if (*end != '\0' || !(d >= 0)) throw UsageError("option --" + name + ": not a valid number: " + v);
+    return d;
   }
   int integer(const std::string& name, int fallback) const {
     const std::string v = one(name);
@@ -93,9 +108,10 @@ struct Command {
   const char* usage;
   std::vector<std::string> options;
   int (*run)(const Args& args);
+  std::vector<std::string> flags = {};
 };
 
 // Each command file defines one of these.
-extern const Command kTokenize, kEmbed, kClassify;
+extern const Command kTokenize, kEmbed, kClassify, kTrain, kEval, kSynth;
 
 }  // namespace ruclip_cli

@@ -12,6 +12,9 @@ const ruclip_cli::Command* const kCommands[] = {
     &ruclip_cli::kTokenize,
     &ruclip_cli::kEmbed,
     &ruclip_cli::kClassify,
+    &ruclip_cli::kEval,
+    &ruclip_cli::kTrain,
+    &ruclip_cli::kSynth,
 };
 
 void usage(std::ostream& out) {
@@ -31,7 +34,7 @@ int main(int argc, char** argv) {
   for (const auto* command : kCommands) {
     if (name != command->name) continue;
     try {
-      return command->run(ruclip_cli::Args(argc, argv, 2, command->options));
+      return command->run(ruclip_cli::Args(argc, argv, 2, command->options, command->flags));
     } catch (const ruclip_cli::UsageError& e) {
       std::cerr << "ruclip " << name << ": " << e.what() << "\nusage: " << command->usage << "\n";
       return 2;

@@ -29,5 +29,8 @@ struct ModelConfig {
 ModelConfig parse_config(const std::string& json_text, const std::string& origin);
 // Reads DIR/config.json.
 ModelConfig load_config(const std::string& model_dir);
+// config.json text for `c`: the published fields, plus the tokenizer and
+// special ids where they differ from upstream's defaults.
+std::string config_to_json(const ModelConfig& c);
 
 }  // namespace ruclip
