@@ -29,7 +29,6 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
-#include <fstream>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -38,6 +37,7 @@
 
 #include "ruclip/error.h"
 #include "ruclip/image.h"
+#include "ruclip/labels.h"
 #include "ruclip/model.h"
 #include "ruclip/tokenizer.h"
 #include "ruclip/zero_shot.h"
@@ -129,55 +129,11 @@ struct Request {
   std::vector<float> pixels;
 };
 
-// Python's str.strip() for ASCII whitespace.
-std::string strip (const std::string & s)
-{
-  const char *ws = " \t\r\n\f\v";
-  const size_t begin = s.find_first_not_of (ws);
-  if (begin == std::string::npos)
-    return "";
-  return s.substr (begin, s.find_last_not_of (ws) - begin + 1);
-}
-
-// "a;b; c" -> {"a", "b", "c"}; empty items dropped.
-std::vector<std::string> split_list (const std::string & s)
-{
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= s.size ()) {
-    size_t end = s.find (';', start);
-    if (end == std::string::npos)
-      end = s.size ();
-    std::string item = strip (s.substr (start, end - start));
-    if (!item.empty ())
-      out.push_back (item);
-    start = end + 1;
-  }
-  return out;
-}
-
-// One label per line; blank lines and lines starting with '#' are skipped.
-std::vector<std::string> read_labels_file (const std::string & path)
-{
-  std::ifstream in (path);
-  if (!in)
-    throw ruclip::Error ("labels-file '" + path + "': cannot open");
-  std::vector<std::string> labels;
-  for (std::string line; std::getline (in, line);) {
-    line = strip (line);
-    if (!line.empty () && line[0] != '#')
-      labels.push_back (line);
-  }
-  if (in.bad ())
-    throw ruclip::Error ("labels-file '" + path + "': read error");
-  return labels;
-}
-
 std::vector<std::string> collect_labels (const Settings & s)
 {
-  std::vector<std::string> labels = split_list (s.labels);
+  std::vector<std::string> labels = ruclip::split_list (s.labels);
   if (!s.labels_file.empty ()) {
-    std::vector<std::string> more = read_labels_file (s.labels_file);
+    std::vector<std::string> more = ruclip::read_labels_file (s.labels_file);
     labels.insert (labels.end (), more.begin (), more.end ());
   }
   if (labels.empty ())
@@ -356,7 +312,7 @@ rebuild_labels (GstRuClipFilter * self)
   RuClipFilterState *st = self->state;
   const Settings s = copy_settings (st);
   try {
-    auto set = ruclip::build_label_set (*st->model, collect_labels (s), split_list (s.templates));
+    auto set = ruclip::build_label_set (*st->model, collect_labels (s), ruclip::split_list (s.templates));
     std::lock_guard<std::mutex> guard (st->labels_lock);
     st->label_set = std::move (set);
     GST_INFO_OBJECT (self, "now scoring against %zu labels", st->label_set->labels.size ());
@@ -471,7 +427,7 @@ gst_ruclip_filter_start (GstBaseTransform * trans)
     return FALSE;
   }
   try {
-    auto set = ruclip::build_label_set (*st->model, collect_labels (s), split_list (s.templates));
+    auto set = ruclip::build_label_set (*st->model, collect_labels (s), ruclip::split_list (s.templates));
     std::lock_guard<std::mutex> guard (st->labels_lock);
     st->label_set = std::move (set);
   } catch (const std::exception & e) {

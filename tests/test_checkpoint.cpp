@@ -569,3 +569,21 @@ TEST(Dtype, SizesAndNames) {
 }
 
 }  // namespace
+
+// The fuzz seeds are pickled by CPython's own pickler (protocol 2 and 4) with
+// stand-ins named like torch's classes: what torch.save writes. They must load.
+TEST(CheckpointFromCPythonPickler, FuzzSeedsLoad) {
+  for (const char* name : {"state_dict_p2.bin", "state_dict_p4.bin"}) {
+    const std::string path = std::string(RUCLIP_TEST_DATA) + "/../fuzz/corpus/checkpoint/" + name;
+    const auto dict = ruclip::read_torch_checkpoint(path);
+    ASSERT_EQ(dict.size(), 5u) << name;
+    EXPECT_EQ(dict.at("a.weight").to_float(), (std::vector<float>{0.5f, -1.0f, 2.0f, 3.5f, 0.25f, 8.0f}));
+    // offset 1, stride (1, 3): elements 1, 4, 2, 5 of the storage
+    EXPECT_EQ(dict.at("a.t").to_float(), (std::vector<float>{-1.0f, 0.25f, 2.0f, 8.0f}));
+    EXPECT_EQ(dict.at("half").to_float(), (std::vector<float>{1.0f, -2.0f, 0.5f}));
+    EXPECT_EQ(dict.at("bf16").to_float(), (std::vector<float>{1.0f, 2.0f}));
+    EXPECT_EQ(dict.at("scale").to_float(), (std::vector<float>{8.0f}));
+    EXPECT_TRUE(dict.at("scale").shape.empty());
+    EXPECT_EQ(dict.at("a.weight").storage, dict.at("a.t").storage);
+  }
+}

@@ -81,6 +81,9 @@ TEST(Config, WrongTypes) {
   j["mean"] = {0.5, 0.5};
   expect_error(j.dump(), {"\"mean\" must be an array of 3 numbers"});
   j = tiny_json();
+  j["templates"] = {"{}", "без метки"};
+  expect_error(j.dump(), {"\"templates\": each must be a string with {}"});
+  j = tiny_json();
   j["tokenizer"] = "wordpiece";
   expect_error(j.dump(), {"\"tokenizer\" must be"});
 }
@@ -129,6 +132,7 @@ TEST(Config, RoundTripsThroughJson) {
   auto c = ruclip::load_config(ruclip_test::tiny_model_dir());
   c.tokenizer = "sentencepiece";
   c.eos_id = 7;
+  c.templates = {"{}", "это {}"};
   const auto back = parse_config(ruclip::config_to_json(c), "config.json");
   EXPECT_EQ(back.embed_dim, c.embed_dim);
   EXPECT_EQ(back.vision_heads, c.vision_heads);
@@ -138,5 +142,6 @@ TEST(Config, RoundTripsThroughJson) {
   EXPECT_EQ(back.std, c.std);
   EXPECT_EQ(back.tokenizer, "sentencepiece");
   EXPECT_EQ(back.eos_id, 7);
+  EXPECT_EQ(back.templates, c.templates);
   EXPECT_EQ(back.bos_id, 2);
 }

@@ -161,6 +161,20 @@ TEST(ZeroShot, TopKAndDefaultTemplates) {
   EXPECT_LE(max_abs_diff(upper->text.data, set->text.data), 1e-6);
 }
 
+TEST(ZeroShot, ModelTemplatesReplaceTheDefaults) {
+  const std::string dir = ruclip_test::copy_tiny_model();
+  auto config = nlohmann::json::parse(ruclip_test::read_file(dir + "/config.json"));
+  config["templates"] = {"это {}"};
+  ruclip_test::write_file(dir + "/config.json", config.dump());
+  auto model = ruclip::Model::load(dir, {"cpu", 1});
+  const auto own = ruclip::build_label_set(*model, {"кошка", "собака"});
+  EXPECT_EQ(own->templates, std::vector<std::string>{"это {}"});
+  const auto given = ruclip::build_label_set(tiny_model(), {"кошка", "собака"}, {"это {}"});
+  EXPECT_LE(max_abs_diff(own->text.data, given->text.data), 1e-6);
+  // Templates given by the caller still win.
+  EXPECT_EQ(ruclip::build_label_set(*model, {"кошка"}, {"{}"})->templates, std::vector<std::string>{"{}"});
+}
+
 TEST(ZeroShot, Errors) {
   EXPECT_NE(error_of([] { ruclip::build_label_set(tiny_model(), {}); }).find("no labels"), std::string::npos);
   EXPECT_NE(error_of([] { ruclip::build_label_set(tiny_model(), {"кошка"}, {"фото кошки"}); })

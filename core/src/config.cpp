@@ -95,6 +95,17 @@ ModelConfig parse_config(const std::string& json_text, const std::string& origin
       throw Error(origin + ": field \"tokenizer\" must be \"yttm\" or \"sentencepiece\", got " + t.dump());
     c.tokenizer = t.get<std::string>();
   }
+  if (json.contains("templates")) {
+    const auto& t = json.at("templates");
+    if (!t.is_array() || t.empty())
+      throw Error(origin + ": field \"templates\" must be a non-empty array of strings with {}, got " + t.dump());
+    for (const auto& item : t) {
+      if (!item.is_string() || item.get<std::string>().find("{}") == std::string::npos)
+        throw Error(origin + ": field \"templates\": each must be a string with {} where the label goes, got " +
+                    item.dump());
+      c.templates.push_back(item.get<std::string>());
+    }
+  }
   for (auto [field, target] : {std::pair<const char*, int*>{"pad_id", &c.pad_id}, {"unk_id", &c.unk_id},
                                {"bos_id", &c.bos_id}, {"eos_id", &c.eos_id}}) {
     if (json.contains(field)) {
@@ -136,6 +147,7 @@ std::string config_to_json(const ModelConfig& c) {
       {"std", c.std},
   };
   if (!c.tokenizer.empty()) json["tokenizer"] = c.tokenizer;
+  if (!c.templates.empty()) json["templates"] = c.templates;
   const ModelConfig defaults;
   if (c.pad_id != defaults.pad_id) json["pad_id"] = c.pad_id;
   if (c.unk_id != defaults.unk_id) json["unk_id"] = c.unk_id;

@@ -19,7 +19,14 @@ namespace {
 // RTLD_DEEPBIND makes libsentencepiece call its own protobuf rather than
 // LibTorch's. AddressSanitizer refuses RTLD_DEEPBIND; there the module still
 // loads and fails cleanly in a process that has LibTorch's protobuf.
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__)  // gcc
+#define RUCLIP_ASAN 1
+#elif defined(__has_feature)  // clang
+#if __has_feature(address_sanitizer)
+#define RUCLIP_ASAN 1
+#endif
+#endif
+#ifdef RUCLIP_ASAN
 constexpr int kOpenFlags = RTLD_NOW | RTLD_LOCAL;
 #else
 constexpr int kOpenFlags = RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND;

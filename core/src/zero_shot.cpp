@@ -1,18 +1,11 @@
 #include "ruclip/zero_shot.h"
 
 #include "ruclip/error.h"
+#include "ruclip/labels.h"
 #include "ruclip/tokenizer.h"
 
 namespace ruclip {
 namespace {
-
-// Python's str.strip() for the whitespace labels realistically carry.
-std::string strip(const std::string& s) {
-  const char* ws = " \t\n\r\f\v";
-  const size_t begin = s.find_first_not_of(ws);
-  if (begin == std::string::npos) return "";
-  return s.substr(begin, s.find_last_not_of(ws) - begin + 1);
-}
 
 // template.format(label): every "{}" becomes the label.
 std::string fill(const std::string& templ, const std::string& label) {
@@ -30,13 +23,16 @@ std::shared_ptr<const LabelSet> build_label_set(Model& model, const std::vector<
   if (labels.empty()) throw Error("labels: no labels given");
   auto set = std::make_shared<LabelSet>();
   set->labels = labels;
-  set->templates = templates.empty() ? default_templates() : templates;
+  // Given templates, else the model's own (config.json "templates"), else upstream's six.
+  set->templates = !templates.empty()                   ? templates
+                   : !model.config().templates.empty() ? model.config().templates
+                                                        : default_templates();
   for (const auto& t : set->templates)
     if (t.find("{}") == std::string::npos)
       throw Error("templates: '" + t + "' has no {} where the label goes");
   std::vector<std::string> prepared;
   for (const auto& label : labels) {
-    std::string p = strip(to_lower(label));  // Predictor: class_label.lower().strip()
+    std::string p = trim(to_lower(label));  // Predictor: class_label.lower().strip()
     if (p.empty()) throw Error("labels: empty label");
     prepared.push_back(std::move(p));
   }

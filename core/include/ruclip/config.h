@@ -2,6 +2,7 @@
 #pragma once
 #include <array>
 #include <string>
+#include <vector>
 
 namespace ruclip {
 
@@ -23,6 +24,9 @@ struct ModelConfig {
   int pad_id = 0, unk_id = 1, bos_id = 2, eos_id = 3;
   // "yttm", "sentencepiece" or "" (decided by the files in the folder).
   std::string tokenizer;
+  // Prompt templates this model was trained with ("{}" = the label); empty:
+  // upstream's six defaults. Not in the published configs; ours set it.
+  std::vector<std::string> templates;
 };
 
 // Parses config.json text; `origin` names the file in error messages.

@@ -21,7 +21,9 @@ struct LabelSet {
   Embeddings text;  // one normalized row per label
 };
 
-// Throws ruclip::Error when there are no labels or a template lacks "{}".
+// Without templates: the model's own (config.json "templates"), else
+// upstream's six defaults. Throws ruclip::Error when there are no labels or a
+// template lacks "{}".
 std::shared_ptr<const LabelSet> build_label_set(Model& model, const std::vector<std::string>& labels,
                                                 const std::vector<std::string>& templates = {});
 
