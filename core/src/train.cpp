@@ -171,6 +171,8 @@ TrainResult train(const TrainOptions& o, const std::function<void(const TrainPro
   if (o.output.empty()) throw Error("train: no output folder given");
   if (o.batch_size < 2) throw Error("train: batch size must be at least 2 (contrastive loss needs negatives)");
   if (o.epochs < 1) throw Error("train: epochs must be at least 1");
+  if (o.group < 1) throw Error("train: group must be at least 1");
+  const int64_t group = o.group;
   const Start start = decide_start(o);
   const auto tokenizer = open_tokenizer(start);
   if (tokenizer->vocab_size() > start.config.vocab_size)
@@ -231,7 +233,7 @@ TrainResult train(const TrainOptions& o, const std::function<void(const TrainPro
     nlohmann::ordered_json state = {{"step", at_step}, {"total_steps", total_steps}, {"loss", loss},
                                     {"data", o.data}, {"batch_size", o.batch_size}, {"epochs", o.epochs},
                                     {"learning_rate", o.learning_rate}, {"seed", o.seed},
-                                    {"freeze_image", o.freeze_image}};
+                                    {"freeze_image", o.freeze_image}, {"group", o.group}};
     write_text(out_dir / "train_state.json", state.dump(2) + "\n");
   };
 
@@ -240,13 +242,18 @@ TrainResult train(const TrainOptions& o, const std::function<void(const TrainPro
   std::vector<double> losses;
   const auto t0 = std::chrono::steady_clock::now();
   std::mt19937_64 rng(o.seed);
-  std::vector<int64_t> order(n);
+  std::vector<int64_t> order;
   const int first_step = step;
   double loss_value = 0;
   for (int epoch = step / steps_per_epoch; epoch < o.epochs; ++epoch) {
-    std::iota(order.begin(), order.end(), 0);
-    std::mt19937_64 epoch_rng(o.seed + 1000003ULL * epoch);  // same order when resumed
-    std::shuffle(order.begin(), order.end(), epoch_rng);
+    // Shuffle whole blocks of `group` rows (same order again when resumed).
+    std::mt19937_64 epoch_rng(o.seed + 1000003ULL * epoch);
+    std::vector<int64_t> blocks((n + group - 1) / group);
+    std::iota(blocks.begin(), blocks.end(), 0);
+    std::shuffle(blocks.begin(), blocks.end(), epoch_rng);
+    order.clear();
+    for (int64_t block : blocks)
+      for (int64_t i = block * group; i < std::min(n, (block + 1) * group); ++i) order.push_back(i);
     for (int b = step % steps_per_epoch; b < steps_per_epoch; ++b, ++step) {
       Tensor index = torch::from_blob(order.data() + b * o.batch_size, {o.batch_size}, torch::kInt64);
       Tensor pixels = data.pixels.index_select(0, index).to(device);

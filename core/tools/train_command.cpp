@@ -30,6 +30,7 @@ int train(const Args& args) {
   o.learning_rate = args.number("lr", o.learning_rate);
   o.weight_decay = args.number("weight-decay", o.weight_decay);
   o.warmup_steps = args.integer("warmup", o.warmup_steps);
+  o.group = args.integer("group", o.group);
   o.seed = static_cast<uint64_t>(args.integer("seed", static_cast<int>(o.seed)));
   o.threads = args.integer("threads", 0);
   o.device = args.one("device", "cpu");
@@ -53,8 +54,8 @@ const Command kTrain{
     "train",
     "ruclip train --data CSV|JSONL|FOLDER --out DIR (--init MODEL_DIR | --config config.json --tokenizer FILE | "
     "--resume) [--freeze-image] [--epochs N] [--batch N] [--lr X] [--weight-decay X] [--warmup N] [--seed N] "
-    "[--log-every N]",
-    {"data", "out", "init", "config", "tokenizer", "epochs", "batch", "lr", "weight-decay", "warmup", "seed",
+    "[--group N] [--log-every N]",
+    {"data", "out", "init", "config", "tokenizer", "epochs", "batch", "lr", "weight-decay", "warmup", "group", "seed",
      "threads", "device", "log-every"},
     train,
     {"resume", "freeze-image"}};

@@ -23,6 +23,11 @@ struct TrainOptions {
   double learning_rate = 5e-4;
   double weight_decay = 0.05;
   int warmup_steps = 100;
+  // Shuffle blocks of this many consecutive rows instead of single rows, so
+  // a batch holds whole blocks: with rows sorted so that a block shares what
+  // is easy (colour, background), the batch's negatives differ in what is
+  // hard (shape). 1: plain shuffling.
+  int group = 1;
   uint64_t seed = 1;
   int threads = 0;  // 0: all online CPUs
   std::string device = "cpu";
