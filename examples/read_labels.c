@@ -4,8 +4,9 @@
  *
  * The source is a video file, or a gst-launch description of raw video
  * (anything with a '!'); without one it labels 60 frames of videotestsrc. Each buffer that
- * that was analyzed prints its time, frame index, and the labels with their
- * probabilities (later buffers carry the same result until the next one).
+ * that was analyzed prints its running time, frame index, and the three best
+ * labels with their probabilities (later buffers carry the same result until
+ * the next one).
  */
 #include <gst/app/gstappsink.h>
 #include <gst/gst.h>
@@ -32,7 +33,7 @@ main (int argc, char **argv)
   else
     source = g_strdup_printf ("filesrc location=\"%s\" ! decodebin ! videoconvert", argv[3]);
   const int interval = argc > 4 ? atoi (argv[4]) : 10;
-  gchar *desc = g_strdup_printf ("%s ! ruclipfilter model=\"%s\" labels=\"%s\" interval=%d ! "
+  gchar *desc = g_strdup_printf ("%s ! ruclipfilter model=\"%s\" labels=\"%s\" interval=%d top-k=3 ! "
       "appsink name=sink sync=false", source, argv[1], argv[2], interval > 0 ? interval : 1);
   GError *error = NULL;
   GstElement *pipeline = gst_parse_launch (desc, &error);
@@ -64,7 +65,10 @@ main (int argc, char **argv)
     if (result && ruclip_result_is_fresh (result)) {
       guint64 frame = 0;
       gst_structure_get_uint64 (result, "frame", &frame);
-      printf ("%" GST_TIME_FORMAT "  frame %3" G_GUINT64_FORMAT ":", GST_TIME_ARGS (GST_BUFFER_PTS (buffer)), frame);
+      /* Running time: keeps counting across the segments of a concatenated source. */
+      const GstClockTime t = gst_segment_to_running_time (gst_sample_get_segment (sample), GST_FORMAT_TIME,
+          GST_BUFFER_PTS (buffer));
+      printf ("%" GST_TIME_FORMAT "  frame %3" G_GUINT64_FORMAT ":", GST_TIME_ARGS (t), frame);
       for (guint i = 0; i < ruclip_result_n_labels (result); i++)
         printf ("  %s %.3f", ruclip_result_label (result, i), ruclip_result_score (result, i));
       printf ("\n");

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Reproduces models/ruclip-shapes-ru: data, tokenizer, training, evaluation.
+#   bash models/recipes/ruclip-shapes-ru/train.sh [OUT_DIR]   (default: models/ruclip-shapes-ru)
+# Needs the build (bash scripts/build.sh) and Debian's sentencepiece and fortunes-ru.
+# Every step is seeded; the numbers in the model card come from this script.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../../.." && pwd)"
+ruclip="$root/build/core/ruclip"
+out="${1:-$root/models/ruclip-shapes-ru}"
+work="${WORK:-$(mktemp -d /tmp/ruclip-shapes.XXXXXX)}"
+echo "work folder: $work" >&2
+
+# 1. Data: 20000 training pictures of the seen colour-shape pairs (train renderer),
+#    and evaluation sets from the other renderer (96x72, other sizes and
+#    positions, JPEG quality 75): seen pairs, held-out pairs, solid screens.
+"$ruclip" synth --out "$work/train" --count 20000 --style train --pairs seen --seed 1 > /dev/null
+"$ruclip" synth --out "$work/eval-seen" --count 1500 --style eval --pairs seen --solid no --jpeg-quality 75 --seed 2 > /dev/null
+"$ruclip" synth --out "$work/eval-held" --count 1000 --style eval --pairs held --solid no --jpeg-quality 75 --seed 3 > /dev/null
+
+# 2. Tokenizer: SentencePiece BPE on the captions plus the Russian corpus of
+#    fortunes-ru, lower-cased as the processor lower-cases text.
+{
+  tail -n +2 "$work/train/captions.csv" | cut -d, -f2-
+  for f in /usr/share/games/fortunes/ru/*; do
+    case "$f" in *.dat|*.u8) ;; *) grep -v '^%$' "$f" ;; esac
+  done
+} | python3 -c "import sys; [print(l.rstrip().lower()) for l in sys.stdin if l.strip()]" > "$work/corpus.txt"
+spm_train --input="$work/corpus.txt" --model_prefix="$work/sentencepiece" --vocab_size=4000 --model_type=bpe \
+  --character_coverage=1.0 --pad_id=0 --unk_id=1 --bos_id=2 --eos_id=3 --minloglevel=2 > /dev/null 2>&1
+
+# 3. Training from scratch (contrastive, both towers), in three stages:
+#    a. 12 epochs of plainly shuffled batches of the varied captions: colours,
+#       counts, backgrounds, positions are learned; shapes hardly (~0.4).
+#    b. 6 epochs on the short labels ("красный круг") with rows grouped by
+#       colour (--group 32: blocks of one colour per batch), so that inside a
+#       block only the shape tells pictures apart.
+#    c. 4 epochs on both, captions and labels, grouped the same way, to keep
+#       the varied captions' wording (and the held-out pairs) in view.
+"$ruclip" train --data "$work/train" --out "$work/stage1" --config "$here/config.json" \
+  --tokenizer "$work/sentencepiece.model" --epochs 12 --batch 256 --lr 7e-4 --warmup 50 --seed 1 \
+  --log-every 50 > "$work/train-stage1.json"
+python3 "$here/group_by_colour.py" "$work/train" 1 --labels
+python3 "$here/group_by_colour.py" "$work/train" 1 --both
+"$ruclip" train --data "$work/train/labels-by-colour.csv" --out "$work/stage2" --init "$work/stage1" \
+  --epochs 6 --batch 256 --lr 5e-4 --warmup 20 --group 32 --seed 1 --log-every 50 > "$work/train-stage2.json"
+"$ruclip" train --data "$work/train/both-by-colour.csv" --out "$work/model" --init "$work/stage2" \
+  --epochs 4 --batch 256 --lr 4e-4 --warmup 20 --group 32 --seed 1 --log-every 50 > "$work/train-stage3.json"
+
+# 4. The model folder: weights, config, tokenizer (no optimizer state).
+mkdir -p "$out/eval"
+cp "$work/model/model.safetensors" "$work/model/config.json" "$work/model/sentencepiece.model" "$out/"
+cp "$work"/train-stage*.json "$out/eval/"
+
+# 5. Zero-shot evaluation over all 32 colour x shape labels.
+labels=()
+while IFS= read -r l; do labels+=(--label "$l"); done < "$here/labels.txt"
+for set in seen held; do
+  "$ruclip" eval --model "$out" --data "$work/eval-$set/labels.csv" "${labels[@]}" --template "{}" --json-only \
+    > "$out/eval/eval-$set.json"
+  python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(sys.argv[2], 'top1', round(d['top1'],4), 'top5', round(d['top5'],4))" \
+    "$out/eval/eval-$set.json" "$set"
+done
