@@ -631,6 +631,11 @@ TEST_F(Element, InspectDocumentsEveryProperty) {
 // accuracy is printed, not asserted: see models/ruclip-shapes-ru/README.md.
 // GRAY8 carries no colour: there only white and black shapes are used.
 TEST_F(Element, ShippedModelNamesTheColourInEveryFormat) {
+#if defined(__SANITIZE_ADDRESS__)
+  // Its SentencePiece tokenizer needs RTLD_DEEPBIND next to LibTorch's
+  // protobuf (core/src/sentencepiece_module.cpp), which AddressSanitizer refuses.
+  GTEST_SKIP() << "the shipped model's SentencePiece tokenizer can't load beside LibTorch under AddressSanitizer";
+#endif
   const std::string model = std::string(RUCLIP_SOURCE_ROOT) + "/models/ruclip-shapes-ru";
   std::string all_labels;
   for (const auto& l : ruclip::synth::all_labels()) all_labels += (all_labels.empty() ? "" : ";") + l;
