@@ -507,3 +507,23 @@ TEST(SentencePieceModel, UnreadableModelNamesTheFile) {
 }
 
 }  // namespace
+
+// Regression for a fuzz_sentencepiece finding: a model whose precompiled
+// character map points outside its strings made libsentencepiece read freed
+// memory while encoding (heap-use-after-free under ASan). It is refused first.
+TEST(SentencePieceModel, CorruptCharsmapIsRefusedBeforeLibsentencepieceSeesIt) {
+  const std::string path =
+      std::string(RUCLIP_TEST_DATA) + "/../fuzz/regressions/sentencepiece-charsmap-out-of-bounds.model";
+  try {
+    ruclip::load_sentencepiece_tokenizer(path);
+    FAIL() << "accepted";
+  } catch (const ruclip::Error& e) {
+    EXPECT_NE(std::string(e.what()).find(path + ": cannot load the SentencePiece model (precompiled_charsmap"),
+              std::string::npos)
+        << e.what();
+  }
+  // The seed it was mutated from still loads.
+  auto ok = ruclip::load_sentencepiece_tokenizer(std::string(RUCLIP_TEST_DATA) +
+                                                 "/../fuzz/corpus/sentencepiece/bpe120.model");
+  EXPECT_FALSE(ok->encode("красная звезда").empty());
+}

@@ -3,8 +3,13 @@
 // module); this adapts it to the Tokenizer interface and to ruclip::Error.
 #include <dlfcn.h>
 
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <vector>
 #include <mutex>
 #include <string>
 #include <system_error>
@@ -74,6 +79,127 @@ const SentencePieceModule& module() {
   return m;
 }
 
+
+// ---- A check libsentencepiece does not make ---------------------------------
+//
+// A model's normalizer carries a precompiled character map: a Darts
+// double-array trie whose leaves are offsets into a blob of NUL-terminated
+// replacement strings. libsentencepiece (0.1.97) follows trie transitions and
+// offsets without bounds checks, so a crafted map reads freed or foreign
+// memory (found by tests/fuzz/fuzz_sentencepiece). Before the model is handed
+// to it, every transition and leaf of every such map is checked here.
+
+// Protobuf wire format, just enough to find the maps: ModelProto field 3
+// (normalizer_spec) and 5 (denormalizer_spec), NormalizerSpec field 2.
+bool read_varint(std::string_view& in, uint64_t* value) {
+  *value = 0;
+  for (int shift = 0; shift < 64 && !in.empty(); shift += 7) {
+    const uint8_t byte = static_cast<uint8_t>(in.front());
+    in.remove_prefix(1);
+    *value |= uint64_t(byte & 0x7f) << shift;
+    if (byte < 0x80) return true;
+  }
+  return false;
+}
+
+// Calls `visit(field, bytes)` for each length-delimited field of `message`;
+// false when the message is not well-formed.
+template <typename Visit>
+bool for_each_bytes_field(std::string_view message, Visit&& visit) {
+  while (!message.empty()) {
+    uint64_t key, value;
+    if (!read_varint(message, &key)) return false;
+    switch (key & 7) {
+      case 0:
+        if (!read_varint(message, &value)) return false;
+        break;
+      case 1:
+        if (message.size() < 8) return false;
+        message.remove_prefix(8);
+        break;
+      case 5:
+        if (message.size() < 4) return false;
+        message.remove_prefix(4);
+        break;
+      case 2:
+        if (!read_varint(message, &value) || value > message.size()) return false;
+        visit(key >> 3, message.substr(0, value));
+        message.remove_prefix(value);
+        break;
+      default:
+        return false;
+    }
+  }
+  return true;
+}
+
+uint32_t load_le32(const char* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;  // little-endian machines only, like the format itself
+}
+
+// "" when `map` is safe to hand to libsentencepiece, else the reason.
+std::string check_charsmap(std::string_view map) {
+  if (map.empty()) return "";  // the builtin rules are used
+  if (map.size() < 4) return "precompiled_charsmap shorter than its header";
+  const uint32_t trie_size = load_le32(map.data());
+  if (trie_size >= map.size() - 4 + 1 || trie_size % 4 != 0 || trie_size == 0)
+    return "precompiled_charsmap trie size " + std::to_string(trie_size) + " does not fit";
+  const char* trie = map.data() + 4;
+  const size_t units = trie_size / 4;
+  const std::string_view strings = map.substr(4 + trie_size);
+  auto unit = [&](size_t i) { return load_le32(trie + 4 * i); };
+  auto offset = [](uint32_t u) -> size_t { return (u >> 10) << ((u & (1u << 9)) >> 6); };
+  auto has_leaf = [](uint32_t u) { return (u >> 8) & 1; };
+  auto label = [](uint32_t u) { return u & ((1u << 31) | 0xff); };
+
+  // Walk every node reachable from the root, as Darts' prefix search would.
+  std::vector<bool> seen(units, false);
+  std::vector<size_t> todo = {0};
+  seen[0] = true;
+  while (!todo.empty()) {
+    const size_t node = todo.back();
+    todo.pop_back();
+    const size_t base = node ^ offset(unit(node));
+    for (uint32_t c = 0; c < 256; ++c) {
+      const size_t child = base ^ c;
+      if (child >= units) return "precompiled_charsmap trie reaches outside itself";
+      const uint32_t u = unit(child);
+      if (label(u) != c) continue;
+      if (has_leaf(u)) {
+        const size_t leaf = child ^ offset(u);
+        if (leaf >= units) return "precompiled_charsmap leaf outside the trie";
+        const uint32_t value = unit(leaf) & ((1u << 31) - 1);
+        if (value >= strings.size() || strings.find('\0', value) == std::string_view::npos)
+          return "precompiled_charsmap points outside its strings";
+      }
+      if (!seen[child]) {
+        seen[child] = true;
+        todo.push_back(child);
+      }
+    }
+  }
+  return "";
+}
+
+void check_model_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  const std::string model = bytes.str();
+  std::string problem;
+  const bool ok = for_each_bytes_field(model, [&](uint64_t field, std::string_view spec) {
+    if (field != 3 && field != 5) return;  // normalizer_spec, denormalizer_spec
+    if (!for_each_bytes_field(spec, [&](uint64_t f, std::string_view map) {
+          if (f == 2 && problem.empty()) problem = check_charsmap(map);
+        }))
+      problem = "malformed normalizer spec";
+  });
+  if (!ok) problem = "not a SentencePiece model (malformed protobuf)";
+  if (!problem.empty()) throw Error(path + ": cannot load the SentencePiece model (" + problem + ")");
+}
+
 class SentencePieceTokenizer : public Tokenizer {
  public:
   explicit SentencePieceTokenizer(const std::string& path) : path_(path) {
@@ -84,6 +210,7 @@ class SentencePieceTokenizer : public Tokenizer {
       throw Error(path + ": cannot open the SentencePiece model (no such file)");
     if (std::filesystem::is_directory(path, ec))
       throw Error(path + ": is a directory, expected a SentencePiece model file");
+    check_model_file(path);
     char error[512] = "";
     handle_ = module().open(path.c_str(), error, sizeof error);
     if (!handle_) throw Error(path + ": cannot load the SentencePiece model (" + error + ")");
