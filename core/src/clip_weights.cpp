@@ -151,8 +151,7 @@ void load_state_dict(ClipWeights& w, StateDict dict, const std::string& origin) 
     if (t.shape != p.shape) {
       mis_shaped.push_back(p.name + " is " + shape_str(t.shape) + ", config.json implies " + shape_str(p.shape));
     } else {
-      std::vector<float> values = t.to_float();
-      *p.tensor = torch::from_blob(values.data(), p.shape, torch::kFloat32).clone();
+      *p.tensor = to_tensor(t);
     }
     dict.erase(it);
   }
@@ -216,15 +215,20 @@ void init_random(ClipWeights& w, uint64_t seed) {
 
 StateDict to_state_dict(ClipWeights& w) {
   StateDict dict;
-  for (auto& p : w.parameters()) {
-    Tensor t = p.tensor->detach().to(torch::kCPU, torch::kFloat32).contiguous();
-    auto storage = std::make_shared<std::vector<uint8_t>>(t.numel() * sizeof(float));
-    std::memcpy(storage->data(), t.data_ptr<float>(), storage->size());
-    std::vector<int64_t> strides(p.shape.size(), 1);
-    for (int i = static_cast<int>(p.shape.size()) - 2; i >= 0; --i) strides[i] = strides[i + 1] * p.shape[i + 1];
-    dict[p.name] = TensorData{DType::F32, p.shape, strides, 0, storage};
-  }
+  for (auto& p : w.parameters()) dict[p.name] = to_tensor_data(*p.tensor);
   return dict;
+}
+
+TensorData to_tensor_data(const Tensor& t) {
+  const Tensor c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+  auto storage = std::make_shared<std::vector<uint8_t>>(c.numel() * sizeof(float));
+  std::memcpy(storage->data(), c.data_ptr<float>(), storage->size());
+  return TensorData{DType::F32, c.sizes().vec(), c.strides().vec(), 0, storage};
+}
+
+Tensor to_tensor(const TensorData& t) {
+  std::vector<float> values = t.to_float();
+  return torch::from_blob(values.data(), t.shape, torch::kFloat32).clone();
 }
 
 }  // namespace ruclip::detail

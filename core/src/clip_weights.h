@@ -65,4 +65,9 @@ void init_random(ClipWeights& w, uint64_t seed);
 // The parameters as float32 CPU tensors, ready for write_safetensors.
 StateDict to_state_dict(ClipWeights& w);
 
+// Between LibTorch tensors and the checkpoint readers' TensorData, as float32
+// on the CPU: a contiguous copy each way.
+TensorData to_tensor_data(const Tensor& t);
+Tensor to_tensor(const TensorData& t);
+
 }  // namespace ruclip::detail

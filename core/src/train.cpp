@@ -130,13 +130,8 @@ void save_optimizer(torch::optim::AdamW& optimizer, std::vector<detail::NamedPar
     auto it = optimizer.state().find(optimizer_key(*p.tensor));
     if (it == optimizer.state().end()) continue;
     auto& state = static_cast<torch::optim::AdamWParamState&>(*it->second);
-    for (auto [suffix, t] : {std::pair<const char*, Tensor>{"exp_avg", state.exp_avg()}, {"exp_avg_sq", state.exp_avg_sq()}}) {
-      Tensor c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
-      auto storage = std::make_shared<std::vector<uint8_t>>(c.numel() * sizeof(float));
-      std::memcpy(storage->data(), c.data_ptr<float>(), storage->size());
-      std::vector<int64_t> shape(c.sizes().begin(), c.sizes().end()), strides(c.strides().begin(), c.strides().end());
-      dict[p.name + "." + suffix] = TensorData{DType::F32, shape, strides, 0, storage};
-    }
+    dict[p.name + ".exp_avg"] = detail::to_tensor_data(state.exp_avg());
+    dict[p.name + ".exp_avg_sq"] = detail::to_tensor_data(state.exp_avg_sq());
   }
   write_safetensors(path, dict, {{"step", std::to_string(step)}});
 }
@@ -148,12 +143,8 @@ void load_optimizer(torch::optim::AdamW& optimizer, std::vector<detail::NamedPar
     auto avg = dict.find(p.name + ".exp_avg"), sq = dict.find(p.name + ".exp_avg_sq");
     if (avg == dict.end() || sq == dict.end() || avg->second.shape != p.shape) continue;
     auto state = std::make_unique<torch::optim::AdamWParamState>();
-    auto tensor = [&](const TensorData& t) {
-      std::vector<float> v = t.to_float();
-      return torch::from_blob(v.data(), p.shape, torch::kFloat32).clone().to(p.tensor->device());
-    };
-    state->exp_avg(tensor(avg->second));
-    state->exp_avg_sq(tensor(sq->second));
+    state->exp_avg(detail::to_tensor(avg->second).to(p.tensor->device()));
+    state->exp_avg_sq(detail::to_tensor(sq->second).to(p.tensor->device()));
     state->step(step);
     optimizer.state()[optimizer_key(*p.tensor)] = std::move(state);
   }
