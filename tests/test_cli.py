@@ -159,5 +159,35 @@ class Errors(unittest.TestCase):
             self.assert_fails(["embed", "--model", d, "--text", "кот"], 1, "pytorch_model.bin")
 
 
+
+class Bench(unittest.TestCase):
+    def test_model_folder_report(self):
+        out = ok_json("bench", "--model", MODEL, "--batch", "4", "--seconds", "0.2", "--threads", "1")
+        self.assertEqual((out["batch"], out["threads"], out["precision"], out["device"]), (4, 1, "fp32", "cpu"))
+        for key in ("images_per_second", "texts_per_second", "matmul_gflops", "peak_rss_mib"):
+            self.assertGreater(out[key], 0, key)
+        for key in ("image_batch_ms", "text_batch_ms"):
+            self.assertLessEqual(out[key]["p50"], out[key]["p95"], key)
+        # images/s is the batch over the mean batch time
+        self.assertAlmostEqual(out["images_per_second"], 4 * 1000 / out["image_batch_ms"]["mean"], delta=1e-6 * out["images_per_second"])
+        self.assertEqual(out["geometry"]["image_resolution"], 32)
+        self.assertAlmostEqual(out["fraction_of_limit"], out["images_per_second"] / (out["matmul_gflops"] / out["image_gflop"]))
+        self.assertEqual(set(out["preprocess"]), {"I420_1920x1080_ms", "NV12_1920x1080_ms", "RGB_1920x1080_ms"})
+
+    def test_bf16(self):
+        out = ok_json("bench", "--model", MODEL, "--precision", "bf16", "--seconds", "0.1", "--threads", "1")
+        self.assertEqual(out["precision"], "bf16")
+
+    def test_bad_arguments(self):
+        p = run("bench", "--geometry", "vit-b64-999", "--seconds", "0.1")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("unknown geometry 'vit-b64-999' (known: vit-b32-224,", p.stderr.decode())
+        p = run("bench", "--model", MODEL, "--precision", "fp16")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("precision 'fp16' needs a CUDA device", p.stderr.decode())
+        p = run("bench", "--model", MODEL, "--geometry", "vit-b32-224")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("either --model DIR or --geometry NAME", p.stderr.decode())
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

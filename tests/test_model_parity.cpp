@@ -7,7 +7,9 @@
 
 #include "ruclip/tokenizer.h"
 
+#include "ruclip/benchmark.h"
 #include "ruclip/checkpoint.h"
+#include "ruclip/config.h"
 #include "ruclip/error.h"
 #include "ruclip/image.h"
 #include "ruclip/model.h"
@@ -234,6 +236,74 @@ TEST(ModelLoad, Devices) {
                   .find("CUDA is not available"),
               std::string::npos);
   }
+}
+
+// bf16 keeps 8 bits of mantissa: the latents move by about 1 %, the
+// direction hardly (cosine), and the ranking of the fixture's texts per image
+// stays that of fp32 and upstream.
+TEST(Precision, Bf16LatentsFollowFp32) {
+  auto bf16 = ruclip::Model::load(ruclip_test::tiny_model_dir(), {"cpu", 1, "bf16"});
+  EXPECT_EQ(bf16->precision(), "bf16");
+  const auto pixels = fixture_pixels();
+  auto images = bf16->encode_pixels(pixels.data(), 5);
+  for (int i = 0; i < 5; ++i) {
+    const auto want = expected()["images"][i]["image_latent"].get<std::vector<float>>();
+    EXPECT_GE(ruclip_test::cosine(row(images, i), want), 0.995) << "image " << i;
+    EXPECT_GT(max_abs_diff(row(images, i), want), 1e-6) << "bf16 gave fp32's exact numbers: not bf16?";
+  }
+  std::vector<std::vector<int64_t>> ids;
+  for (const auto& t : expected()["texts"]) ids.push_back(t["input_ids"].get<std::vector<int64_t>>());
+  auto texts = bf16->encode_token_ids(ids);
+  for (int j = 0; j < texts.rows; ++j)
+    EXPECT_GE(ruclip_test::cosine(row(texts, j), expected()["texts"][j]["text_latent"].get<std::vector<float>>()),
+              0.995)
+        << "text " << j;
+  images.normalize_rows();
+  texts.normalize_rows();
+  for (int i = 0; i < 5; ++i) {
+    int best = 0, want_best = 0;
+    double best_dot = -2;
+    for (int j = 0; j < texts.rows; ++j) {
+      double dot = 0;
+      for (int k = 0; k < images.dim; ++k) dot += double(images.row(i)[k]) * texts.row(j)[k];
+      if (dot > best_dot) best_dot = dot, best = j;
+      if (expected()["logits_per_image"][i][j].get<double>() > expected()["logits_per_image"][i][want_best].get<double>())
+        want_best = j;
+    }
+    EXPECT_EQ(best, want_best) << "image " << i;
+  }
+}
+
+TEST(Precision, Errors) {
+  EXPECT_NE(error_of([] { ruclip::Model::load(ruclip_test::tiny_model_dir(), {"cpu", 1, "fp16"}); })
+                .find("precision 'fp16' needs a CUDA device"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { ruclip::Model::load(ruclip_test::tiny_model_dir(), {"cpu", 1, "int8"}); })
+                .find("precision 'int8': expected fp32, bf16 or fp16"),
+            std::string::npos);
+}
+
+// The six published geometries build with random weights and give latents of
+// their embedding width; the FLOP count matches the hand count for ViT-B/32
+// at 224 (patch embedding 0.23 + 12 blocks x 0.716 GFLOP = 8.82 GFLOP).
+TEST(Geometry, PublishedGeometriesAndTheirCost) {
+  EXPECT_EQ(ruclip::published_geometry_names().size(), 6u);
+  EXPECT_NEAR(ruclip::image_gflop(ruclip::published_geometry("vit-b32-224")), 8.82, 0.01);
+  EXPECT_GT(ruclip::image_gflop(ruclip::published_geometry("vit-l14-336")),
+            20 * ruclip::image_gflop(ruclip::published_geometry("vit-b32-224")));
+  EXPECT_NE(error_of([] { ruclip::published_geometry("vit-b64-999"); }).find("unknown geometry 'vit-b64-999'"),
+            std::string::npos);
+  ruclip::ModelConfig c = ruclip::published_geometry("vit-b32-224");
+  c.vision_layers = c.transformer_layers = 1;  // the real widths, fewer layers: fast
+  auto model = ruclip::Model::random(c, 3, {"cpu", 1});
+  std::vector<float> pixels(2 * 3 * 224 * 224, 0.5f);
+  const auto e = model->encode_pixels(pixels.data(), 2);
+  EXPECT_EQ(e.rows, 2);
+  EXPECT_EQ(e.dim, 512);
+  EXPECT_NE(error_of([&] { model->tokenize("кошка"); }).find("has no tokenizer"), std::string::npos);
+  std::vector<int64_t> ids(77, 0);
+  ids[0] = 2, ids[1] = 100, ids[2] = 3;
+  EXPECT_EQ(model->encode_token_ids({ids}).dim, 512);
 }
 
 TEST(ModelLoad, TokenIdsAreChecked) {

@@ -98,7 +98,7 @@ std::vector<NamedParameter> ClipWeights::parameters() {
 }
 
 Tensor ClipWeights::encode_image(const Tensor& pixels) const {
-  Tensor x = torch::conv2d(pixels, conv1_w, {}, config.vision_patch_size);  // [N, W, g, g]
+  Tensor x = torch::conv2d(pixels.to(conv1_w.scalar_type()), conv1_w, {}, config.vision_patch_size);  // [N, W, g, g]
   x = x.flatten(2).permute({0, 2, 1});                                     // [N, g*g, W]
   Tensor cls = class_embedding.view({1, 1, -1}).expand({x.size(0), 1, x.size(2)});
   x = torch::cat({cls, x}, 1) + visual_positional;
@@ -118,9 +118,9 @@ Tensor ClipWeights::encode_text(const Tensor& ids) const {
   return torch::matmul(x, text_projection);
 }
 
-void ClipWeights::to(const torch::Device& device) {
-  for (auto& p : parameters()) *p.tensor = p.tensor->to(device);
-  causal_mask = causal_mask.to(device);
+void ClipWeights::to(const torch::Device& device, torch::ScalarType dtype) {
+  for (auto& p : parameters()) *p.tensor = p.tensor->to(device, dtype);
+  causal_mask = causal_mask.to(device, dtype);
 }
 
 void set_cpu_threads(int threads) {

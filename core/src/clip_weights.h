@@ -48,7 +48,9 @@ struct ClipWeights {
   Tensor encode_image(const Tensor& pixels) const;  // [N, 3, R, R] -> [N, embed_dim]
   Tensor encode_text(const Tensor& ids) const;      // [N, L] int64 -> [N, embed_dim]
 
-  void to(const torch::Device& device);
+  // Moves every tensor; `dtype` (float32, bfloat16, float16) is the
+  // arithmetic of both towers from then on (inputs are cast to it).
+  void to(const torch::Device& device, torch::ScalarType dtype = torch::kFloat32);
 };
 
 // Uses `threads` CPU threads (0: all online CPUs) without oversubscribing:

@@ -156,4 +156,46 @@ std::string config_to_json(const ModelConfig& c) {
   return json.dump(2) + "\n";
 }
 
+namespace {
+struct Geometry {
+  const char* name;
+  int embed_dim, resolution, vision_layers, vision_width, patch, text_width, text_heads;
+};
+// From the published config.json files; every one has the 77-token context,
+// the 49408-token vocabulary and 12 text layers.
+constexpr Geometry kGeometries[] = {
+    {"vit-b32-224", 512, 224, 12, 768, 32, 512, 8},  {"vit-b32-384", 512, 384, 12, 768, 32, 512, 8},
+    {"vit-b16-224", 512, 224, 12, 768, 16, 512, 8},  {"vit-b16-384", 512, 384, 12, 768, 16, 512, 8},
+    {"vit-l14-224", 768, 224, 24, 1024, 14, 768, 12}, {"vit-l14-336", 768, 336, 24, 1024, 14, 768, 12},
+};
+}  // namespace
+
+std::vector<std::string> published_geometry_names() {
+  std::vector<std::string> names;
+  for (const auto& g : kGeometries) names.push_back(g.name);
+  return names;
+}
+
+ModelConfig published_geometry(const std::string& name) {
+  for (const auto& g : kGeometries) {
+    if (name != g.name) continue;
+    ModelConfig c;
+    c.embed_dim = g.embed_dim;
+    c.image_resolution = g.resolution;
+    c.vision_layers = g.vision_layers;
+    c.vision_width = g.vision_width;
+    c.vision_patch_size = g.patch;
+    c.vision_heads = g.vision_width / 64;
+    c.context_length = 77;
+    c.vocab_size = 49408;
+    c.transformer_width = g.text_width;
+    c.transformer_heads = g.text_heads;
+    c.transformer_layers = 12;
+    return c;
+  }
+  std::string known;
+  for (const auto& g : kGeometries) known += std::string(known.empty() ? "" : ", ") + g.name;
+  throw Error("unknown geometry '" + name + "' (known: " + known + ")");
+}
+
 }  // namespace ruclip

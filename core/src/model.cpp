@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "clip_weights.h"
+#include "device.h"
 #include "ruclip/checkpoint.h"
 #include "ruclip/error.h"
 #include "ruclip/tokenizer.h"
@@ -17,6 +18,10 @@ namespace ruclip {
 namespace {
 
 using torch::Tensor;
+
+}  // namespace
+
+namespace detail {
 
 torch::Device pick_device(const std::string& name) {
   if (name == "cpu") return torch::kCPU;
@@ -38,7 +43,19 @@ torch::Device pick_device(const std::string& name) {
   throw Error("device '" + name + "': expected cpu, cuda, cuda:N or auto");
 }
 
-}  // namespace
+// fp16 on the CPU is refused: LibTorch 1.13 has no fast CPU kernels for it.
+torch::ScalarType pick_dtype(const std::string& precision, const torch::Device& device) {
+  if (precision == "fp32") return torch::kFloat32;
+  if (precision == "bf16") return torch::kBFloat16;
+  if (precision == "fp16") {
+    if (!device.is_cuda())
+      throw Error("precision 'fp16' needs a CUDA device; on the CPU use bf16 or fp32");
+    return torch::kFloat16;
+  }
+  throw Error("precision '" + precision + "': expected fp32, bf16 or fp16");
+}
+
+}  // namespace detail
 
 void Embeddings::normalize_rows() {
   for (int i = 0; i < rows; ++i) {
@@ -55,8 +72,24 @@ struct Model::Impl {
   std::string directory;
   std::unique_ptr<Tokenizer> tokenizer;
   torch::Device device = torch::kCPU;
+  std::string precision = "fp32";
+  torch::ScalarType dtype = torch::kFloat32;
   std::unique_ptr<detail::ClipWeights> weights;
   float logit_scale = 0;
+
+  // Device, precision and threads from `options`; throws on bad values
+  // before anything large is read.
+  void configure(const ModelOptions& options) {
+    device = detail::pick_device(options.device);
+    dtype = detail::pick_dtype(options.precision, device);
+    precision = options.precision;
+    if (options.num_threads < 0) throw Error("num-threads must be 0 (all CPUs) or positive");
+    detail::set_cpu_threads(options.num_threads);
+  }
+  void place_weights() {
+    logit_scale = std::exp(weights->logit_scale.item<float>());
+    weights->to(device, dtype);
+  }
 };
 
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -68,10 +101,8 @@ std::unique_ptr<Model> Model::load(const std::string& model_dir, const ModelOpti
   auto impl = std::make_unique<Impl>();
   impl->directory = model_dir;
   const ModelConfig config = load_config(model_dir);
+  impl->configure(options);
   impl->tokenizer = load_tokenizer(model_dir, config);
-  impl->device = pick_device(options.device);
-  if (options.num_threads < 0) throw Error("num-threads must be 0 (all CPUs) or positive");
-  detail::set_cpu_threads(options.num_threads);
 
   const std::string safetensors = model_dir + "/model.safetensors";
   const std::string bin = model_dir + "/pytorch_model.bin";
@@ -89,14 +120,23 @@ std::unique_ptr<Model> Model::load(const std::string& model_dir, const ModelOpti
 
   impl->weights = std::make_unique<detail::ClipWeights>(config);
   detail::load_state_dict(*impl->weights, std::move(dict), weights_path);
-  impl->logit_scale = std::exp(impl->weights->logit_scale.item<float>());
-  impl->weights->to(impl->device);
+  impl->place_weights();
+  return std::unique_ptr<Model>(new Model(std::move(impl)));
+}
+
+std::unique_ptr<Model> Model::random(const ModelConfig& config, uint64_t seed, const ModelOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->configure(options);
+  impl->weights = std::make_unique<detail::ClipWeights>(config);
+  detail::init_random(*impl->weights, seed);
+  impl->place_weights();
   return std::unique_ptr<Model>(new Model(std::move(impl)));
 }
 
 const ModelConfig& Model::config() const { return impl_->weights->config; }
 const std::string& Model::directory() const { return impl_->directory; }
 std::string Model::device() const { return impl_->device.str(); }
+const std::string& Model::precision() const { return impl_->precision; }
 float Model::logit_scale() const { return impl_->logit_scale; }
 
 Normalization Model::normalization() const {
@@ -108,6 +148,7 @@ Normalization Model::normalization() const {
 }
 
 std::vector<int64_t> Model::tokenize(const std::string& text) const {
+  if (!impl_->tokenizer) throw Error("this model was built from a geometry and has no tokenizer");
   return prepare_text(*impl_->tokenizer, impl_->weights->config, text);
 }
 

@@ -98,6 +98,7 @@ inline std::unique_ptr<ruclip::Model> load_model(const Args& args) {
   ruclip::ModelOptions options;
   options.device = args.one("device", "cpu");
   options.num_threads = args.integer("threads", 0);
+  options.precision = args.one("precision", "fp32");
   return ruclip::Model::load(args.required("model"), options);
 }
 
@@ -112,6 +113,6 @@ struct Command {
 };
 
 // Each command file defines one of these.
-extern const Command kTokenize, kEmbed, kClassify, kTrain, kEval, kSynth;
+extern const Command kTokenize, kEmbed, kClassify, kTrain, kEval, kSynth, kBench;
 
 }  // namespace ruclip_cli

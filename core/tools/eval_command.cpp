@@ -117,7 +117,7 @@ int eval(const Args& args) {
 const Command kEval{"eval",
                     "ruclip eval --model DIR --data FOLDER|CSV|JSONL [--label L]... [--template T]... "
                     "[--label-map CSV] [--batch N] [--json-only]",
-                    {"model", "data", "label", "template", "label-map", "batch", "device", "threads"},
+                    {"model", "data", "label", "template", "label-map", "batch", "device", "threads", "precision"},
                     eval,
                     {"json-only"}};
 

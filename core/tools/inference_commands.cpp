@@ -65,9 +65,9 @@ int classify(const Args& args) {
 const Command kTokenize{"tokenize", "ruclip tokenize --model DIR [TEXT...]   (no TEXT: one text per line of stdin)",
                         {"model"}, tokenize};
 const Command kEmbed{"embed", "ruclip embed --model DIR [--text T]... [--image FILE]...",
-                     {"model", "text", "image", "device", "threads"}, embed};
+                     {"model", "text", "image", "device", "threads", "precision"}, embed};
 const Command kClassify{"classify",
                         "ruclip classify --model DIR --label L [--label L]... [--template T]... [--top-k K] IMAGE...",
-                        {"model", "label", "template", "top-k", "device", "threads"}, classify};
+                        {"model", "label", "template", "top-k", "device", "threads", "precision"}, classify};
 
 }  // namespace ruclip_cli

@@ -15,12 +15,14 @@ const ruclip_cli::Command* const kCommands[] = {
     &ruclip_cli::kEval,
     &ruclip_cli::kTrain,
     &ruclip_cli::kSynth,
+    &ruclip_cli::kBench,
 };
 
 void usage(std::ostream& out) {
   out << "usage:\n";
   for (const auto* c : kCommands) out << "  " << c->usage << "\n";
-  out << "common options: --device cpu|cuda|cuda:N|auto (default cpu), --threads N (default: all CPUs)\n";
+  out << "common options: --device cpu|cuda|cuda:N|auto (default cpu), --threads N (default: all CPUs),\n"
+         "                --precision fp32|bf16|fp16 (default fp32; fp16 needs CUDA)\n";
 }
 
 }  // namespace

@@ -37,4 +37,10 @@ ModelConfig load_config(const std::string& model_dir);
 // special ids where they differ from upstream's defaults.
 std::string config_to_json(const ModelConfig& c);
 
+// The geometries of the published ai-forever/ruclip-vit-* models, by short
+// name (vit-b32-224, vit-b32-384, vit-b16-224, vit-b16-384, vit-l14-224,
+// vit-l14-336), for benchmarks with random weights. Throws on an unknown name.
+ModelConfig published_geometry(const std::string& name);
+std::vector<std::string> published_geometry_names();
+
 }  // namespace ruclip

@@ -23,6 +23,9 @@ struct Embeddings {
 struct ModelOptions {
   std::string device = "cpu";  // "cpu", "cuda", "cuda:N", "auto"
   int num_threads = 0;         // 0: all online CPUs
+  // Arithmetic of both towers: "fp32"; "bf16" (CPU with oneDNN, or CUDA);
+  // "fp16" (CUDA only). Embeddings come back as float32 either way.
+  std::string precision = "fp32";
 };
 
 class Model {
@@ -30,6 +33,10 @@ class Model {
   // Reads DIR/config.json, the tokenizer, and DIR/model.safetensors or
   // DIR/pytorch_model.bin. Throws ruclip::Error naming what is wrong.
   static std::unique_ptr<Model> load(const std::string& model_dir, const ModelOptions& options = {});
+  // A model of this geometry with upstream's random initialization and no
+  // tokenizer (tokenize/encode_text throw; encode_token_ids works): for
+  // benchmarks of the published geometries without their weights.
+  static std::unique_ptr<Model> random(const ModelConfig& config, uint64_t seed, const ModelOptions& options = {});
   ~Model();
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
@@ -37,6 +44,7 @@ class Model {
   const ModelConfig& config() const;
   const std::string& directory() const;
   std::string device() const;  // where it runs, e.g. "cpu" or "cuda:0"
+  const std::string& precision() const;  // "fp32", "bf16" or "fp16"
   float logit_scale() const;   // exp() of the stored parameter, as upstream uses it
 
   // Processor ids (context_length each) of a text.
