@@ -34,13 +34,10 @@
 
 #include "ruclip/error.h"
 #include "ruclip/image.h"
+#include "preprocess_internal.h"
 
 namespace ruclip {
-namespace {
-
-// Fixed-point precision of Pillow's 8-bit resampler: 8 bits for the result, two
-// spare bits for filters whose weights overshoot, the rest fraction.
-constexpr int kPrecisionBits = 32 - 8 - 2;
+namespace detail {
 
 std::string format_name(PixelFormat f) {
   switch (f) {
@@ -59,12 +56,6 @@ std::string format_name(PixelFormat f) {
   return "unknown";
 }
 
-// Byte positions of R, G, B inside one pixel of a packed format.
-struct PackedLayout {
-  int bytes_per_pixel;
-  int r, g, b;
-};
-
 bool packed_layout(PixelFormat f, PackedLayout* layout) {
   switch (f) {
     case PixelFormat::RGB: *layout = {3, 0, 1, 2}; return true;
@@ -79,14 +70,6 @@ bool packed_layout(PixelFormat f, PackedLayout* layout) {
   }
 }
 
-// One plane the format needs: a name for messages and its minimal row size.
-struct PlaneSpec {
-  const char* name;
-  int64_t row_bytes;
-};
-
-// Checks everything preprocess relies on before touching memory, so a bad
-// frame is a clear ruclip::Error instead of a crash.
 void validate(const FrameView& frame, const Normalization& norm) {
   if (frame.width <= 0 || frame.height <= 0)
     throw Error("empty frame " + std::to_string(frame.width) + "x" + std::to_string(frame.height));
@@ -95,6 +78,11 @@ void validate(const FrameView& frame, const Normalization& norm) {
 
   const int64_t w = frame.width;
   const int64_t chroma_w = (w + 1) / 2;  // 4:2:0 chroma, odd sizes rounded up
+  // Each plane the format needs: a name for messages and its minimal row size.
+  struct PlaneSpec {
+    const char* name;
+    int64_t row_bytes;
+  };
   PlaneSpec planes[3];
   int num_planes = 0;
   PackedLayout layout{};
@@ -124,48 +112,92 @@ void validate(const FrameView& frame, const Normalization& norm) {
   }
 }
 
-// YUV -> RGB with the standard matrices GStreamer uses for these
-// colorimetries: BT.601 (Kr 0.299, Kb 0.114) and BT.709 (Kr 0.2126, Kb 0.0722),
-// limited range (Y 16..235, chroma 16..240 around 128) or full range (0..255,
-// chroma around 128 over 255 steps). Each term is tabulated per 8-bit code in
-// fixed point (16 fractional bits, far finer than the final rounding), summed,
-// rounded to nearest and clamped to 0..255 per pixel.
-class YuvToRgb {
- public:
-  YuvToRgb(YuvMatrix matrix, bool full_range) {
-    const double kr = matrix == YuvMatrix::BT709 ? 0.2126 : 0.299;
-    const double kb = matrix == YuvMatrix::BT709 ? 0.0722 : 0.114;
-    const double kg = 1.0 - kr - kb;
-    const double y_offset = full_range ? 0.0 : 16.0;
-    const double y_scale = full_range ? 255.0 : 219.0;
-    const double c_scale = full_range ? 255.0 : 224.0;
-    for (int v = 0; v < 256; ++v) {
-      const double y = (v - y_offset) / y_scale * 255.0;  // luma in 0..255 units
-      const double c = (v - 128.0) / c_scale * 255.0;     // chroma in 0..255 units
-      y_[v] = fixed(y);
-      r_from_v_[v] = fixed(2.0 * (1.0 - kr) * c);
-      g_from_u_[v] = fixed(-2.0 * kb * (1.0 - kb) / kg * c);
-      g_from_v_[v] = fixed(-2.0 * kr * (1.0 - kr) / kg * c);
-      b_from_u_[v] = fixed(2.0 * (1.0 - kb) * c);
+YuvToRgb::YuvToRgb(YuvMatrix matrix, bool full_range) {
+  const double kr = matrix == YuvMatrix::BT709 ? 0.2126 : 0.299;
+  const double kb = matrix == YuvMatrix::BT709 ? 0.0722 : 0.114;
+  const double kg = 1.0 - kr - kb;
+  const double y_offset = full_range ? 0.0 : 16.0;
+  const double y_scale = full_range ? 255.0 : 219.0;
+  const double c_scale = full_range ? 255.0 : 224.0;
+  const auto fixed = [](double x) { return static_cast<int32_t>(std::lround(x * (1 << kBits))); };
+  for (int v = 0; v < 256; ++v) {
+    const double y = (v - y_offset) / y_scale * 255.0;  // luma in 0..255 units
+    const double c = (v - 128.0) / c_scale * 255.0;     // chroma in 0..255 units
+    y_[v] = fixed(y);
+    r_from_v_[v] = fixed(2.0 * (1.0 - kr) * c);
+    g_from_u_[v] = fixed(-2.0 * kb * (1.0 - kb) / kg * c);
+    g_from_v_[v] = fixed(-2.0 * kr * (1.0 - kr) / kg * c);
+    b_from_u_[v] = fixed(2.0 * (1.0 - kb) * c);
+  }
+}
+
+void YuvToRgb::copy_tables(int32_t out[5 * 256]) const {
+  const int32_t* tables[5] = {y_, r_from_v_, g_from_u_, g_from_v_, b_from_u_};
+  for (int t = 0; t < 5; ++t) std::copy_n(tables[t], 256, out + t * 256);
+}
+
+namespace {
+double bilinear(double x) {
+  x = std::fabs(x);
+  return x < 1.0 ? 1.0 - x : 0.0;
+}
+}  // namespace
+
+// Mirrors Pillow's precompute_coeffs + normalize_coeffs_8bpc step by step
+// (same operation order and the same truncating int casts), because a single
+// differing weight can move an output value by one 8-bit level.
+Weights bilinear_weights(int in_size, int out_size) {
+  const double scale = static_cast<double>(in_size) / out_size;
+  // Downscaling stretches the filter over `scale` input samples: that is the
+  // antialiasing. Upscaling keeps the plain triangle.
+  const double filterscale = std::max(scale, 1.0);
+  const double support = 1.0 * filterscale;  // bilinear support is 1
+  Weights w;
+  w.ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
+  w.first.resize(out_size);
+  w.count.resize(out_size);
+  w.coeffs.assign(static_cast<size_t>(out_size) * w.ksize, 0);
+  std::vector<double> k(w.ksize);
+  for (int xx = 0; xx < out_size; ++xx) {
+    const double center = (xx + 0.5) * scale;
+    const double ss = 1.0 / filterscale;
+    // "+ 0.5" then a truncating cast is Pillow's rounding; it truncates toward
+    // zero for negatives too, which the clamp to 0 makes harmless.
+    const int xmin = std::max(static_cast<int>(center - support + 0.5), 0);
+    const int xmax = std::min(static_cast<int>(center + support + 0.5), in_size) - xmin;
+    double sum = 0.0;
+    for (int x = 0; x < xmax; ++x) {
+      k[x] = bilinear((static_cast<double>(x + xmin) - center + 0.5) * ss);
+      sum += k[x];
     }
+    int32_t* out = &w.coeffs[static_cast<size_t>(xx) * w.ksize];
+    for (int x = 0; x < xmax; ++x) {
+      const double kx = sum != 0.0 ? k[x] / sum : k[x];
+      const double scaled = kx * (1 << kPrecisionBits);
+      out[x] = static_cast<int32_t>(kx < 0 ? scaled - 0.5 : scaled + 0.5);
+    }
+    w.first[xx] = xmin;
+    w.count[xx] = xmax;
   }
+  return w;
+}
 
-  void convert(uint8_t y, uint8_t u, uint8_t v, uint8_t* rgb) const {
-    const int32_t luma = y_[y] + kHalf;
-    rgb[0] = clamp8((luma + r_from_v_[v]) >> kBits);
-    rgb[1] = clamp8((luma + g_from_u_[u] + g_from_v_[v]) >> kBits);
-    rgb[2] = clamp8((luma + b_from_u_[u]) >> kBits);
-  }
+NormalizeTable::NormalizeTable(const Normalization& norm) {
+  for (int c = 0; c < 3; ++c)
+    for (int v = 0; v < 256; ++v) value[c][v] = (static_cast<float>(v) / 255.0f - norm.mean[c]) / norm.std[c];
+}
 
- private:
-  static constexpr int kBits = 16;
-  static constexpr int32_t kHalf = 1 << (kBits - 1);
-  static int32_t fixed(double x) { return static_cast<int32_t>(std::lround(x * (1 << kBits))); }
-  // Arithmetic shift of a negative sum floors, and anything below 0 clamps to 0.
-  static uint8_t clamp8(int32_t x) { return static_cast<uint8_t>(std::clamp(x, 0, 255)); }
+}  // namespace detail
 
-  int32_t y_[256], r_from_v_[256], g_from_u_[256], g_from_v_[256], b_from_u_[256];
-};
+namespace {
+
+using detail::kPrecisionBits;
+using detail::NormalizeTable;
+using detail::PackedLayout;
+using detail::Weights;
+using detail::YuvToRgb;
+using detail::format_name;
+using detail::packed_layout;
 
 // Converts one row of the crop (columns x0 .. x0 + width - 1 of frame row y)
 // into packed 8-bit RGB: Pillow's convert('RGB') for packed input (alpha and
@@ -231,59 +263,6 @@ class RowFetcher {
   YuvToRgb yuv_;
 };
 
-// Pillow's precomputed resampling weights for one axis (in_size -> out_size
-// over the whole input, bilinear filter), already in fixed point.
-struct Weights {
-  int ksize = 0;               // stride of `coeffs` per output sample
-  std::vector<int> first;      // first input sample each output reads
-  std::vector<int> count;      // how many input samples it reads
-  std::vector<int32_t> coeffs; // out_size * ksize, fixed point with kPrecisionBits
-};
-
-double bilinear(double x) {
-  x = std::fabs(x);
-  return x < 1.0 ? 1.0 - x : 0.0;
-}
-
-// Mirrors Pillow's precompute_coeffs + normalize_coeffs_8bpc step by step
-// (same operation order and the same truncating int casts), because a single
-// differing weight can move an output value by one 8-bit level.
-Weights bilinear_weights(int in_size, int out_size) {
-  const double scale = static_cast<double>(in_size) / out_size;
-  // Downscaling stretches the filter over `scale` input samples: that is the
-  // antialiasing. Upscaling keeps the plain triangle.
-  const double filterscale = std::max(scale, 1.0);
-  const double support = 1.0 * filterscale;  // bilinear support is 1
-  Weights w;
-  w.ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
-  w.first.resize(out_size);
-  w.count.resize(out_size);
-  w.coeffs.assign(static_cast<size_t>(out_size) * w.ksize, 0);
-  std::vector<double> k(w.ksize);
-  for (int xx = 0; xx < out_size; ++xx) {
-    const double center = (xx + 0.5) * scale;
-    const double ss = 1.0 / filterscale;
-    // "+ 0.5" then a truncating cast is Pillow's rounding; it truncates toward
-    // zero for negatives too, which the clamp to 0 makes harmless.
-    const int xmin = std::max(static_cast<int>(center - support + 0.5), 0);
-    const int xmax = std::min(static_cast<int>(center + support + 0.5), in_size) - xmin;
-    double sum = 0.0;
-    for (int x = 0; x < xmax; ++x) {
-      k[x] = bilinear((static_cast<double>(x + xmin) - center + 0.5) * ss);
-      sum += k[x];
-    }
-    int32_t* out = &w.coeffs[static_cast<size_t>(xx) * w.ksize];
-    for (int x = 0; x < xmax; ++x) {
-      const double kx = sum != 0.0 ? k[x] / sum : k[x];
-      const double scaled = kx * (1 << kPrecisionBits);
-      out[x] = static_cast<int32_t>(kx < 0 ? scaled - 0.5 : scaled + 0.5);
-    }
-    w.first[xx] = xmin;
-    w.count[xx] = xmax;
-  }
-  return w;
-}
-
 // Pillow's final rounding: the accumulator starts at one half, so the shift
 // rounds to nearest; then clip to the 8-bit range.
 inline uint8_t clip8(int32_t acc) { return static_cast<uint8_t>(std::clamp(acc >> kPrecisionBits, 0, 255)); }
@@ -307,16 +286,6 @@ void resample_row(const uint8_t* in, const Weights& w, int out_size, uint8_t* ou
   }
 }
 
-// ToTensor + Normalize for every possible 8-bit value, computed with the same
-// float32 operations as torchvision: (v / 255) then (x - mean) / std.
-struct NormalizeTable {
-  float value[3][256];
-  explicit NormalizeTable(const Normalization& norm) {
-    for (int c = 0; c < 3; ++c)
-      for (int v = 0; v < 256; ++v) value[c][v] = (static_cast<float>(v) / 255.0f - norm.mean[c]) / norm.std[c];
-  }
-};
-
 // Writes one finished RGB row of the R x R result into the planar output.
 void write_row(const uint8_t* rgb, int row, int res, const NormalizeTable& table, float* out) {
   const size_t plane = static_cast<size_t>(res) * res;
@@ -333,15 +302,11 @@ void write_row(const uint8_t* rgb, int row, int res, const NormalizeTable& table
 }  // namespace
 
 void preprocess(const FrameView& frame, const Normalization& norm, float* out) {
-  validate(frame, norm);
+  detail::validate(frame, norm);
   if (out == nullptr) throw Error("preprocess: output buffer is null");
   const int res = norm.resolution;
 
-  // RandomResizedCrop with scale = ratio = 1: the centred square of the shorter
-  // side (torchvision's fallback branch, offsets floor((size - side) / 2)).
-  const int side = std::min(frame.width, frame.height);
-  const int x0 = (frame.width - side) / 2;
-  const int y0 = (frame.height - side) / 2;
+  const auto [side, x0, y0] = detail::center_crop(frame);
 
   const RowFetcher fetcher(frame, x0, side);
   const NormalizeTable table(norm);
@@ -358,7 +323,7 @@ void preprocess(const FrameView& frame, const Normalization& norm, float* out) {
 
   // The crop is square, so both axes share the same weights (and, as in
   // Pillow, both passes run because both dimensions change).
-  const Weights w = bilinear_weights(side, res);
+  const Weights w = detail::bilinear_weights(side, res);
 
   // Horizontal pass, only over the source rows the vertical pass will read.
   const int first_row = w.first.front();

@@ -1,0 +1,53 @@
+// ruclip::preprocess on a CUDA device: the same centre crop, Pillow-exact
+// antialiased resize and normalization, written as planar float [3, R, R] into
+// device memory, so a frame goes to the model without a host round trip of the
+// floats. Internal API: LibTorch-free, needs only the CUDA runtime. Built when
+// meson finds nvcc (option `cuda`); users then see RUCLIP_HAVE_CUDA_PREPROCESS=1.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "ruclip/image.h"
+
+namespace ruclip {
+
+// True when the CUDA runtime sees at least one usable device (false, never an
+// error, without a driver or GPU).
+bool cuda_device_available();
+
+// Holds reusable pinned-host and device buffers for one device; not
+// thread-safe (one per streaming thread). Errors are ruclip::Error naming the
+// failed CUDA call and cudaGetErrorString.
+class CudaPreprocessor {
+ public:
+  explicit CudaPreprocessor(int device = 0);
+  ~CudaPreprocessor();
+  CudaPreprocessor(const CudaPreprocessor&) = delete;
+  CudaPreprocessor& operator=(const CudaPreprocessor&) = delete;
+
+  // Enqueues on `stream`: one host-to-device copy of the frame's crop (packed
+  // with the precomputed weights and tables) and two resampling kernels that
+  // write 3 x R x R floats to `device_out` (on this preprocessor's device),
+  // equal to ruclip::preprocess(frame, norm, ...) on the CPU. Returns once the
+  // frame is staged: the caller may reuse the frame's memory at once; the
+  // output is ready when `stream` reaches this point. Waits for the previous
+  // run's GPU work first, since it reuses the same buffers.
+  void run(const FrameView& frame, const Normalization& norm, float* device_out, cudaStream_t stream);
+
+  int device() const { return device_; }
+
+ private:
+  void reserve(size_t staging_bytes, size_t temp_bytes);
+
+  int device_;
+  cudaEvent_t done_ = nullptr;        // recorded after the last kernel of a run
+  uint8_t* host_staging_ = nullptr;   // pinned: the upload is truly asynchronous
+  uint8_t* device_staging_ = nullptr;
+  size_t staging_capacity_ = 0;
+  uint8_t* device_temp_ = nullptr;    // horizontal pass result, planar 8-bit RGB
+  size_t temp_capacity_ = 0;
+};
+
+}  // namespace ruclip

@@ -1,0 +1,298 @@
+// CudaPreprocessor (core/src/cuda) against ruclip::preprocess on the CPU.
+//
+// The GPU path repeats the CPU path's integer arithmetic with the same host-made
+// tables and weights, so the bound is exact equality (max abs diff 0), stronger
+// than the one-8-bit-level bound 1 / 255 / std ~ 0.015 that float-math
+// resampling would need.
+//
+// Without a CUDA device the GPU tests skip; the kernels' per-thread code still
+// runs here on the CPU over every index (KernelsOnCpu), which checks the staging
+// layout, the plane boxes and the indexing; only the CUDA calls go unchecked.
+#include <cuda_runtime_api.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "preprocess_cuda.h"
+#include "preprocess_plan.h"
+#include "ruclip/error.h"
+#include "ruclip/image.h"
+
+using ruclip::FrameView;
+using ruclip::Normalization;
+using ruclip::PixelFormat;
+using ruclip::YuvMatrix;
+
+namespace {
+
+constexpr const char* kNoDevice = "no CUDA device: GPU preprocessing not verified";
+
+const PixelFormat kFormats[] = {PixelFormat::RGB,  PixelFormat::BGR,  PixelFormat::RGBA,  PixelFormat::BGRA,
+                                PixelFormat::RGBx, PixelFormat::BGRx, PixelFormat::xRGB,  PixelFormat::xBGR,
+                                PixelFormat::GRAY8, PixelFormat::I420, PixelFormat::NV12};
+
+struct Size {
+  int width, height, resolution;
+};
+// Landscape and portrait crops, odd sizes and offsets, a crop equal to the
+// resolution (Pillow skips resampling), frames smaller than it (upscaling).
+const Size kSizes[] = {{1920, 1080, 224}, {641, 479, 224}, {479, 641, 336}, {333, 333, 224},
+                       {300, 224, 224},   {101, 67, 224},  {3, 5, 32}};
+
+// A frame of random bytes (any byte is a valid pixel in every format, and
+// random YUV exercises the RGB clamping) with padded rows.
+struct OwnedFrame {
+  std::vector<uint8_t> planes[3];
+  FrameView view;
+};
+
+OwnedFrame random_frame(PixelFormat format, int w, int h, uint32_t seed) {
+  std::mt19937 rng(seed);
+  const int chroma_w = (w + 1) / 2, chroma_h = (h + 1) / 2, pad = 7;
+  int row_bytes[3] = {0, 0, 0}, rows[3] = {h, chroma_h, chroma_h};
+  switch (format) {
+    case PixelFormat::RGB:
+    case PixelFormat::BGR: row_bytes[0] = 3 * w; break;
+    case PixelFormat::GRAY8: row_bytes[0] = w; break;
+    case PixelFormat::I420: row_bytes[0] = w; row_bytes[1] = row_bytes[2] = chroma_w; break;
+    case PixelFormat::NV12: row_bytes[0] = w; row_bytes[1] = 2 * chroma_w; break;
+    default: row_bytes[0] = 4 * w; break;
+  }
+  OwnedFrame f;
+  f.view.format = format;
+  f.view.width = w;
+  f.view.height = h;
+  f.view.matrix = seed % 2 ? YuvMatrix::BT709 : YuvMatrix::BT601;
+  f.view.full_range = seed % 3 == 0;
+  for (int p = 0; p < 3 && row_bytes[p] > 0; ++p) {
+    f.view.strides[p] = row_bytes[p] + pad;
+    f.planes[p].resize(static_cast<size_t>(f.view.strides[p]) * rows[p]);
+    for (auto& b : f.planes[p]) b = static_cast<uint8_t>(rng());
+    f.view.planes[p] = f.planes[p].data();
+  }
+  return f;
+}
+
+Normalization norm_for(int resolution) {
+  Normalization n;  // CLIP's mean / std
+  n.resolution = resolution;
+  return n;
+}
+
+std::vector<float> on_cpu(const FrameView& frame, const Normalization& norm) {
+  std::vector<float> out(3 * static_cast<size_t>(norm.resolution) * norm.resolution, NAN);
+  ruclip::preprocess(frame, norm, out.data());
+  return out;
+}
+
+struct Diff {
+  float max_abs = 0;
+  size_t differing = 0;
+};
+
+Diff compare(const std::vector<float>& got, const std::vector<float>& want) {
+  Diff d;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const float e = std::fabs(got[i] - want[i]);
+    if (!(e == 0)) ++d.differing;  // NaN (never written) counts too
+    d.max_abs = std::max(d.max_abs, std::isnan(e) ? INFINITY : e);
+  }
+  return d;
+}
+
+std::string describe(PixelFormat format, const Size& s) {
+  static const char* names[] = {"RGB", "BGR", "RGBA", "BGRA", "RGBx", "BGRx", "xRGB", "xBGR", "GRAY8", "I420", "NV12"};
+  return std::string(names[static_cast<int>(format)]) + " " + std::to_string(s.width) + "x" +
+         std::to_string(s.height) + " -> " + std::to_string(s.resolution);
+}
+
+// Throws, so a failed CUDA call ends the test (gtest reports the exception).
+void cuda_ok(cudaError_t err) {
+  if (err != cudaSuccess) throw std::runtime_error(std::string("CUDA call failed: ") + cudaGetErrorString(err));
+}
+
+// Device memory for one output, freed on scope exit.
+struct DeviceOutput {
+  float* ptr = nullptr;
+  size_t count;
+  explicit DeviceOutput(int res) : count(3 * static_cast<size_t>(res) * res) {
+    cuda_ok(cudaMalloc(reinterpret_cast<void**>(&ptr), count * sizeof(float)));
+  }
+  ~DeviceOutput() { cudaFree(ptr); }
+  std::vector<float> download(cudaStream_t stream) const {
+    std::vector<float> out(count, NAN);
+    cuda_ok(cudaMemcpyAsync(out.data(), ptr, count * sizeof(float), cudaMemcpyDeviceToHost, stream));
+    cuda_ok(cudaStreamSynchronize(stream));
+    return out;
+  }
+};
+
+}  // namespace
+
+// The kernels' per-thread functions run on the CPU over the whole grid, on a
+// host copy of the staging buffer: exact equality with ruclip::preprocess.
+TEST(CudaPreprocessPlan, KernelsOnCpuMatchPreprocess) {
+  using namespace ruclip::cuda_detail;
+  uint32_t seed = 1;
+  for (const Size& s : kSizes)
+    for (PixelFormat format : kFormats) {
+      const OwnedFrame f = random_frame(format, s.width, s.height, seed++);
+      const Normalization norm = norm_for(s.resolution);
+      const Plan plan = make_plan(f.view, norm);
+      std::vector<uint8_t> staging(plan.size);
+      fill_staging(plan, f.view, norm, staging.data());
+      const KernelArgs a = bind(plan, staging.data());
+      std::vector<uint8_t> temp(3 * static_cast<size_t>(a.rows) * a.res);
+      std::vector<float> got(3 * static_cast<size_t>(a.res) * a.res, NAN);
+      for (int r = 0; r < a.rows; ++r)
+        for (int xx = 0; xx < a.res; ++xx) horizontal_one(a, xx, r, temp.data());
+      for (int yy = 0; yy < a.res; ++yy)
+        for (int xx = 0; xx < a.res; ++xx) vertical_one(a, xx, yy, temp.data(), got.data());
+      const Diff d = compare(got, on_cpu(f.view, norm));
+      EXPECT_EQ(d.differing, 0u) << describe(format, s) << ": max abs diff " << d.max_abs;
+    }
+}
+
+// Runs here too: without a driver or device the constructor's error says so.
+TEST(CudaPreprocess, BadDeviceIsAClearError) {
+  try {
+    ruclip::CudaPreprocessor bad(-1);
+    FAIL() << "device -1 accepted";
+  } catch (const ruclip::Error& e) {
+    std::printf("[ message ] %s\n", e.what());
+    EXPECT_NE(std::string(e.what()).find("CUDA preprocessing: "), std::string::npos) << e.what();
+  }
+}
+
+TEST(CudaPreprocess, MatchesCpuForEveryFormatAndSize) {
+  if (!ruclip::cuda_device_available()) GTEST_SKIP() << kNoDevice;
+  ruclip::CudaPreprocessor gpu(0);
+  cudaStream_t stream = nullptr;
+  cuda_ok(cudaStreamCreate(&stream));
+  uint32_t seed = 100;
+  for (const Size& s : kSizes) {
+    DeviceOutput out(s.resolution);
+    for (PixelFormat format : kFormats) {
+      const OwnedFrame f = random_frame(format, s.width, s.height, seed++);
+      const Normalization norm = norm_for(s.resolution);
+      gpu.run(f.view, norm, out.ptr, stream);
+      const Diff d = compare(out.download(stream), on_cpu(f.view, norm));
+      std::printf("[ parity ] %-26s max abs diff %g, %zu of %zu values differ (bound: 0)\n",
+                  describe(format, s).c_str(), d.max_abs, d.differing, out.count);
+      EXPECT_EQ(d.differing, 0u) << describe(format, s);
+    }
+  }
+  cuda_ok(cudaStreamDestroy(stream));
+}
+
+TEST(CudaPreprocess, RejectsBadInputLikeTheCpu) {
+  if (!ruclip::cuda_device_available()) GTEST_SKIP() << kNoDevice;
+  ruclip::CudaPreprocessor gpu(0);
+  DeviceOutput out(224);
+  OwnedFrame f = random_frame(PixelFormat::I420, 64, 48, 7);
+  f.view.planes[2] = nullptr;
+  std::string cpu_message;
+  std::vector<float> cpu(3 * 224 * 224);
+  try {
+    ruclip::preprocess(f.view, norm_for(224), cpu.data());
+  } catch (const ruclip::Error& e) {
+    cpu_message = e.what();
+  }
+  try {
+    gpu.run(f.view, norm_for(224), out.ptr, nullptr);
+    FAIL() << "a missing plane was accepted";
+  } catch (const ruclip::Error& e) {
+    EXPECT_EQ(e.what(), cpu_message);
+  }
+  f = random_frame(PixelFormat::RGB, 64, 48, 8);
+  EXPECT_THROW(gpu.run(f.view, norm_for(224), nullptr, nullptr), ruclip::Error);
+}
+
+// 1080p I420 -> 224: GPU time of one run's upload + two kernels (cudaEvents),
+// and the host time of run() (staging the crop into pinned memory).
+TEST(CudaPreprocess, Timing1080pI420) {
+  if (!ruclip::cuda_device_available()) GTEST_SKIP() << kNoDevice;
+  ruclip::CudaPreprocessor gpu(0);
+  const OwnedFrame f = random_frame(PixelFormat::I420, 1920, 1080, 42);
+  const Normalization norm = norm_for(224);
+  DeviceOutput out(224);
+  cudaStream_t stream = nullptr;
+  cuda_ok(cudaStreamCreate(&stream));
+  cudaEvent_t start, stop;
+  cuda_ok(cudaEventCreate(&start));
+  cuda_ok(cudaEventCreate(&stop));
+  for (int i = 0; i < 5; ++i) gpu.run(f.view, norm, out.ptr, stream);  // buffers, module load
+  cuda_ok(cudaStreamSynchronize(stream));
+
+  // A host function holds the stream until run() has enqueued everything, so
+  // the events bracket GPU work only, not the host staging in between.
+  constexpr int kRuns = 50;
+  double gpu_ms = 0, host_ms = 0;
+  std::atomic<bool> go{false};
+  const cudaHostFn_t hold = [](void* flag) {
+    while (!static_cast<std::atomic<bool>*>(flag)->load()) std::this_thread::yield();
+  };
+  for (int i = 0; i < kRuns; ++i) {
+    go = false;
+    cuda_ok(cudaLaunchHostFunc(stream, hold, &go));
+    cuda_ok(cudaEventRecord(start, stream));
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+      gpu.run(f.view, norm, out.ptr, stream);
+    } catch (...) {
+      go = true;  // release the stream before reporting
+      cudaStreamSynchronize(stream);
+      throw;
+    }
+    host_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    cuda_ok(cudaEventRecord(stop, stream));
+    go = true;
+    cuda_ok(cudaEventSynchronize(stop));
+    float ms = 0;
+    cuda_ok(cudaEventElapsedTime(&ms, start, stop));
+    gpu_ms += ms;
+  }
+
+  // The upload alone, for reading the kernels' share off the total.
+  const auto plan = ruclip::cuda_detail::make_plan(f.view, norm);
+  void *host = nullptr, *dev = nullptr;
+  cuda_ok(cudaMallocHost(&host, plan.size));
+  cuda_ok(cudaMalloc(&dev, plan.size));
+  double copy_ms = 0;
+  for (int i = 0; i < kRuns; ++i) {
+    cuda_ok(cudaEventRecord(start, stream));
+    cuda_ok(cudaMemcpyAsync(dev, host, plan.size, cudaMemcpyHostToDevice, stream));
+    cuda_ok(cudaEventRecord(stop, stream));
+    cuda_ok(cudaEventSynchronize(stop));
+    float ms = 0;
+    cuda_ok(cudaEventElapsedTime(&ms, start, stop));
+    copy_ms += ms;
+  }
+  cudaFreeHost(host);
+  cudaFree(dev);
+
+  cudaDeviceProp prop{};
+  cuda_ok(cudaGetDeviceProperties(&prop, 0));
+  std::printf("[ timing ] %s: 1080p I420 -> 224: GPU %.3f ms per frame (upload of %zu bytes %.3f ms + kernels "
+              "%.3f ms), host run() %.3f ms\n",
+              prop.name, gpu_ms / kRuns, plan.size, copy_ms / kRuns, (gpu_ms - copy_ms) / kRuns, host_ms / kRuns);
+  // CPU reference for the same frame, for comparison.
+  std::vector<float> cpu(3 * 224 * 224);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 5; ++i) ruclip::preprocess(f.view, norm, cpu.data());
+  std::printf("[ timing ] CPU ruclip::preprocess: %.3f ms per frame\n",
+              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / 5);
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  cudaStreamDestroy(stream);
+}
