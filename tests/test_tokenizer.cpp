@@ -513,7 +513,7 @@ TEST(SentencePieceModel, UnreadableModelNamesTheFile) {
 // memory while encoding (heap-use-after-free under ASan). It is refused first.
 TEST(SentencePieceModel, CorruptCharsmapIsRefusedBeforeLibsentencepieceSeesIt) {
   const std::string path =
-      std::string(RUCLIP_TEST_DATA) + "/../fuzz/regressions/sentencepiece-charsmap-out-of-bounds.model";
+      std::string(RUCLIP_TEST_DATA) + "/../fuzz/regressions/sentencepiece/charsmap-out-of-bounds.model";
   try {
     ruclip::load_sentencepiece_tokenizer(path);
     FAIL() << "accepted";
