@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: installs what it needs, builds, runs the whole
-# suite (then the element tests again under ASan/LSan/UBSan), and prints the
-# runners' summary.
+# suite (then the element tests again under ASan/LSan/UBSan, and each fuzz
+# target briefly), and prints the runners' summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -14,11 +14,16 @@ echo "== element tests under AddressSanitizer, LeakSanitizer, UBSan (scripts/san
 bash scripts/sanitize.sh || sanitized=$?
 [ "$sanitized" -eq 0 ] || status=1
 
+fuzzed=0
+echo "== each fuzz target for 10 s (scripts/fuzz.sh)"
+bash scripts/fuzz.sh 10 || fuzzed=$?
+[ "$fuzzed" -eq 0 ] || status=1
+
 # One plain closing line, counted from meson's own log plus the sanitizer run.
-python3 - build/meson-logs/testlog.json "$sanitized" <<'PY'
+python3 - build/meson-logs/testlog.json "$sanitized" "$fuzzed" <<'PY'
 import json, sys
 results = [json.loads(line)["result"] for line in open(sys.argv[1]) if line.strip()]
-results.append("OK" if sys.argv[2] == "0" else "FAIL")
+results += ["OK" if code == "0" else "FAIL" for code in sys.argv[2:]]
 passed = sum(r in ("OK", "EXPECTEDFAIL") for r in results)
 skipped = sum(r == "SKIP" for r in results)
 failed = len(results) - passed - skipped
