@@ -18,6 +18,7 @@
 #include "ruclip/error.h"
 #include "ruclip/image.h"
 #include "test_util.h"
+#include "../core/src/preprocess_internal.h"  // the SIMD switch
 
 using ruclip::FrameView;
 using ruclip::Image;
@@ -700,24 +701,30 @@ TEST(Preprocess, RejectsBadFrames) {
   EXPECT_TRUE(contains(message_of(fine, zero), "resolution must be positive")) << message_of(fine, zero);
 }
 
-// 6. Not a pass/fail check: how long a 1080p I420 frame takes at 224.
-TEST(Preprocess, Timing1080pI420) {
-  const int w = 1920, h = 1080;
-  std::mt19937 rng(3);
-  const OwnedFrame f = make_yuv(PixelFormat::I420, w, h, 0, YuvMatrix::BT709, false,
-                                [&](int, int x, int y) { return uint8_t((x * 3 + y * 5 + (rng() & 15)) & 0xff); });
-  Normalization norm;  // 224, CLIP mean/std
-  std::vector<float> out(3 * 224 * 224);
-  ruclip::preprocess(f.view, norm, out.data());  // warm-up
-  const int runs = 20;
-  double best = 1e9, total = 0;
-  for (int i = 0; i < runs; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    ruclip::preprocess(f.view, norm, out.data());
-    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    best = std::min(best, ms);
-    total += ms;
+// 6. The AVX2 loops (row conversion, horizontal pass) against the portable
+// ones: the same integers, so identical floats, for every format, odd crop
+// offsets and sizes, 1080p included. (Speed: `ruclip bench`.)
+TEST(Preprocess, SimdEqualsPortableLoops) {
+  if (!ruclip::detail::preprocess_simd_active()) GTEST_SKIP() << "no AVX2 here: only the portable loops run";
+  std::mt19937 rng(5);
+  auto noise = [&](int, int, int) { return static_cast<uint8_t>(rng()); };
+  const std::vector<std::pair<int, int>> sizes = {{1920, 1080}, {641, 479}, {333, 335}, {37, 29}, {224, 224}, {9, 300}};
+  for (const auto& [w, h] : sizes) {
+    std::vector<OwnedFrame> frames;
+    for (PixelFormat f : {PixelFormat::I420, PixelFormat::NV12})
+      for (bool full : {false, true})
+        frames.push_back(make_yuv(f, w, h, 3, full ? YuvMatrix::BT709 : YuvMatrix::BT601, full, noise));
+    const Image rgb = make_rgb(w, h, static_cast<uint32_t>(w * h));
+    for (PixelFormat f : {PixelFormat::RGB, PixelFormat::BGRx, PixelFormat::xRGB}) frames.push_back(make_packed(rgb, f, 5));
+    for (const OwnedFrame& frame : frames) {
+      for (int res : {224, 32}) {
+        const Normalization norm = with_resolution(res);
+        const std::vector<float> simd = run(frame.view, norm);
+        ruclip::detail::set_preprocess_simd(false);
+        const std::vector<float> portable = run(frame.view, norm);
+        ruclip::detail::set_preprocess_simd(true);
+        EXPECT_EQ(simd, portable) << "format " << int(frame.view.format) << " " << w << "x" << h << " -> " << res;
+      }
+    }
   }
-  std::printf("[ timing ] 1920x1080 I420 -> 224: best %.2f ms, mean %.2f ms over %d runs\n", best, total / runs, runs);
-  EXPECT_TRUE(std::all_of(out.begin(), out.end(), [](float x) { return std::isfinite(x); }));
 }

@@ -29,12 +29,17 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "ruclip/error.h"
 #include "ruclip/image.h"
 #include "preprocess_internal.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 namespace ruclip {
 namespace detail {
@@ -199,9 +204,75 @@ using detail::YuvToRgb;
 using detail::format_name;
 using detail::packed_layout;
 
+// AVX2 versions of the two hot loops (row conversion, horizontal pass): the
+// same integer arithmetic eight values at a time, so the same result; chosen
+// at run time, the portable loops otherwise.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define RUCLIP_AVX2 1
+#else
+#define RUCLIP_AVX2 0
+#endif
+
+bool simd_enabled = true;
+
+bool use_avx2() {
+#if RUCLIP_AVX2
+  static const bool supported = __builtin_cpu_supports("avx2");
+  return supported && simd_enabled;
+#else
+  return false;
+#endif
+}
+
+#if RUCLIP_AVX2
+#define RUCLIP_TARGET_AVX2 __attribute__((target("avx2")))
+
+// Eight int32 lanes to eight bytes, saturating: clamp to 0..255.
+RUCLIP_TARGET_AVX2 inline __m128i to_bytes(__m256i x) {
+  const __m128i words = _mm_packus_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
+  return _mm_packus_epi16(words, words);
+}
+
+// Four chroma samples at p[0], p[step], p[2 step], p[3 step] (step 1 or 2),
+// each repeated twice, as eight int32 lanes.
+RUCLIP_TARGET_AVX2 inline __m256i load_chroma_pairs(const uint8_t* p, int step) {
+  const __m128i dup = step == 1 ? _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, -1, -1, -1, -1, -1, -1, -1, -1)
+                                : _mm_setr_epi8(0, 0, 2, 2, 4, 4, 6, 6, -1, -1, -1, -1, -1, -1, -1, -1);
+  int32_t word;  // 4 bytes, unaligned
+  std::memcpy(&word, p, sizeof word);
+  const __m128i bytes = step == 1 ? _mm_cvtsi32_si128(word) : _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+  return _mm256_cvtepu8_epi32(_mm_shuffle_epi8(bytes, dup));
+}
+
+// Eight pixels at a time from luma[x] (x even) with chroma samples
+// u[c * step], v[c * step], c = x / 2 ...: gathers from the five tables, then
+// the sums and shifts of YuvToRgb::convert. Returns how many pixels it did.
+RUCLIP_TARGET_AVX2 int yuv_row_avx2(const YuvToRgb::Tables& t, const uint8_t* luma, const uint8_t* u,
+                                    const uint8_t* v, int step, int x, int end, uint8_t* r, uint8_t* g,
+                                    uint8_t* b) {
+  const __m256i half = _mm256_set1_epi32(YuvToRgb::kHalf);
+  int i = 0;
+  for (; x + 8 <= end; x += 8, i += 8) {
+    const int c = (x / 2) * step;
+    const __m256i yi = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(luma + x)));
+    const __m256i ui = load_chroma_pairs(u + c, step), vi = load_chroma_pairs(v + c, step);
+    const __m256i l = _mm256_add_epi32(_mm256_i32gather_epi32(t.y, yi, 4), half);
+    const __m256i rr = _mm256_add_epi32(l, _mm256_i32gather_epi32(t.r_from_v, vi, 4));
+    const __m256i gg = _mm256_add_epi32(_mm256_add_epi32(l, _mm256_i32gather_epi32(t.g_from_u, ui, 4)),
+                                        _mm256_i32gather_epi32(t.g_from_v, vi, 4));
+    const __m256i bb = _mm256_add_epi32(l, _mm256_i32gather_epi32(t.b_from_u, ui, 4));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(r + i), to_bytes(_mm256_srai_epi32(rr, YuvToRgb::kBits)));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(g + i), to_bytes(_mm256_srai_epi32(gg, YuvToRgb::kBits)));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(b + i), to_bytes(_mm256_srai_epi32(bb, YuvToRgb::kBits)));
+  }
+  return i;  // pixels done; the caller finishes the row
+}
+#endif
+
 // Converts one row of the crop (columns x0 .. x0 + width - 1 of frame row y)
-// into packed 8-bit RGB: Pillow's convert('RGB') for packed input (alpha and
-// padding bytes dropped, gray replicated), the YUV matrix for planar input.
+// into three planes of 8-bit R, G, B: Pillow's convert('RGB') for packed input
+// (alpha and padding bytes dropped, gray replicated), the YUV matrix for
+// planar input.
 //
 // Chroma siting for I420/NV12: each pixel (x, y) takes the chroma sample at
 // (x / 2, y / 2) in frame coordinates, i.e. the co-sited / nearest sample with
@@ -215,35 +286,29 @@ class RowFetcher {
     is_packed_ = packed_layout(frame.format, &layout_);
   }
 
-  void fetch(int y, uint8_t* rgb) const {
+  void fetch(int y, uint8_t* r, uint8_t* g, uint8_t* b) const {
     const uint8_t* row0 = plane_row(0, y);
     if (is_packed_) {
       const uint8_t* p = row0 + static_cast<ptrdiff_t>(x0_) * layout_.bytes_per_pixel;
-      for (int x = 0; x < width_; ++x, p += layout_.bytes_per_pixel, rgb += 3) {
-        rgb[0] = p[layout_.r];
-        rgb[1] = p[layout_.g];
-        rgb[2] = p[layout_.b];
+      for (int x = 0; x < width_; ++x, p += layout_.bytes_per_pixel) {
+        r[x] = p[layout_.r];
+        g[x] = p[layout_.g];
+        b[x] = p[layout_.b];
       }
       return;
     }
     switch (frame_.format) {
       case PixelFormat::GRAY8: {
         const uint8_t* p = row0 + x0_;
-        for (int x = 0; x < width_; ++x, rgb += 3) rgb[0] = rgb[1] = rgb[2] = p[x];
+        for (int x = 0; x < width_; ++x) r[x] = g[x] = b[x] = p[x];
         return;
       }
-      case PixelFormat::I420: {
-        const uint8_t* u = plane_row(1, y / 2);
-        const uint8_t* v = plane_row(2, y / 2);
-        for (int x = x0_; x < x0_ + width_; ++x, rgb += 3) yuv_.convert(row0[x], u[x / 2], v[x / 2], rgb);
+      case PixelFormat::I420:
+        yuv_row(row0, plane_row(1, y / 2), plane_row(2, y / 2), 1, r, g, b);
         return;
-      }
       case PixelFormat::NV12: {
         const uint8_t* uv = plane_row(1, y / 2);
-        for (int x = x0_; x < x0_ + width_; ++x, rgb += 3) {
-          const uint8_t* c = uv + (x / 2) * 2;
-          yuv_.convert(row0[x], c[0], c[1], rgb);
-        }
+        yuv_row(row0, uv, uv + 1, 2, r, g, b);
         return;
       }
       default:
@@ -254,6 +319,32 @@ class RowFetcher {
  private:
   const uint8_t* plane_row(int plane, int y) const {
     return frame_.planes[plane] + static_cast<ptrdiff_t>(y) * frame_.strides[plane];
+  }
+
+  // Chroma sample c of a row is u[c * step], v[c * step]; it serves pixels 2c
+  // and 2c + 1, so its table terms are looked up once per pair.
+  void yuv_row(const uint8_t* luma, const uint8_t* u, const uint8_t* v, int step, uint8_t* r, uint8_t* g,
+               uint8_t* b) const {
+    const int end = x0_ + width_;
+    auto one = [&](int x, int i) {
+      const int c = (x / 2) * step;
+      yuv_.convert(luma[x], yuv_.chroma(u[c], v[c]), &r[i], &g[i], &b[i]);
+    };
+    int x = x0_, i = 0;
+    if (x % 2 == 1) one(x++, i++);  // a crop starting mid-pair
+#if RUCLIP_AVX2
+    if (use_avx2()) {
+      const int done = yuv_row_avx2(yuv_.tables(), luma, u, v, step, x, end, r + i, g + i, b + i);
+      x += done, i += done;
+    }
+#endif
+    for (; x + 1 < end; x += 2, i += 2) {
+      const int c = (x / 2) * step;
+      const YuvToRgb::Chroma chroma = yuv_.chroma(u[c], v[c]);
+      yuv_.convert(luma[x], chroma, &r[i], &g[i], &b[i]);
+      yuv_.convert(luma[x + 1], chroma, &r[i + 1], &g[i + 1], &b[i + 1]);
+    }
+    if (x < end) one(x, i);
   }
 
   const FrameView& frame_;
@@ -267,36 +358,64 @@ class RowFetcher {
 // rounds to nearest; then clip to the 8-bit range.
 inline uint8_t clip8(int32_t acc) { return static_cast<uint8_t>(std::clamp(acc >> kPrecisionBits, 0, 255)); }
 
-// Horizontal pass over one RGB row: `in` has the crop's width, `out` has
-// out_size pixels.
-void resample_row(const uint8_t* in, const Weights& w, int out_size, uint8_t* out) {
+// Resampling weights with every output's taps padded to a multiple of 8 with
+// zero weights, so the tap loop has a fixed length the compiler vectorizes;
+// zero weights add nothing, so the sums are Pillow's.
+struct PaddedWeights {
+  int taps = 0;  // per output
+  std::vector<int> first;
+  std::vector<int32_t> coeffs;  // out_size * taps
+  explicit PaddedWeights(const Weights& w) : taps((w.ksize + 7) / 8 * 8), first(w.first) {
+    coeffs.assign(first.size() * taps, 0);
+    for (size_t o = 0; o < first.size(); ++o)
+      std::copy_n(&w.coeffs[o * w.ksize], w.count[o], &coeffs[o * taps]);
+  }
+};
+
+// Horizontal pass over one channel row. `in` must be readable up to
+// first.back() + taps (the caller pads it).
+void resample_channel(const uint8_t* in, const PaddedWeights& w, int out_size, uint8_t* out) {
   constexpr int32_t half = 1 << (kPrecisionBits - 1);
-  for (int xx = 0; xx < out_size; ++xx, out += 3) {
-    const int32_t* k = &w.coeffs[static_cast<size_t>(xx) * w.ksize];
-    const uint8_t* p = in + static_cast<size_t>(w.first[xx]) * 3;
-    int32_t r = half, g = half, b = half;
-    for (int x = 0; x < w.count[xx]; ++x, p += 3) {
-      r += p[0] * k[x];
-      g += p[1] * k[x];
-      b += p[2] * k[x];
-    }
-    out[0] = clip8(r);
-    out[1] = clip8(g);
-    out[2] = clip8(b);
+  const int taps = w.taps;
+  for (int xx = 0; xx < out_size; ++xx) {
+    const int32_t* k = &w.coeffs[static_cast<size_t>(xx) * taps];
+    const uint8_t* p = in + w.first[xx];
+    int32_t acc = half;
+    for (int t = 0; t < taps; ++t) acc += p[t] * k[t];
+    out[xx] = clip8(acc);
   }
 }
 
-// Writes one finished RGB row of the R x R result into the planar output.
-void write_row(const uint8_t* rgb, int row, int res, const NormalizeTable& table, float* out) {
-  const size_t plane = static_cast<size_t>(res) * res;
-  float* r = out + static_cast<size_t>(row) * res;
-  float* g = r + plane;
-  float* b = g + plane;
-  for (int x = 0; x < res; ++x, rgb += 3) {
-    r[x] = table.value[0][rgb[0]];
-    g[x] = table.value[1][rgb[1]];
-    b[x] = table.value[2][rgb[2]];
+#if RUCLIP_AVX2
+RUCLIP_TARGET_AVX2 void resample_channel_avx2(const uint8_t* in, const PaddedWeights& w, int out_size,
+                                              uint8_t* out) {
+  constexpr int32_t half = 1 << (kPrecisionBits - 1);
+  const int taps = w.taps;
+  for (int xx = 0; xx < out_size; ++xx) {
+    const int32_t* k = &w.coeffs[static_cast<size_t>(xx) * taps];
+    const uint8_t* p = in + w.first[xx];
+    __m256i acc = _mm256_setzero_si256();
+    for (int t = 0; t < taps; t += 8) {
+      const __m256i px = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + t)));
+      const __m256i kt = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(k + t));
+      acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(px, kt));
+    }
+    __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+    sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0x4E));
+    sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0xB1));
+    out[xx] = clip8(_mm_cvtsi128_si32(sum) + half);
   }
+}
+#endif
+
+// acc[i] += src[i] * k over a row: the vertical pass, one tap at a time.
+void accumulate_row(const uint8_t* src, int32_t k, size_t n, int32_t* acc) {
+  for (size_t i = 0; i < n; ++i) acc[i] += src[i] * k;
+}
+
+// Writes one finished plane row of the R x R result through the table.
+void write_row(const int32_t* acc, const float* table, size_t n, float* out) {
+  for (size_t i = 0; i < n; ++i) out[i] = table[clip8(acc[i])];
 }
 
 }  // namespace
@@ -305,18 +424,20 @@ void preprocess(const FrameView& frame, const Normalization& norm, float* out) {
   detail::validate(frame, norm);
   if (out == nullptr) throw Error("preprocess: output buffer is null");
   const int res = norm.resolution;
+  const size_t plane = static_cast<size_t>(res) * res;
 
   const auto [side, x0, y0] = detail::center_crop(frame);
 
   const RowFetcher fetcher(frame, x0, side);
   const NormalizeTable table(norm);
-  std::vector<uint8_t> row(static_cast<size_t>(side) * 3);
 
   if (side == res) {
     // Pillow skips both passes when the size does not change.
+    std::vector<uint8_t> rgb(3 * static_cast<size_t>(side));
     for (int y = 0; y < res; ++y) {
-      fetcher.fetch(y0 + y, row.data());
-      write_row(row.data(), y, res, table, out);
+      fetcher.fetch(y0 + y, &rgb[0], &rgb[side], &rgb[2 * side]);
+      for (int c = 0; c < 3; ++c)
+        for (int x = 0; x < res; ++x) out[c * plane + static_cast<size_t>(y) * res + x] = table.value[c][rgb[c * side + x]];
     }
     return;
   }
@@ -324,33 +445,50 @@ void preprocess(const FrameView& frame, const Normalization& norm, float* out) {
   // The crop is square, so both axes share the same weights (and, as in
   // Pillow, both passes run because both dimensions change).
   const Weights w = detail::bilinear_weights(side, res);
+  const PaddedWeights padded(w);
 
-  // Horizontal pass, only over the source rows the vertical pass will read.
+  // Horizontal pass, only over the source rows the vertical pass will read,
+  // into three planes of 8-bit rows (res wide).
   const int first_row = w.first.front();
   const int end_row = w.first.back() + w.count.back();
-  const size_t temp_stride = static_cast<size_t>(res) * 3;
-  std::vector<uint8_t> temp(static_cast<size_t>(end_row - first_row) * temp_stride);
+  const size_t rows = static_cast<size_t>(end_row - first_row);
+  const size_t row_len = static_cast<size_t>(side) + padded.taps;  // zero tail for the padded taps
+  std::vector<uint8_t> source(3 * row_len, 0);
+  std::vector<uint8_t> temp(3 * rows * res);
   for (int y = first_row; y < end_row; ++y) {
-    fetcher.fetch(y0 + y, row.data());
-    resample_row(row.data(), w, res, &temp[static_cast<size_t>(y - first_row) * temp_stride]);
+    uint8_t* r = &source[0];
+    fetcher.fetch(y0 + y, r, r + row_len, r + 2 * row_len);
+    for (int c = 0; c < 3; ++c) {
+      uint8_t* dst = &temp[(c * rows + static_cast<size_t>(y - first_row)) * res];
+#if RUCLIP_AVX2
+      if (use_avx2()) {
+        resample_channel_avx2(&source[c * row_len], padded, res, dst);
+        continue;
+      }
+#endif
+      resample_channel(&source[c * row_len], padded, res, dst);
+    }
   }
 
   // Vertical pass. Pillow loops taps innermost; accumulating whole rows instead
   // walks memory sequentially and, being exact integer arithmetic, gives the
   // same sums.
-  std::vector<int32_t> acc(temp_stride);
-  std::vector<uint8_t> out_row(temp_stride);
-  for (int yy = 0; yy < res; ++yy) {
-    std::fill(acc.begin(), acc.end(), 1 << (kPrecisionBits - 1));
-    const int32_t* k = &w.coeffs[static_cast<size_t>(yy) * w.ksize];
-    for (int t = 0; t < w.count[yy]; ++t) {
-      const uint8_t* src = &temp[static_cast<size_t>(w.first[yy] + t - first_row) * temp_stride];
-      const int32_t kt = k[t];
-      for (size_t i = 0; i < temp_stride; ++i) acc[i] += src[i] * kt;
+  std::vector<int32_t> acc(res);
+  for (int c = 0; c < 3; ++c) {
+    for (int yy = 0; yy < res; ++yy) {
+      std::fill(acc.begin(), acc.end(), 1 << (kPrecisionBits - 1));
+      const int32_t* k = &w.coeffs[static_cast<size_t>(yy) * w.ksize];
+      for (int t = 0; t < w.count[yy]; ++t)
+        accumulate_row(&temp[(c * rows + static_cast<size_t>(w.first[yy] + t - first_row)) * res], k[t], res,
+                       acc.data());
+      write_row(acc.data(), table.value[c], res, out + c * plane + static_cast<size_t>(yy) * res);
     }
-    for (size_t i = 0; i < temp_stride; ++i) out_row[i] = clip8(acc[i]);
-    write_row(out_row.data(), yy, res, table, out);
   }
 }
+
+namespace detail {
+void set_preprocess_simd(bool enabled) { simd_enabled = enabled; }
+bool preprocess_simd_active() { return use_avx2(); }
+}  // namespace detail
 
 }  // namespace ruclip

@@ -54,15 +54,29 @@ class YuvToRgb {
   YuvToRgb(YuvMatrix matrix, bool full_range);
 
   void convert(uint8_t y, uint8_t u, uint8_t v, uint8_t* rgb) const {
+    convert(y, chroma(u, v), &rgb[0], &rgb[1], &rgb[2]);
+  }
+
+  // The chroma terms, shared by the pixels of a 4:2:0 sample.
+  struct Chroma {
+    int32_t r, g, b;
+  };
+  Chroma chroma(uint8_t u, uint8_t v) const { return {r_from_v_[v], g_from_u_[u] + g_from_v_[v], b_from_u_[u]}; }
+  void convert(uint8_t y, Chroma c, uint8_t* r, uint8_t* g, uint8_t* b) const {
     const int32_t luma = y_[y] + kHalf;
-    rgb[0] = clamp8((luma + r_from_v_[v]) >> kBits);
-    rgb[1] = clamp8((luma + g_from_u_[u] + g_from_v_[v]) >> kBits);
-    rgb[2] = clamp8((luma + b_from_u_[u]) >> kBits);
+    *r = clamp8((luma + c.r) >> kBits);
+    *g = clamp8((luma + c.g) >> kBits);
+    *b = clamp8((luma + c.b) >> kBits);
   }
 
   // The five tables back to back (y, r_from_v, g_from_u, g_from_v, b_from_u),
   // for uploading to the GPU, which repeats convert() with them.
   void copy_tables(int32_t out[5 * 256]) const;
+  // The tables themselves, for the vectorized row conversion.
+  struct Tables {
+    const int32_t *y, *r_from_v, *g_from_u, *g_from_v, *b_from_u;
+  };
+  Tables tables() const { return {y_, r_from_v_, g_from_u_, g_from_v_, b_from_u_}; }
 
  private:
   // Arithmetic shift of a negative sum floors, and anything below 0 clamps to 0.
@@ -88,5 +102,10 @@ struct NormalizeTable {
   float value[3][256];
   explicit NormalizeTable(const Normalization& norm);
 };
+
+// The CPU path uses AVX2 where the processor has it (same integers, same
+// result); tests switch it off to check the portable loops against it.
+void set_preprocess_simd(bool enabled);
+bool preprocess_simd_active();
 
 }  // namespace ruclip::detail
