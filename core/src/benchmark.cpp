@@ -28,14 +28,22 @@ double text_gflop(const ModelConfig& c) {
   return (c.transformer_layers * block_flop(c.context_length, w) + 2 * w * c.embed_dim) / 1e9;
 }
 
-double matmul_gflops(const ModelOptions& options, double seconds) {
+double matmul_gflops(const ModelOptions& options, MatmulPath path, double seconds) {
   const torch::Device device = detail::pick_device(options.device);
   const torch::ScalarType dtype = detail::pick_dtype(options.precision, device);
-  detail::set_cpu_threads(options.num_threads);
+  const bool onednn = path == MatmulPath::kOneDnn;
+  if (onednn && (!at::hasMKLDNN() || device.is_cuda() || dtype != torch::kFloat32)) return 0;
+  const bool blas = !onednn && device.is_cpu() && dtype == torch::kFloat32;
+  detail::set_cpu_threads(options.num_threads, blas ? detail::ThreadPlan::kBlas : detail::ThreadPlan::kOneDnn);
   c10::InferenceMode guard;
   const int64_t n = 2048;
   const torch::Tensor a = torch::randn({n, n}).to(device, dtype), b = torch::randn({n, n}).to(device, dtype);
+  const torch::Tensor b_onednn = onednn ? b.to_mkldnn() : torch::Tensor();
   auto run = [&] {
+    if (onednn) {
+      torch::mkldnn_linear(a.to_mkldnn(), b_onednn, {}).to_dense();
+      return;
+    }
     torch::Tensor c = torch::mm(a, b);
     if (device.is_cuda()) c.cpu();  // wait for the kernel
   };
@@ -49,6 +57,8 @@ double matmul_gflops(const ModelOptions& options, double seconds) {
     best = std::max(best, 2.0 * n * n * n / s / 1e9);
     if (i >= 50) break;
   }
+  // Back to the plan the model runs with.
+  detail::set_cpu_threads(options.num_threads, detail::ThreadPlan::kOneDnn);
   return best;
 }
 

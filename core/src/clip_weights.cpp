@@ -19,23 +19,35 @@ Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b) {
   return torch::layer_norm(x, {x.size(-1)}, w, b, 1e-5);
 }
 
+// x W^T + b over the last dimension; through oneDNN when a oneDNN copy of W
+// was prepared (its input and output are converted, which costs far less
+// than the product gains over the BLAS).
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& w_onednn) {
+  if (!w_onednn.defined()) return torch::linear(x, w, b);
+  std::vector<int64_t> shape = x.sizes().vec();
+  shape.back() = w.size(0);
+  return torch::mkldnn_linear(x.reshape({-1, x.size(-1)}).to_mkldnn(), w_onednn, b).to_dense().view(shape);
+}
+
 // nn.MultiheadAttention(x, x, x) on a batch-first [N, L, D] tensor.
 Tensor self_attention(const Tensor& x, const Block& b, int64_t heads, const c10::optional<Tensor>& mask) {
   const int64_t n = x.size(0), l = x.size(1), d = x.size(2), head_dim = d / heads;
-  Tensor qkv = torch::linear(x, b.in_proj_w, b.in_proj_b).view({n, l, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});
+  Tensor qkv = linear(x, b.in_proj_w, b.in_proj_b, b.in_proj_onednn)
+                   .view({n, l, 3, heads, head_dim})
+                   .permute({2, 0, 3, 1, 4});
   Tensor q = qkv[0] / std::sqrt(static_cast<double>(head_dim));
   Tensor scores = torch::matmul(q, qkv[1].transpose(-2, -1));  // [N, H, L, L]
   if (mask) scores = scores + *mask;
   Tensor out = torch::matmul(torch::softmax(scores, -1), qkv[2]);  // [N, H, L, Dh]
   out = out.permute({0, 2, 1, 3}).reshape({n, l, d});
-  return torch::linear(out, b.out_proj_w, b.out_proj_b);
+  return linear(out, b.out_proj_w, b.out_proj_b, b.out_proj_onednn);
 }
 
 Tensor residual_block(Tensor x, const Block& b, int64_t heads, const c10::optional<Tensor>& mask) {
   x = x + self_attention(layer_norm(x, b.ln_1_w, b.ln_1_b), b, heads, mask);
-  Tensor h = torch::linear(layer_norm(x, b.ln_2_w, b.ln_2_b), b.c_fc_w, b.c_fc_b);
+  Tensor h = linear(layer_norm(x, b.ln_2_w, b.ln_2_b), b.c_fc_w, b.c_fc_b, b.c_fc_onednn);
   h = h * torch::sigmoid(1.702 * h);  // QuickGELU
-  return x + torch::linear(h, b.c_proj_w, b.c_proj_b);
+  return x + linear(h, b.c_proj_w, b.c_proj_b, b.c_proj_onednn);
 }
 
 void block_parameters(std::vector<NamedParameter>& out, std::vector<Block>& blocks, const std::string& prefix,
@@ -123,7 +135,21 @@ void ClipWeights::to(const torch::Device& device, torch::ScalarType dtype) {
   causal_mask = causal_mask.to(device, dtype);
 }
 
-void set_cpu_threads(int threads) {
+bool ClipWeights::prepare_inference() {
+  // bf16 products already go to oneDNN inside torch::linear; float32 ones go
+  // to the BLAS (OpenBLAS here, limited to its AVX2 kernels on these machines).
+  if (!at::hasMKLDNN() || !conv1_w.device().is_cpu() || conv1_w.scalar_type() != torch::kFloat32) return false;
+  for (auto* blocks : {&visual_blocks, &text_blocks})
+    for (Block& b : *blocks) {
+      b.in_proj_onednn = b.in_proj_w.to_mkldnn();
+      b.out_proj_onednn = b.out_proj_w.to_mkldnn();
+      b.c_fc_onednn = b.c_fc_w.to_mkldnn();
+      b.c_proj_onednn = b.c_proj_w.to_mkldnn();
+    }
+  return true;
+}
+
+void set_cpu_threads(int threads, ThreadPlan plan) {
   if (threads <= 0) {
     const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     threads = cpus > 0 ? static_cast<int>(cpus) : 1;
@@ -131,10 +157,12 @@ void set_cpu_threads(int threads) {
   // Looked up at run time: LibTorch may sit on another BLAS (MKL), or on the
   // reference BLAS when libopenblas0-pthread is missing.
   using SetThreads = void (*)(int);
-  if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
-    set(threads);
+  auto set_blas_threads = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (plan == ThreadPlan::kBlas && set_blas_threads) {
+    set_blas_threads(threads);
     at::set_num_threads(1);
   } else {
+    if (set_blas_threads) set_blas_threads(1);
     at::set_num_threads(threads);
   }
 }

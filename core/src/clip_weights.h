@@ -16,6 +16,9 @@ using torch::Tensor;
 struct Block {
   Tensor ln_1_w, ln_1_b, in_proj_w, in_proj_b, out_proj_w, out_proj_b;
   Tensor ln_2_w, ln_2_b, c_fc_w, c_fc_b, c_proj_w, c_proj_b;
+  // The four linear weights as oneDNN tensors (undefined unless
+  // ClipWeights::prepare_inference chose oneDNN for float32 on the CPU).
+  Tensor in_proj_onednn, out_proj_onednn, c_fc_onednn, c_proj_onednn;
 };
 
 // One parameter: its upstream state-dict name, the tensor, its shape per config.json.
@@ -51,13 +54,22 @@ struct ClipWeights {
   // Moves every tensor; `dtype` (float32, bfloat16, float16) is the
   // arithmetic of both towers from then on (inputs are cast to it).
   void to(const torch::Device& device, torch::ScalarType dtype = torch::kFloat32);
+  // After `to`, for inference only (no autograd through it): on the CPU in
+  // float32, keeps oneDNN copies of the blocks' linear weights, so their
+  // products run on oneDNN's AVX-512 kernels instead of the BLAS. Returns
+  // whether it did.
+  bool prepare_inference();
 };
 
 // Uses `threads` CPU threads (0: all online CPUs) without oversubscribing:
-// matrix products run in OpenBLAS's own threads, and LibTorch's OpenMP pool
-// would multiply them, so LibTorch's intra-op pool gets one thread.
+// LibTorch's OpenMP pool and OpenBLAS's own threads would multiply, so only
+// one of them gets `threads`, the other one thread.
+//  - kBlas (training): matrix products (forward and backward) go to OpenBLAS.
+//  - kOneDnn (inference): they go to oneDNN (bf16, and float32 after
+//    prepare_inference), which runs in LibTorch's OpenMP pool.
 // Process-wide, like the libraries' own settings.
-void set_cpu_threads(int threads);
+enum class ThreadPlan { kBlas, kOneDnn };
+void set_cpu_threads(int threads, ThreadPlan plan);
 
 // Fills `w` from a state dict; throws one ruclip::Error listing every missing,
 // unexpected and mis-shaped weight. `origin` names the weights file.

@@ -13,6 +13,9 @@
 #include "ruclip/checkpoint.h"
 #include "ruclip/error.h"
 #include "ruclip/tokenizer.h"
+#ifdef RUCLIP_HAVE_CUDA_PREPROCESS
+#include "cuda/preprocess_cuda.h"
+#endif
 
 namespace ruclip {
 namespace {
@@ -76,6 +79,10 @@ struct Model::Impl {
   torch::ScalarType dtype = torch::kFloat32;
   std::unique_ptr<detail::ClipWeights> weights;
   float logit_scale = 0;
+#ifdef RUCLIP_HAVE_CUDA_PREPROCESS
+  // On a CUDA device, frames are uploaded once and preprocessed there.
+  std::unique_ptr<CudaPreprocessor> gpu_preprocessor;
+#endif
 
   // Device, precision and threads from `options`; throws on bad values
   // before anything large is read.
@@ -84,11 +91,12 @@ struct Model::Impl {
     dtype = detail::pick_dtype(options.precision, device);
     precision = options.precision;
     if (options.num_threads < 0) throw Error("num-threads must be 0 (all CPUs) or positive");
-    detail::set_cpu_threads(options.num_threads);
+    detail::set_cpu_threads(options.num_threads, detail::ThreadPlan::kOneDnn);
   }
   void place_weights() {
     logit_scale = std::exp(weights->logit_scale.item<float>());
     weights->to(device, dtype);
+    weights->prepare_inference();
   }
 };
 
@@ -201,6 +209,20 @@ Embeddings Model::encode_pixels(const float* pixels, int batch) {
 
 Embeddings Model::encode_frames(const std::vector<FrameView>& frames) {
   const Normalization norm = normalization();
+#ifdef RUCLIP_HAVE_CUDA_PREPROCESS
+  if (impl_->device.is_cuda() && !frames.empty()) {
+    c10::InferenceMode guard;
+    const int64_t r = norm.resolution;
+    Tensor pixels = torch::empty({static_cast<int64_t>(frames.size()), 3, r, r},
+                                 torch::TensorOptions().device(impl_->device).dtype(torch::kFloat32));
+    if (!impl_->gpu_preprocessor) impl_->gpu_preprocessor = std::make_unique<CudaPreprocessor>(impl_->device.index());
+    // LibTorch's work goes to the device's default stream unless told
+    // otherwise; the kernels go there too, so the tower runs after them.
+    for (size_t i = 0; i < frames.size(); ++i)
+      impl_->gpu_preprocessor->run(frames[i], norm, pixels[static_cast<int64_t>(i)].data_ptr<float>(), nullptr);
+    return to_embeddings(impl_->weights->encode_image(pixels));
+  }
+#endif
   const size_t per_image = 3 * static_cast<size_t>(norm.resolution) * norm.resolution;
   std::vector<float> pixels(per_image * frames.size());
   for (size_t i = 0; i < frames.size(); ++i) preprocess(frames[i], norm, pixels.data() + i * per_image);

@@ -18,6 +18,11 @@ double text_gflop(const ModelConfig& c);
 // GFLOP/s of a 2048 x 2048 x 2048 matrix product in `options.precision` on
 // `options.device` with `options.num_threads`, best of a few runs taking
 // about `seconds` in all: the ceiling the towers' linear layers run against.
-double matmul_gflops(const ModelOptions& options, double seconds = 2.0);
+//  - kLibTorch: torch::mm as LibTorch dispatches it: for float32 on the CPU
+//    the BLAS (OpenBLAS, all threads its own); bf16 on the CPU: oneDNN; CUDA: cuBLAS.
+//  - kOneDnn: float32 on the CPU through oneDNN (what the model uses there);
+//    0 where that path doesn't exist (other precisions, CUDA, no oneDNN).
+enum class MatmulPath { kLibTorch, kOneDnn };
+double matmul_gflops(const ModelOptions& options, MatmulPath path, double seconds = 2.0);
 
 }  // namespace ruclip
