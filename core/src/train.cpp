@@ -170,7 +170,7 @@ TrainResult train(const TrainOptions& o, const std::function<void(const TrainPro
     throw Error(start.tokenizer_file + ": " + std::to_string(tokenizer->vocab_size()) +
                 " tokens, more than config vocab_size " + std::to_string(start.config.vocab_size));
 
-  detail::set_cpu_threads(o.threads);
+  detail::set_cpu_threads(o.threads, detail::ThreadPlan::kBlas);
   torch::manual_seed(o.seed);
   const torch::Device device(o.device == "auto" ? (torch::cuda::is_available() ? "cuda" : "cpu") : o.device);
 
@@ -198,6 +198,9 @@ TrainResult train(const TrainOptions& o, const std::function<void(const TrainPro
                                     std::to_string(o.batch_size));
   const int steps_per_epoch = static_cast<int>(n / o.batch_size);
   const int total_steps = steps_per_epoch * o.epochs;
+  if (o.schedule_epochs != 0 && o.schedule_epochs < o.epochs)
+    throw Error("train: schedule-epochs must be at least epochs");
+  const int schedule_steps = steps_per_epoch * std::max(o.epochs, o.schedule_epochs);
 
   torch::optim::AdamW optimizer(trainable, torch::optim::AdamWOptions(o.learning_rate).weight_decay(o.weight_decay));
   int step = 0;
@@ -224,7 +227,8 @@ TrainResult train(const TrainOptions& o, const std::function<void(const TrainPro
     nlohmann::ordered_json state = {{"step", at_step}, {"total_steps", total_steps}, {"loss", loss},
                                     {"data", o.data}, {"batch_size", o.batch_size}, {"epochs", o.epochs},
                                     {"learning_rate", o.learning_rate}, {"seed", o.seed},
-                                    {"freeze_image", o.freeze_image}, {"group", o.group}};
+                                    {"freeze_image", o.freeze_image}, {"group", o.group},
+                                    {"schedule_epochs", std::max(o.epochs, o.schedule_epochs)}};
     write_text(out_dir / "train_state.json", state.dump(2) + "\n");
   };
 
@@ -250,7 +254,7 @@ TrainResult train(const TrainOptions& o, const std::function<void(const TrainPro
       Tensor pixels = data.pixels.index_select(0, index).to(device);
       Tensor ids = data.ids.index_select(0, index).to(device);
       for (auto& group : optimizer.param_groups())
-        static_cast<torch::optim::AdamWOptions&>(group.options()).lr(learning_rate_at(o, step, total_steps));
+        static_cast<torch::optim::AdamWOptions&>(group.options()).lr(learning_rate_at(o, step, schedule_steps));
 
       optimizer.zero_grad();
       Tensor image_latents;
@@ -260,7 +264,11 @@ TrainResult train(const TrainOptions& o, const std::function<void(const TrainPro
       } else {
         image_latents = w.encode_image(pixels);
       }
-      Tensor loss = contrastive_loss(image_latents, w.encode_text(ids), ids, w.logit_scale);
+      // Label-style data repeats texts within a batch: each distinct one is
+      // encoded once (the same function per row, so the same loss and gradients).
+      const auto [distinct_ids, inverse, counts] = at::unique_dim(ids, 0, false, true);
+      Tensor text_latents = w.encode_text(distinct_ids).index_select(0, inverse);
+      Tensor loss = contrastive_loss(image_latents, text_latents, ids, w.logit_scale);
       loss.backward();
       optimizer.step();
       {

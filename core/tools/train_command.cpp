@@ -26,6 +26,7 @@ int train(const Args& args) {
   o.resume = args.flag("resume");
   o.freeze_image = args.flag("freeze-image");
   o.epochs = args.integer("epochs", o.epochs);
+  o.schedule_epochs = args.integer("schedule-epochs", 0);
   o.batch_size = args.integer("batch", o.batch_size);
   o.learning_rate = args.number("lr", o.learning_rate);
   o.weight_decay = args.number("weight-decay", o.weight_decay);
@@ -53,9 +54,9 @@ int train(const Args& args) {
 const Command kTrain{
     "train",
     "ruclip train --data CSV|JSONL|FOLDER --out DIR (--init MODEL_DIR | --config config.json --tokenizer FILE | "
-    "--resume) [--freeze-image] [--epochs N] [--batch N] [--lr X] [--weight-decay X] [--warmup N] [--seed N] "
+    "--resume) [--freeze-image] [--epochs N] [--schedule-epochs M] [--batch N] [--lr X] [--weight-decay X] [--warmup N] [--seed N] "
     "[--group N] [--log-every N]",
-    {"data", "out", "init", "config", "tokenizer", "epochs", "batch", "lr", "weight-decay", "warmup", "group", "seed",
+    {"data", "out", "init", "config", "tokenizer", "epochs", "schedule-epochs", "batch", "lr", "weight-decay", "warmup", "group", "seed",
      "threads", "device", "log-every"},
     train,
     {"resume", "freeze-image"}};

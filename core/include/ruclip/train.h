@@ -19,6 +19,10 @@ struct TrainOptions {
   bool resume = false;        // continue the run saved in `output` (weights, optimizer, step)
   bool freeze_image = false;  // the ruCLIP article's recipe: train the text side only
   int epochs = 10;
+  // Length of the learning-rate schedule (warmup, then cosine to zero), in
+  // epochs; 0: `epochs`. Larger: this run is the first `epochs` of a longer
+  // schedule (a long training split into runs).
+  int schedule_epochs = 0;
   int batch_size = 128;
   double learning_rate = 5e-4;
   double weight_decay = 0.05;
