@@ -15,7 +15,11 @@
 namespace ruclip::detail {
 namespace {
 
+// In bf16/fp16 the LayerNorm weights stay float32 (ClipWeights::to) and the
+// normalization is computed in float32, as upstream CLIP's LayerNorm does.
 Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b) {
+  if (x.scalar_type() != w.scalar_type())
+    return torch::layer_norm(x.to(w.scalar_type()), {x.size(-1)}, w, b, 1e-5).to(x.scalar_type());
   return torch::layer_norm(x, {x.size(-1)}, w, b, 1e-5);
 }
 
@@ -131,7 +135,11 @@ Tensor ClipWeights::encode_text(const Tensor& ids) const {
 }
 
 void ClipWeights::to(const torch::Device& device, torch::ScalarType dtype) {
-  for (auto& p : parameters()) *p.tensor = p.tensor->to(device, dtype);
+  // LayerNorm weights stay float32 (see layer_norm); logit_scale too.
+  for (auto& p : parameters()) {
+    const bool keep_fp32 = p.name.find("ln_") != std::string::npos || p.name == "logit_scale";
+    *p.tensor = p.tensor->to(device, keep_fp32 ? torch::kFloat32 : dtype);
+  }
   causal_mask = causal_mask.to(device, dtype);
 }
 

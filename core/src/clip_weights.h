@@ -52,7 +52,8 @@ struct ClipWeights {
   Tensor encode_text(const Tensor& ids) const;      // [N, L] int64 -> [N, embed_dim]
 
   // Moves every tensor; `dtype` (float32, bfloat16, float16) is the
-  // arithmetic of both towers from then on (inputs are cast to it).
+  // arithmetic of both towers from then on (inputs are cast to it), except
+  // LayerNorm, which stays float32 as in upstream CLIP.
   void to(const torch::Device& device, torch::ScalarType dtype = torch::kFloat32);
   // After `to`, for inference only (no autograd through it): on the CPU in
   // float32, keeps oneDNN copies of the blocks' linear weights, so their
