@@ -4,10 +4,13 @@
 #include <gtest/gtest.h>
 #include <opencv2/imgcodecs.hpp>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <set>
 #include <thread>
@@ -283,6 +286,57 @@ TEST_F(Element, TopKThresholdAndEmbedding) {
   gst_harness_teardown(h);
 }
 
+// precision=bf16: the same labels in the same order as fp32, the embedding
+// within bf16's rounding of fp32's.
+TEST_F(Element, Bf16PrecisionFollowsFp32) {
+  const auto rgb = fixture_rgb()[1];
+  std::string caps;
+  GstBuffer* b = make_buffer(rgb, GST_VIDEO_FORMAT_RGB, &caps);
+  GstHarness* h = make_harness("attach-embedding=true", caps);
+  const LabelResult fp32 = analyze_one(h, b);
+  gst_harness_teardown(h);
+  b = make_buffer(rgb, GST_VIDEO_FORMAT_RGB, &caps);
+  h = make_harness("attach-embedding=true precision=bf16", caps);
+  const LabelResult bf16 = analyze_one(h, b);
+  gst_harness_teardown(h);
+  EXPECT_EQ(bf16.labels, fp32.labels);
+  ASSERT_EQ(bf16.embedding.size(), fp32.embedding.size());
+  double dot = 0, diff = 0;
+  for (size_t i = 0; i < fp32.embedding.size(); ++i) {
+    dot += fp32.embedding[i] * bf16.embedding[i];
+    diff = std::max(diff, std::abs(fp32.embedding[i] - bf16.embedding[i]));
+  }
+  EXPECT_GE(dot, 0.995);
+  EXPECT_GT(diff, 0.0) << "precision=bf16 gave fp32's exact embedding";
+}
+
+// The 'stats' property counts what the element did and how long it took.
+TEST_F(Element, StatsCountFramesAndTime) {
+  const auto rgb = fixture_rgb()[0];
+  std::string caps;
+  gst_buffer_unref(make_buffer(rgb, GST_VIDEO_FORMAT_RGB, &caps));
+  GstHarness* h = make_harness("interval=4", caps);
+  push_frames(h, rgb, GST_VIDEO_FORMAT_RGB, 40, GST_SECOND / 30);
+  GstStructure* stats = nullptr;
+  g_object_get(h->element, "stats", &stats, NULL);
+  ASSERT_NE(stats, nullptr);
+  guint64 frames = 0, sampled = 0, calls = 0;
+  double passthrough = -1, sampled_ms = -1, preprocess = -1, inference = -1;
+  ASSERT_TRUE(gst_structure_get(stats, "frames", G_TYPE_UINT64, &frames, "frames-sampled", G_TYPE_UINT64, &sampled,
+                                "inference-calls", G_TYPE_UINT64, &calls, "passthrough-ms", G_TYPE_DOUBLE,
+                                &passthrough, "sampled-ms", G_TYPE_DOUBLE, &sampled_ms, "preprocess-ms",
+                                G_TYPE_DOUBLE, &preprocess, "inference-ms", G_TYPE_DOUBLE, &inference, NULL));
+  gst_structure_free(stats);
+  EXPECT_EQ(frames, 40u);
+  EXPECT_EQ(sampled, 10u);
+  EXPECT_EQ(calls, 10u);  // sync mode: one model call per sampled frame
+  EXPECT_GT(passthrough, 0.0);
+  EXPECT_GT(preprocess, 0.0);
+  EXPECT_GT(inference, 0.0);
+  EXPECT_GE(sampled_ms, preprocess + inference);  // sync: both happen inside the sampled frame
+  gst_harness_teardown(h);
+}
+
 TEST_F(Element, RuntimeLabelChangeSwapsWholeSets) {
   const auto rgb = fixture_rgb()[2];
   std::string caps;
@@ -332,6 +386,209 @@ TEST_F(Element, BadRuntimeLabelsKeepTheOldOnes) {
   const Pushed p = push_frames(h, rgb, GST_VIDEO_FORMAT_RGB, 2, GST_SECOND / 30);
   EXPECT_EQ(p.metas[0].labels.size(), 4u);
   gst_harness_teardown(h);
+}
+
+namespace {
+
+// An application thread: calls step(0), step(1), ... every `period` until stopped.
+class AppThread {
+ public:
+  AppThread(std::chrono::microseconds period, std::function<void(guint)> step)
+      : thread_([this, period, step] {
+          for (guint i = 0; !stop_; ++i, ++steps_) {
+            step(i);
+            std::this_thread::sleep_for(period);
+          }
+        }) {}
+  ~AppThread() { stop(); }
+  // Stops and joins it; returns the number of steps it made.
+  guint stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    return steps_;
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<guint> steps_{0};
+  std::thread thread_;
+};
+
+std::string get_string(GstElement* e, const char* prop) {
+  gchar* v = nullptr;
+  g_object_get(e, prop, &v, NULL);
+  std::string s = v ? v : "";
+  g_free(v);
+  return s;
+}
+
+// The labels an application thread sets after `changes` changes: the two sets
+// in turn, but only once the last one is in use or the element is stopped
+// (nullptr: not yet).
+const char* next_labels(GstElement* e, int changes) {
+  const char* last = changes % 2 ? "дерево;море;город" : kLabelsProp;
+  const std::string active = get_string(e, "active-labels");
+  if (changes > 0 && !active.empty() && active != last) return nullptr;
+  return changes % 2 ? kLabelsProp : "дерево;море;город";
+}
+
+// Element messages named "ruclip" waiting on `bus`.
+guint64 count_result_messages(GstBus* bus) {
+  guint64 n = 0;
+  while (GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_ELEMENT)) {
+    n += gst_structure_has_name(gst_message_get_structure(m), "ruclip");
+    gst_message_unref(m);
+  }
+  return n;
+}
+
+}  // namespace
+
+// An application thread changes labels and the sampling and reporting
+// properties in a loop while the streaming thread pushes frames in async mode
+// (the worker runs too): what ThreadSanitizer checks (scripts/tsan.sh). Every
+// result must still be scored against one whole label set.
+TEST_F(Element, PropertiesChangeFromAnotherThreadWhileStreaming) {
+  const auto rgb = fixture_rgb()[0];
+  std::string caps;
+  gst_buffer_unref(make_buffer(rgb, GST_VIDEO_FORMAT_RGB, &caps));
+  GstHarness* h = make_harness("mode=async post-messages=true", caps);
+  GstBus* bus = gst_bus_new();
+  gst_element_set_bus(h->element, bus);
+  const std::set<std::string> a(kLabels.begin(), kLabels.end()), b = {"дерево", "море", "город"};
+  int label_changes = 0;
+  AppThread app(std::chrono::milliseconds(1), [&](guint i) {
+    // New labels once the last ones are in use (see next_labels), the rest every step.
+    if (const char* next = next_labels(h->element, label_changes)) {
+      g_object_set(h->element, "labels", next, NULL);
+      ++label_changes;
+    }
+    g_object_set(h->element, "threshold", (i % 3) * 0.1, "top-k", i % 4, "interval", 1 + i % 3, "interval-time",
+                 guint64(i % 2 ? 0 : GST_SECOND / 20), NULL);
+    get_u64(h, "frames-analyzed");
+  });
+  Pushed p;
+  for (int i = 0; i < 300; ++i) {
+    const Pushed one = push_frames(h, rgb, GST_VIDEO_FORMAT_RGB, 1, GST_SECOND / 30, i * (GST_SECOND / 30));
+    p.metas.push_back(one.metas[0]);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_GT(app.stop(), 20u);
+  EXPECT_GT(label_changes, 2);
+  int with_labels = 0;
+  for (const auto& m : p.metas) {
+    const std::set<std::string> got(m.labels.begin(), m.labels.end());
+    EXPECT_TRUE(std::includes(a.begin(), a.end(), got.begin(), got.end()) ||
+                std::includes(b.begin(), b.end(), got.begin(), got.end()));
+    for (size_t k = 1; k < m.scores.size(); ++k) EXPECT_GE(m.scores[k - 1], m.scores[k]);
+    with_labels += !m.labels.empty();
+  }
+  EXPECT_GT(with_labels, 0);
+  gst_harness_push_event(h, gst_event_new_eos());
+  EXPECT_EQ(count_result_messages(bus), get_u64(h, "frames-analyzed"));
+  gst_harness_teardown(h);
+  gst_object_unref(bus);
+}
+
+// Labels set from an application thread while the pipeline keeps going
+// PLAYING <-> NULL (the element's worker starting and stopping): none may be
+// lost, the last one set is the one in use. (Found by scripts/tsan.sh: a change
+// made while start() ran used to be dropped.)
+TEST_F(Element, LabelsSetDuringStateChangesAreApplied) {
+  const std::string desc = "videotestsrc num-buffers=3 ! video/x-raw,format=RGB,width=64,height=48 ! ruclipfilter "
+                           "name=rc mode=async model=" + gst_quote(ruclip_test::tiny_model_dir()) + " labels=\"" +
+                           kLabelsProp + "\" ! fakesink";
+  GstElement* pipeline = gst_parse_launch(desc.c_str(), nullptr);
+  ASSERT_NE(pipeline, nullptr);
+  GstElement* rc = gst_bin_get_by_name(GST_BIN(pipeline), "rc");
+  GstBus* bus = gst_element_get_bus(pipeline);
+  int label_changes = 0;
+  AppThread app(std::chrono::milliseconds(1), [&](guint) {
+    if (const char* next = next_labels(rc, label_changes)) {
+      g_object_set(rc, "labels", next, NULL);
+      ++label_changes;
+    }
+  });
+  for (int cycle = 0; cycle < 20; ++cycle) {
+    ASSERT_NE(gst_element_set_state(pipeline, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+    GstMessage* m = gst_bus_timed_pop_filtered(bus, 20 * GST_SECOND, (GstMessageType)(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+    ASSERT_NE(m, nullptr);
+    EXPECT_EQ(GST_MESSAGE_TYPE(m), GST_MESSAGE_EOS) << "cycle " << cycle;
+    gst_message_unref(m);
+    if (cycle < 19) ASSERT_EQ(gst_element_set_state(pipeline, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+  }
+  app.stop();
+  EXPECT_GT(label_changes, 20);
+  // Still PLAYING: the last labels set must become the active ones.
+  const std::string want = get_string(rc, "labels");
+  std::string active;
+  for (int i = 0; i < 500 && (active = get_string(rc, "active-labels")) != want; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(active, want);
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(bus);
+  gst_object_unref(rc);
+  gst_object_unref(pipeline);
+}
+
+// Each label change is a rebuild of the text embeddings on the worker; changes
+// coming faster than that must neither starve the frame analysis nor hold EOS.
+TEST_F(Element, FrequentLabelChangesDoNotStarveAnalysisOrEos) {
+  const auto rgb = fixture_rgb()[0];
+  std::string caps;
+  gst_buffer_unref(make_buffer(rgb, GST_VIDEO_FORMAT_RGB, &caps));
+  GstHarness* h = make_harness("mode=async", caps);
+  // 100 labels x 6 templates: a rebuild takes far longer than the 1 ms between changes.
+  std::string many[2];
+  for (int i = 0; i < 100; ++i)
+    for (int k = 0; k < 2; ++k) many[k] += (i ? ";" : "") + std::string(k ? "дом " : "кот ") + std::to_string(i);
+  AppThread app(std::chrono::milliseconds(1), [&](guint i) {
+    g_object_set(h->element, "labels", many[i % 2].c_str(), NULL);
+  });
+  for (int i = 0; i < 200; ++i) {
+    push_frames(h, rgb, GST_VIDEO_FORMAT_RGB, 1, GST_SECOND / 30, i * (GST_SECOND / 30));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  const guint64 analyzed = get_u64(h, "frames-analyzed");
+  // EOS waits for the last request; give it 5 s while the changes go on.
+  std::atomic<bool> drained{false};
+  std::thread eos([&] {
+    gst_harness_push_event(h, gst_event_new_eos());
+    drained = true;
+  });
+  for (int i = 0; i < 500 && !drained; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  const bool drained_while_changing = drained;
+  app.stop();
+  eos.join();
+  EXPECT_GT(analyzed, 0u) << "no frame analyzed while labels kept changing";
+  EXPECT_TRUE(drained_while_changing) << "EOS held while labels kept changing";
+  gst_harness_teardown(h);
+}
+
+// top-k, threshold and post-messages are documented as changeable while
+// PLAYING; in async mode the worker must use the values set now, not the ones
+// the stream started with.
+TEST_F(Element, AsyncAppliesRuntimeReportingProperties) {
+  const auto rgb = fixture_rgb()[0];
+  std::string caps;
+  gst_buffer_unref(make_buffer(rgb, GST_VIDEO_FORMAT_RGB, &caps));
+  GstHarness* h = make_harness("mode=async", caps);
+  GstBus* bus = gst_bus_new();
+  gst_element_set_bus(h->element, bus);
+  push_frames(h, rgb, GST_VIDEO_FORMAT_RGB, 5, GST_SECOND / 30);
+  g_object_set(h->element, "top-k", 2u, "post-messages", TRUE, NULL);
+  // Pushes until a result of a frame sampled after the change rides on a buffer.
+  LabelResult last;
+  for (int i = 5; i < 2000 && !(last.frame >= 5 && !last.labels.empty()); ++i) {
+    const Pushed p = push_frames(h, rgb, GST_VIDEO_FORMAT_RGB, 1, GST_SECOND / 30, i * (GST_SECOND / 30));
+    last = p.metas[0];
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ASSERT_GE(last.frame, 5u);
+  EXPECT_EQ(last.labels.size(), 2u);
+  EXPECT_GT(count_result_messages(bus), 0u);
+  gst_harness_teardown(h);
+  gst_object_unref(bus);
 }
 
 TEST_F(Element, CapsRenegotiationMidStream) {
@@ -471,6 +728,8 @@ TEST_F(Element, ErrorsAtStartNameTheProblem) {
   EXPECT_NE(e.find("device 'tpu'"), std::string::npos) << e;
   e = start_error(source_to_filter(model + " labels=кошка device=cuda:7"));
   EXPECT_NE(e.find("device 'cuda:7'"), std::string::npos) << e;
+  e = start_error(source_to_filter(model + " labels=кошка device=cpu precision=fp16"));
+  EXPECT_NE(e.find("precision 'fp16' needs a CUDA device"), std::string::npos) << e;
 }
 
 TEST_F(Element, LabelsFileWithComments) {
@@ -576,7 +835,13 @@ TEST_F(Element, AsyncAddsNoLatencyOnALiveSourceWithASlowModel) {
   std::printf("live async: %d buffers over %.2f s (%.1f fps), %d with meta, %lu analyzed, %lu dropped\n", buffers,
               seconds, (buffers - 1) / seconds, with_meta, (unsigned long)analyzed, (unsigned long)dropped);
   EXPECT_EQ(buffers, 90);
+#if defined(__SANITIZE_THREAD__)
+  // ThreadSanitizer slows our preprocessing on the streaming thread ~10x; that
+  // run checks this pipeline for races, not for its frame rate.
+  std::printf("frame rate not checked under ThreadSanitizer\n");
+#else
   EXPECT_GE((buffers - 1) / seconds, 28.0);  // the source's 30 fps kept
+#endif
   EXPECT_GT(dropped, 0u);              // the worker could not keep up, and said so
   EXPECT_GE(analyzed, 1u);
   EXPECT_EQ(analyzed + dropped, 90u);
