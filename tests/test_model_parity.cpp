@@ -325,6 +325,13 @@ TEST(SentencePieceInTorchProcess, EncodesLikeSpmEncode) {
                             "/sentencepiece --vocab_size=400 --model_type=bpe --pad_id=0 --unk_id=1 --bos_id=2 "
                             "--eos_id=3 --minloglevel=2 > /dev/null 2>&1";
   ASSERT_EQ(std::system(train.c_str()), 0) << train;
+#if defined(__SANITIZE_ADDRESS__)
+  // AddressSanitizer refuses RTLD_DEEPBIND, so libsentencepiece calls LibTorch's
+  // protobuf, whose version check refuses it: that must be a clean
+  // ruclip::Error (no crash, no leak); encoding can't be checked here.
+  EXPECT_THROW(ruclip::load_sentencepiece_tokenizer(dir + "/sentencepiece.model"), ruclip::Error);
+  GTEST_SKIP() << "SentencePiece can't load beside LibTorch under AddressSanitizer (it needs RTLD_DEEPBIND)";
+#endif
   ASSERT_EQ(std::system(("head -n 50 " + lines + " | spm_encode --model=" + dir +
                          "/sentencepiece.model --output_format=id > " + dir + "/ids.txt")
                             .c_str()),

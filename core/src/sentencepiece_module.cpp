@@ -5,10 +5,12 @@
 // libprotobuf 3.21. Linked into one program, the two interpose each other's
 // symbols and the process crashes while loading. Opened with RTLD_LOCAL |
 // RTLD_DEEPBIND (sentencepiece_tokenizer.cpp), each keeps its own.
-// Only a C interface crosses the boundary; memory never does.
+// Only a C interface crosses the boundary; memory and exceptions never do.
 #include <sentencepiece_processor.h>
 
 #include <cstring>
+#include <exception>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -22,15 +24,24 @@ void set_error(char* error, size_t size, const std::string& message) {
 
 extern "C" {
 
+// libsentencepiece can throw: its protobuf's version check does when the
+// module was opened without RTLD_DEEPBIND (AddressSanitizer builds) and so
+// calls LibTorch's protobuf. That must come back as an error, without leaking.
 __attribute__((visibility("default"))) void* ruclip_spm_open(const char* path, char* error, size_t error_size) {
-  auto* processor = new sentencepiece::SentencePieceProcessor();
-  const auto status = processor->Load(path);
-  if (!status.ok()) {
-    set_error(error, error_size, status.ToString());
-    delete processor;
-    return nullptr;
+  try {
+    auto processor = std::make_unique<sentencepiece::SentencePieceProcessor>();
+    const auto status = processor->Load(path);
+    if (!status.ok()) {
+      set_error(error, error_size, status.ToString());
+      return nullptr;
+    }
+    return processor.release();
+  } catch (const std::exception& e) {
+    set_error(error, error_size, e.what());
+  } catch (...) {
+    set_error(error, error_size, "unknown exception in libsentencepiece");
   }
-  return processor;
+  return nullptr;
 }
 
 __attribute__((visibility("default"))) int ruclip_spm_piece_size(void* handle) {
@@ -42,10 +53,18 @@ __attribute__((visibility("default"))) int ruclip_spm_piece_size(void* handle) {
 __attribute__((visibility("default"))) long ruclip_spm_encode(void* handle, const char* text, size_t length, int* ids,
                                                               size_t capacity, char* error, size_t error_size) {
   std::vector<int> out;
-  const auto status =
-      static_cast<sentencepiece::SentencePieceProcessor*>(handle)->Encode(std::string(text, length), &out);
-  if (!status.ok()) {
-    set_error(error, error_size, status.ToString());
+  try {
+    const auto status =
+        static_cast<sentencepiece::SentencePieceProcessor*>(handle)->Encode(std::string(text, length), &out);
+    if (!status.ok()) {
+      set_error(error, error_size, status.ToString());
+      return -1;
+    }
+  } catch (const std::exception& e) {
+    set_error(error, error_size, e.what());
+    return -1;
+  } catch (...) {
+    set_error(error, error_size, "unknown exception in libsentencepiece");
     return -1;
   }
   for (size_t i = 0; i < out.size() && i < capacity; ++i) ids[i] = out[i];
