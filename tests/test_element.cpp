@@ -545,11 +545,15 @@ TEST_F(Element, FrequentLabelChangesDoNotStarveAnalysisOrEos) {
   AppThread app(std::chrono::milliseconds(1), [&](guint i) {
     g_object_set(h->element, "labels", many[i % 2].c_str(), NULL);
   });
-  for (int i = 0; i < 200; ++i) {
+  // Frames keep coming while the changes go on, until one is analyzed (a
+  // starving worker never gets there; 30 s leave room for sanitizer builds).
+  guint64 analyzed = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (int i = 0; (i < 200 || analyzed == 0) && std::chrono::steady_clock::now() < deadline; ++i) {
     push_frames(h, rgb, GST_VIDEO_FORMAT_RGB, 1, GST_SECOND / 30, i * (GST_SECOND / 30));
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    analyzed = get_u64(h, "frames-analyzed");
   }
-  const guint64 analyzed = get_u64(h, "frames-analyzed");
   // EOS waits for the last request; give it 5 s while the changes go on.
   std::atomic<bool> drained{false};
   std::thread eos([&] {
