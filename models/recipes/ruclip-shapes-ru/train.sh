@@ -29,7 +29,7 @@ echo "work folder: $work" >&2
 spm_train --input="$work/corpus.txt" --model_prefix="$work/sentencepiece" --vocab_size=4000 --model_type=bpe \
   --character_coverage=1.0 --pad_id=0 --unk_id=1 --bos_id=2 --eos_id=3 --minloglevel=2 > /dev/null 2>&1
 
-# 3. Training from scratch (contrastive, both towers), in seven stages:
+# 3. Training from scratch (contrastive, both towers), in eight stages:
 #    a. 12 epochs of plainly shuffled batches of the varied captions: colours,
 #       counts, backgrounds, positions are learned; shapes hardly (~0.4).
 #    b. 6 epochs on the short labels ("красный круг") with rows grouped by
@@ -46,18 +46,20 @@ python3 "$here/group_by_colour.py" "$work/train" 1 --both
   --epochs 6 --batch 256 --lr 5e-4 --warmup 20 --group 32 --seed 1 --log-every 50 > "$work/train-stage2.json"
 "$ruclip" train --data "$work/train/both-by-colour.csv" --out "$work/stage3" --init "$work/stage2" \
   --epochs 4 --batch 256 --lr 4e-4 --warmup 20 --group 32 --seed 1 --log-every 50 > "$work/train-stage3.json"
-#    d-g. More of stage c with more, smaller steps (what moved shape most):
+#    d-h. More of stage c with more, smaller steps (what moved shape most):
 #       2 epochs of a 6-epoch schedule at batch 128, then 2 epochs each at
 #       batch 64, at batch 32 (one colour per batch: shape rises, colour
-#       slips), and at batch 64 again (colour back).
+#       slips), and twice at batch 64 again (colour back).
 "$ruclip" train --data "$work/train/both-by-colour.csv" --out "$work/stage4" --init "$work/stage3" \
   --epochs 2 --schedule-epochs 6 --batch 128 --lr 3e-4 --warmup 20 --group 32 --seed 2 --log-every 50 > "$work/train-stage4.json"
 "$ruclip" train --data "$work/train/both-by-colour.csv" --out "$work/stage5" --init "$work/stage4" \
   --epochs 2 --batch 64 --lr 3e-4 --warmup 20 --group 32 --seed 3 --log-every 100 > "$work/train-stage5.json"
 "$ruclip" train --data "$work/train/both-by-colour.csv" --out "$work/stage6" --init "$work/stage5" \
   --epochs 2 --batch 32 --lr 3e-4 --warmup 20 --group 32 --seed 4 --log-every 100 > "$work/train-stage6.json"
-"$ruclip" train --data "$work/train/both-by-colour.csv" --out "$work/model" --init "$work/stage6" \
+"$ruclip" train --data "$work/train/both-by-colour.csv" --out "$work/stage7" --init "$work/stage6" \
   --epochs 2 --batch 64 --lr 2e-4 --warmup 20 --group 32 --seed 5 --log-every 100 > "$work/train-stage7.json"
+"$ruclip" train --data "$work/train/both-by-colour.csv" --out "$work/model" --init "$work/stage7" \
+  --epochs 2 --batch 64 --lr 2e-4 --warmup 20 --group 32 --seed 6 --log-every 100 > "$work/train-stage8.json"
 
 # 4. The model folder: weights, config, tokenizer (no optimizer state).
 mkdir -p "$out/eval"
