@@ -310,6 +310,9 @@ struct RuClipFilterState {
   guint64 frames_seen = 0;
   GstClockTime last_analyzed_pts = GST_CLOCK_TIME_NONE;
   Settings active;  // the settings the stream started with (model, mode, ...)
+  // sync mode on a GPU: the model uploads a sampled frame once and
+  // preprocesses it there (encode_frames); otherwise the CPU does it here.
+  bool frames_to_gpu = false;
 
   std::atomic<guint64> frames_analyzed{0};
   std::atomic<guint64> requests_dropped{0};
@@ -521,6 +524,7 @@ gst_ruclip_filter_start (GstBaseTransform * trans)
   }
 
   st->active = s;
+  st->frames_to_gpu = s.mode == RUCLIP_MODE_SYNC && st->model->device () != "cpu";
   st->frames_seen = 0;
   st->last_analyzed_pts = GST_CLOCK_TIME_NONE;
   st->frames_analyzed = 0;
@@ -592,9 +596,7 @@ gst_ruclip_filter_transform_ip (GstBaseTransform * trans, GstBuffer * buffer)
     req.pts = pts;
     req.running_time = gst_segment_to_running_time (&trans->segment, GST_FORMAT_TIME, pts);
     const ruclip::Normalization norm = st->model->normalization ();
-    // sync mode on a GPU: the model uploads the frame once and preprocesses
-    // it there (encode_frames); otherwise the CPU preprocesses it here.
-    const bool frame_to_gpu = s.mode == RUCLIP_MODE_SYNC && st->model->device () != "cpu";
+    const bool frame_to_gpu = st->frames_to_gpu;
     ruclip::Embeddings gpu_latent;
     if (!frame_to_gpu)
       req.pixels.resize (3 * (size_t) norm.resolution * norm.resolution);

@@ -143,10 +143,10 @@ void ClipWeights::to(const torch::Device& device, torch::ScalarType dtype) {
   causal_mask = causal_mask.to(device, dtype);
 }
 
-bool ClipWeights::prepare_inference() {
+void ClipWeights::prepare_inference() {
   // bf16 products already go to oneDNN inside torch::linear; float32 ones go
   // to the BLAS (OpenBLAS here, limited to its AVX2 kernels on these machines).
-  if (!at::hasMKLDNN() || !conv1_w.device().is_cpu() || conv1_w.scalar_type() != torch::kFloat32) return false;
+  if (!at::hasMKLDNN() || !conv1_w.device().is_cpu() || conv1_w.scalar_type() != torch::kFloat32) return;
   for (auto* blocks : {&visual_blocks, &text_blocks})
     for (Block& b : *blocks) {
       b.in_proj_onednn = b.in_proj_w.to_mkldnn();
@@ -154,7 +154,6 @@ bool ClipWeights::prepare_inference() {
       b.c_fc_onednn = b.c_fc_w.to_mkldnn();
       b.c_proj_onednn = b.c_proj_w.to_mkldnn();
     }
-  return true;
 }
 
 void set_cpu_threads(int threads, ThreadPlan plan) {

@@ -57,9 +57,8 @@ struct ClipWeights {
   void to(const torch::Device& device, torch::ScalarType dtype = torch::kFloat32);
   // After `to`, for inference only (no autograd through it): on the CPU in
   // float32, keeps oneDNN copies of the blocks' linear weights, so their
-  // products run on oneDNN's AVX-512 kernels instead of the BLAS. Returns
-  // whether it did.
-  bool prepare_inference();
+  // products run on oneDNN's AVX-512 kernels instead of the BLAS.
+  void prepare_inference();
 };
 
 // Uses `threads` CPU threads (0: all online CPUs) without oversubscribing:
