@@ -132,6 +132,22 @@ class TrainSmoke(unittest.TestCase):
         p = run("train", "--data", f"{d}/data", "--out", f"{d}/y", "--resume", check=False)
         self.assertEqual(p.returncode, 1)
 
+    def test_resume_on_new_pairs(self):
+        # Resuming with another data set continues the schedule on it (how the
+        # shipped model saw new pictures every epoch), if it gives the same steps per epoch.
+        d = self.dir
+        run("synth", "--out", f"{d}/more", "--count", "512", "--width", "32", "--height", "32", "--seed", "8")
+        run("synth", "--out", f"{d}/fewer", "--count", "256", "--width", "32", "--height", "32", "--seed", "9")
+        self.train(f"{d}/renewed", "--config", f"{d}/config.json", "--tokenizer", self.tokenizer, "--epochs", "1",
+                   "--schedule-epochs", "2")
+        result = json.loads(run("train", "--data", f"{d}/more", "--out", f"{d}/renewed", "--resume", "--epochs", "2",
+                                "--batch", "64").stdout)
+        self.assertEqual(result["steps"], 2 * 8)
+        for other in (("--data", f"{d}/fewer", "--batch", "64"), ("--data", f"{d}/more", "--batch", "32")):
+            p = run("train", *other, "--out", f"{d}/renewed", "--resume", "--epochs", "3", check=False)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn(f"{d}/renewed/train_state.json: the run had 8 steps per epoch", p.stderr.decode())
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

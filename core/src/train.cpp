@@ -207,9 +207,19 @@ TrainResult train(const TrainOptions& o, const std::function<void(const TrainPro
   fs::create_directories(o.output);
   const fs::path out_dir(o.output);
   if (o.resume) {
-    std::ifstream state_in(out_dir / "train_state.json");
-    if (!state_in) throw Error((out_dir / "train_state.json").string() + ": cannot open (nothing to resume)");
-    step = nlohmann::json::parse(state_in).at("step").get<int>();
+    const std::string state_file = (out_dir / "train_state.json").string();
+    std::ifstream state_in(state_file);
+    if (!state_in) throw Error(state_file + ": cannot open (nothing to resume)");
+    const auto state = nlohmann::json::parse(state_in);
+    step = state.at("step").get<int>();
+    // The step count says where in the schedule the run is only for the same
+    // number of steps per epoch: another data set (new pictures for the next
+    // epochs) is fine if it has as many pairs, at the same batch size.
+    const int saved_steps_per_epoch = state.value("steps_per_epoch", steps_per_epoch);
+    if (saved_steps_per_epoch != steps_per_epoch)
+      throw Error(state_file + ": the run had " + std::to_string(saved_steps_per_epoch) + " steps per epoch; " +
+                  o.data + " at batch " + std::to_string(o.batch_size) + " gives " + std::to_string(steps_per_epoch) +
+                  " (resume with as many pairs and the same batch size)");
     if (fs::exists(out_dir / "optimizer.safetensors"))
       load_optimizer(optimizer, params, (out_dir / "optimizer.safetensors").string(), step);
   }
@@ -225,7 +235,8 @@ TrainResult train(const TrainOptions& o, const std::function<void(const TrainPro
                       {{"step", std::to_string(at_step)}, {"loss", std::to_string(loss)}});
     save_optimizer(optimizer, params, (out_dir / "optimizer.safetensors").string(), at_step);
     nlohmann::ordered_json state = {{"step", at_step}, {"total_steps", total_steps}, {"loss", loss},
-                                    {"data", o.data}, {"batch_size", o.batch_size}, {"epochs", o.epochs},
+                                    {"data", o.data}, {"batch_size", o.batch_size}, {"steps_per_epoch", steps_per_epoch},
+                                    {"epochs", o.epochs},
                                     {"learning_rate", o.learning_rate}, {"seed", o.seed},
                                     {"freeze_image", o.freeze_image}, {"group", o.group},
                                     {"schedule_epochs", std::max(o.epochs, o.schedule_epochs)}};
