@@ -54,7 +54,6 @@ typedef enum {
   RUCLIP_MODE_ASYNC,
 } RuClipMode;
 
-static const char *const precision_names[] = { "fp32", "bf16", "fp16" };
 typedef enum {
   RUCLIP_PRECISION_FP32,
   RUCLIP_PRECISION_BF16,
@@ -500,7 +499,9 @@ gst_ruclip_filter_start (GstBaseTransform * trans)
         (NULL));
     return FALSE;
   }
-  const char *precision = precision_names[s.precision];
+  // The enum's nick ("fp32", "bf16", "fp16") is what ruclip::ModelOptions takes.
+  const char *precision =
+      g_enum_get_value (G_ENUM_CLASS (g_type_class_peek (GST_TYPE_RUCLIP_PRECISION)), s.precision)->value_nick;
   const std::string key = s.model + "|" + s.device + "|" + std::to_string (s.num_threads) + "|" + precision;
   try {
     if (!st->model || st->model_key != key) {

@@ -20,15 +20,28 @@ void set_error(char* error, size_t size, const std::string& message) {
   std::strncpy(error, message.c_str(), size - 1);
   error[size - 1] = '\0';
 }
+
+// libsentencepiece can throw: its protobuf's version check does when the
+// module was opened without RTLD_DEEPBIND (AddressSanitizer builds) and so
+// calls LibTorch's protobuf. At the C boundary an exception becomes `error`
+// and the `failed` value, without leaking.
+template <typename T, typename F>
+T without_exceptions(char* error, size_t error_size, T failed, F&& f) {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    set_error(error, error_size, e.what());
+  } catch (...) {
+    set_error(error, error_size, "unknown exception in libsentencepiece");
+  }
+  return failed;
+}
 }  // namespace
 
 extern "C" {
 
-// libsentencepiece can throw: its protobuf's version check does when the
-// module was opened without RTLD_DEEPBIND (AddressSanitizer builds) and so
-// calls LibTorch's protobuf. That must come back as an error, without leaking.
 __attribute__((visibility("default"))) void* ruclip_spm_open(const char* path, char* error, size_t error_size) {
-  try {
+  return without_exceptions<void*>(error, error_size, nullptr, [&]() -> void* {
     auto processor = std::make_unique<sentencepiece::SentencePieceProcessor>();
     const auto status = processor->Load(path);
     if (!status.ok()) {
@@ -36,12 +49,7 @@ __attribute__((visibility("default"))) void* ruclip_spm_open(const char* path, c
       return nullptr;
     }
     return processor.release();
-  } catch (const std::exception& e) {
-    set_error(error, error_size, e.what());
-  } catch (...) {
-    set_error(error, error_size, "unknown exception in libsentencepiece");
-  }
-  return nullptr;
+  });
 }
 
 __attribute__((visibility("default"))) int ruclip_spm_piece_size(void* handle) {
@@ -52,23 +60,17 @@ __attribute__((visibility("default"))) int ruclip_spm_piece_size(void* handle) {
 // or -1 with `error` set.
 __attribute__((visibility("default"))) long ruclip_spm_encode(void* handle, const char* text, size_t length, int* ids,
                                                               size_t capacity, char* error, size_t error_size) {
-  std::vector<int> out;
-  try {
+  return without_exceptions<long>(error, error_size, -1, [&]() -> long {
+    std::vector<int> out;
     const auto status =
         static_cast<sentencepiece::SentencePieceProcessor*>(handle)->Encode(std::string(text, length), &out);
     if (!status.ok()) {
       set_error(error, error_size, status.ToString());
       return -1;
     }
-  } catch (const std::exception& e) {
-    set_error(error, error_size, e.what());
-    return -1;
-  } catch (...) {
-    set_error(error, error_size, "unknown exception in libsentencepiece");
-    return -1;
-  }
-  for (size_t i = 0; i < out.size() && i < capacity; ++i) ids[i] = out[i];
-  return static_cast<long>(out.size());
+    for (size_t i = 0; i < out.size() && i < capacity; ++i) ids[i] = out[i];
+    return static_cast<long>(out.size());
+  });
 }
 
 __attribute__((visibility("default"))) void ruclip_spm_close(void* handle) {
