@@ -15,10 +15,11 @@
 #include <utility>
 #include <vector>
 
+#include "ruclip/cpu.h"
 #include "ruclip/error.h"
 #include "ruclip/image.h"
 #include "test_util.h"
-#include "../core/src/preprocess_internal.h"  // the SIMD switch
+#include "../core/src/preprocess_internal.h"  // the code paths
 
 using ruclip::FrameView;
 using ruclip::Image;
@@ -701,30 +702,112 @@ TEST(Preprocess, RejectsBadFrames) {
   EXPECT_TRUE(contains(message_of(fine, zero), "resolution must be positive")) << message_of(fine, zero);
 }
 
-// 6. The AVX2 loops (row conversion, horizontal pass) against the portable
-// ones: the same integers, so identical floats, for every format, odd crop
-// offsets and sizes, 1080p included. (Speed: `ruclip bench`.)
-TEST(Preprocess, SimdEqualsPortableLoops) {
-  if (!ruclip::detail::preprocess_simd_active()) GTEST_SKIP() << "no AVX2 here: only the portable loops run";
+// 6. Every code path this CPU has (portable; AVX2; whatever
+// preprocess_paths() lists after RUCLIP_MAX_CPU_ISA) gives the same bytes as
+// the portable loops: the same integers, so identical floats. Every format,
+// noise (so clamping and every level occur), padded strides, odd crop offsets
+// and sizes, resolutions that are not a multiple of 8, upscaling, no resampling
+// (224 -> 224), and downscales with 16, 32 and 144 taps per output (each a
+// vector loop of its own). Run the suite under RUCLIP_MAX_CPU_ISA=avx2 or
+// sse41 to check what a smaller CPU runs.
+TEST(Preprocess, EveryPathGivesTheSameBytes) {
+  const std::vector<ruclip::detail::PreprocessPath> paths = ruclip::detail::preprocess_paths();
+  ASSERT_EQ(paths.front(), ruclip::detail::PreprocessPath::Portable);
+  std::string names;
+  for (auto p : paths) names += " " + ruclip::detail::preprocess_path_name(p);
+  std::printf("[ paths  ] this CPU (%s):%s\n", ruclip::cpu_features().model.c_str(), names.c_str());
+  if (paths.size() == 1) GTEST_SKIP() << "only the portable loops run on this CPU";
   std::mt19937 rng(5);
   auto noise = [&](int, int, int) { return static_cast<uint8_t>(rng()); };
-  const std::vector<std::pair<int, int>> sizes = {{1920, 1080}, {641, 479}, {333, 335}, {37, 29}, {224, 224}, {9, 300}};
-  for (const auto& [w, h] : sizes) {
+  struct Size {
+    int w, h, pad;
+    std::vector<int> resolutions;
+  };
+  const std::vector<Size> sizes = {{1920, 1080, 3, {224, 57}},  {641, 479, 5, {224, 32}}, {333, 335, 13, {224, 57}},
+                                   {37, 29, 1, {224, 20}},      {224, 224, 7, {224}},     {9, 300, 3, {224, 57}},
+                                   {2170, 2161, 5, {224, 32}}};
+  int compared = 0;
+  for (const Size& size : sizes) {
     std::vector<OwnedFrame> frames;
     for (PixelFormat f : {PixelFormat::I420, PixelFormat::NV12})
       for (bool full : {false, true})
-        frames.push_back(make_yuv(f, w, h, 3, full ? YuvMatrix::BT709 : YuvMatrix::BT601, full, noise));
-    const Image rgb = make_rgb(w, h, static_cast<uint32_t>(w * h));
-    for (PixelFormat f : {PixelFormat::RGB, PixelFormat::BGRx, PixelFormat::xRGB}) frames.push_back(make_packed(rgb, f, 5));
+        frames.push_back(make_yuv(f, size.w, size.h, size.pad, full ? YuvMatrix::BT709 : YuvMatrix::BT601, full, noise));
+    const Image rgb = make_rgb(size.w, size.h, static_cast<uint32_t>(size.w * size.h));
+    for (PixelFormat f : kPacked) frames.push_back(make_packed(rgb, f, size.pad));
+    Image gray;
+    gray.format = PixelFormat::GRAY8;
+    gray.width = size.w;
+    gray.height = size.h;
+    for (size_t i = 0; i < rgb.pixels.size(); i += 3) gray.pixels.push_back(rgb.pixels[i]);
     for (const OwnedFrame& frame : frames) {
-      for (int res : {224, 32}) {
+      for (int res : size.resolutions) {
         const Normalization norm = with_resolution(res);
-        const std::vector<float> simd = run(frame.view, norm);
-        ruclip::detail::set_preprocess_simd(false);
-        const std::vector<float> portable = run(frame.view, norm);
-        ruclip::detail::set_preprocess_simd(true);
-        EXPECT_EQ(simd, portable) << "format " << int(frame.view.format) << " " << w << "x" << h << " -> " << res;
+        ruclip::detail::set_preprocess_path(ruclip::detail::PreprocessPath::Portable);
+        const std::vector<float> want = run(frame.view, norm), want_gray = run(gray.view(), norm);
+        for (size_t p = 1; p < paths.size(); ++p) {
+          ruclip::detail::set_preprocess_path(paths[p]);
+          const std::string what = ruclip::detail::preprocess_path_name(paths[p]) + " " +
+                                   ruclip::detail::format_name(frame.view.format) + " " + std::to_string(size.w) + "x" +
+                                   std::to_string(size.h) + " -> " + std::to_string(res);
+          EXPECT_EQ(run(frame.view, norm), want) << what;
+          if (frame.view.format == PixelFormat::RGB) {
+            EXPECT_EQ(run(gray.view(), norm), want_gray) << what << " (GRAY8)";
+          }
+          ++compared;
+        }
       }
     }
   }
+  ruclip::detail::set_preprocess_simd(true);
+  std::printf("[ paths  ] %d frames compared against the portable loops\n", compared);
+}
+
+// 6. The vector paths compute ToTensor + Normalize instead of looking it up:
+// every 8-bit level, in every channel, must give the table's float exactly. A
+// 256 x 256 ramp at resolution 256 skips resampling, so output x is level x.
+TEST(Preprocess, EveryPathNormalizesEveryLevelExactly) {
+  Image ramp;
+  ramp.width = ramp.height = 256;
+  for (int y = 0; y < 256; ++y)
+    for (int x = 0; x < 256; ++x)
+      for (int c = 0; c < 3; ++c) ramp.pixels.push_back(static_cast<uint8_t>(c == 1 ? 255 - x : x));
+  const Normalization norm = with_resolution(256);
+  for (auto path : ruclip::detail::preprocess_paths()) {
+    ruclip::detail::set_preprocess_path(path);
+    const auto out = run(ramp.view(), norm);
+    for (int c = 0; c < 3; ++c)
+      for (int x = 0; x < 256; ++x)
+        ASSERT_EQ(out[(static_cast<size_t>(c) * 256 + 7) * 256 + x], normalized(c == 1 ? 255 - x : x, c, norm))
+            << ruclip::detail::preprocess_path_name(path) << " channel " << c << " level " << x;
+  }
+  ruclip::detail::set_preprocess_simd(true);
+}
+
+// 6. The paths follow ruclip::cpu_features() (RUCLIP_MAX_CPU_ISA included),
+// a path the CPU lacks is refused, and the old on/off switch still works.
+TEST(Preprocess, PathsFollowTheCpuFeatures) {
+  using ruclip::detail::PreprocessPath;
+  const auto& cpu = ruclip::cpu_features();
+  const auto paths = ruclip::detail::preprocess_paths();
+  const auto has = [&](PreprocessPath p) { return std::find(paths.begin(), paths.end(), p) != paths.end(); };
+  EXPECT_TRUE(has(PreprocessPath::Portable));
+#if defined(__x86_64__)
+  EXPECT_EQ(has(PreprocessPath::Avx2), cpu.avx2) << "RUCLIP_MAX_CPU_ISA=" << cpu.isa_cap;
+#endif
+  EXPECT_EQ(ruclip::detail::preprocess_path(), paths.back());
+  EXPECT_EQ(ruclip::detail::preprocess_simd_active(), paths.size() > 1);
+  for (PreprocessPath p : {PreprocessPath::Portable, PreprocessPath::Avx2}) {
+    if (has(p)) {
+      ruclip::detail::set_preprocess_path(p);
+      EXPECT_EQ(ruclip::detail::preprocess_path(), p);
+    } else {
+      EXPECT_THROW(ruclip::detail::set_preprocess_path(p), ruclip::Error) << ruclip::detail::preprocess_path_name(p);
+    }
+  }
+  EXPECT_THROW(ruclip::detail::set_preprocess_path(static_cast<PreprocessPath>(99)), ruclip::Error);
+  ruclip::detail::set_preprocess_simd(false);
+  EXPECT_EQ(ruclip::detail::preprocess_path(), PreprocessPath::Portable);
+  EXPECT_FALSE(ruclip::detail::preprocess_simd_active());
+  ruclip::detail::set_preprocess_simd(true);
+  EXPECT_EQ(ruclip::detail::preprocess_path(), paths.back());
 }

@@ -26,6 +26,7 @@
 // one row of the crop at a time through RowFetcher, which converts just that row
 // (any packed layout, gray or YUV) into a small RGB scratch row.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -33,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "ruclip/cpu.h"
 #include "ruclip/error.h"
 #include "ruclip/image.h"
 #include "preprocess_internal.h"
@@ -121,18 +123,28 @@ YuvToRgb::YuvToRgb(YuvMatrix matrix, bool full_range) {
   const double kr = matrix == YuvMatrix::BT709 ? 0.2126 : 0.299;
   const double kb = matrix == YuvMatrix::BT709 ? 0.0722 : 0.114;
   const double kg = 1.0 - kr - kb;
-  const double y_offset = full_range ? 0.0 : 16.0;
+  const int y_offset = full_range ? 0 : 16;
   const double y_scale = full_range ? 255.0 : 219.0;
   const double c_scale = full_range ? 255.0 : 224.0;
+  // Per code step, in 0..255 output units, in fixed point.
   const auto fixed = [](double x) { return static_cast<int32_t>(std::lround(x * (1 << kBits))); };
+  const double c = 255.0 / c_scale;
+  Coeffs& k = coeffs_;
+  k.y = fixed(255.0 / y_scale);
+  k.r_v = fixed(2.0 * (1.0 - kr) * c);
+  k.g_u = fixed(-2.0 * kb * (1.0 - kb) / kg * c);
+  k.g_v = fixed(-2.0 * kr * (1.0 - kr) / kg * c);
+  k.b_u = fixed(2.0 * (1.0 - kb) * c);
+  const int32_t base = kHalf - k.y * y_offset;
+  k.r0 = base - 128 * k.r_v;
+  k.g0 = base - 128 * (k.g_u + k.g_v);
+  k.b0 = base - 128 * k.b_u;
   for (int v = 0; v < 256; ++v) {
-    const double y = (v - y_offset) / y_scale * 255.0;  // luma in 0..255 units
-    const double c = (v - 128.0) / c_scale * 255.0;     // chroma in 0..255 units
-    y_[v] = fixed(y);
-    r_from_v_[v] = fixed(2.0 * (1.0 - kr) * c);
-    g_from_u_[v] = fixed(-2.0 * kb * (1.0 - kb) / kg * c);
-    g_from_v_[v] = fixed(-2.0 * kr * (1.0 - kr) / kg * c);
-    b_from_u_[v] = fixed(2.0 * (1.0 - kb) * c);
+    y_[v] = k.y * (v - y_offset);
+    r_from_v_[v] = k.r_v * (v - 128);
+    g_from_u_[v] = k.g_u * (v - 128);
+    g_from_v_[v] = k.g_v * (v - 128);
+    b_from_u_[v] = k.b_u * (v - 128);
   }
 }
 
@@ -199,80 +211,359 @@ namespace {
 using detail::kPrecisionBits;
 using detail::NormalizeTable;
 using detail::PackedLayout;
+using detail::PreprocessPath;
 using detail::Weights;
 using detail::YuvToRgb;
 using detail::format_name;
 using detail::packed_layout;
 
-// AVX2 versions of the two hot loops (row conversion, horizontal pass): the
-// same integer arithmetic eight values at a time, so the same result; chosen
-// at run time, the portable loops otherwise.
+// The vector paths: x86-64 with GCC or Clang, compiled for their instruction
+// set function by function and chosen at run time from cpu_features(), so the
+// build machine's CPU decides nothing.
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define RUCLIP_AVX2 1
-#else
-#define RUCLIP_AVX2 0
-#endif
-
-bool simd_enabled = true;
-
-bool use_avx2() {
-#if RUCLIP_AVX2
-  static const bool supported = __builtin_cpu_supports("avx2");
-  return supported && simd_enabled;
-#else
-  return false;
-#endif
-}
-
-#if RUCLIP_AVX2
+#define RUCLIP_X86_SIMD 1
 #define RUCLIP_TARGET_AVX2 __attribute__((target("avx2")))
-
-// Eight int32 lanes to eight bytes, saturating: clamp to 0..255.
-RUCLIP_TARGET_AVX2 inline __m128i to_bytes(__m256i x) {
-  const __m128i words = _mm_packus_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
-  return _mm_packus_epi16(words, words);
-}
-
-// Four chroma samples at p[0], p[step], p[2 step], p[3 step] (step 1 or 2),
-// each repeated twice, as eight int32 lanes.
-RUCLIP_TARGET_AVX2 inline __m256i load_chroma_pairs(const uint8_t* p, int step) {
-  const __m128i dup = step == 1 ? _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, -1, -1, -1, -1, -1, -1, -1, -1)
-                                : _mm_setr_epi8(0, 0, 2, 2, 4, 4, 6, 6, -1, -1, -1, -1, -1, -1, -1, -1);
-  int32_t word;  // 4 bytes, unaligned
-  std::memcpy(&word, p, sizeof word);
-  const __m128i bytes = step == 1 ? _mm_cvtsi32_si128(word) : _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
-  return _mm256_cvtepu8_epi32(_mm_shuffle_epi8(bytes, dup));
-}
-
-// Eight pixels at a time from luma[x] (x even) with chroma samples
-// u[c * step], v[c * step], c = x / 2 ...: gathers from the five tables, then
-// the sums and shifts of YuvToRgb::convert. Returns how many pixels it did.
-RUCLIP_TARGET_AVX2 int yuv_row_avx2(const YuvToRgb::Tables& t, const uint8_t* luma, const uint8_t* u,
-                                    const uint8_t* v, int step, int x, int end, uint8_t* r, uint8_t* g,
-                                    uint8_t* b) {
-  const __m256i half = _mm256_set1_epi32(YuvToRgb::kHalf);
-  int i = 0;
-  for (; x + 8 <= end; x += 8, i += 8) {
-    const int c = (x / 2) * step;
-    const __m256i yi = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(luma + x)));
-    const __m256i ui = load_chroma_pairs(u + c, step), vi = load_chroma_pairs(v + c, step);
-    const __m256i l = _mm256_add_epi32(_mm256_i32gather_epi32(t.y, yi, 4), half);
-    const __m256i rr = _mm256_add_epi32(l, _mm256_i32gather_epi32(t.r_from_v, vi, 4));
-    const __m256i gg = _mm256_add_epi32(_mm256_add_epi32(l, _mm256_i32gather_epi32(t.g_from_u, ui, 4)),
-                                        _mm256_i32gather_epi32(t.g_from_v, vi, 4));
-    const __m256i bb = _mm256_add_epi32(l, _mm256_i32gather_epi32(t.b_from_u, ui, 4));
-    _mm_storel_epi64(reinterpret_cast<__m128i*>(r + i), to_bytes(_mm256_srai_epi32(rr, YuvToRgb::kBits)));
-    _mm_storel_epi64(reinterpret_cast<__m128i*>(g + i), to_bytes(_mm256_srai_epi32(gg, YuvToRgb::kBits)));
-    _mm_storel_epi64(reinterpret_cast<__m128i*>(b + i), to_bytes(_mm256_srai_epi32(bb, YuvToRgb::kBits)));
-  }
-  return i;  // pixels done; the caller finishes the row
-}
+#else
+#define RUCLIP_X86_SIMD 0
 #endif
+
+// -1: the best path this CPU has; otherwise a PreprocessPath a test forced.
+std::atomic<int> forced_path{-1};
+
+PreprocessPath best_path() {
+#if RUCLIP_X86_SIMD
+  if (cpu_features().avx2) return PreprocessPath::Avx2;
+#endif
+  return PreprocessPath::Portable;
+}
+
+PreprocessPath active_path() {
+  const int forced = forced_path.load(std::memory_order_relaxed);
+  return forced < 0 ? best_path() : static_cast<PreprocessPath>(forced);
+}
+
+// Pillow's accumulators start at one half, so the final shift rounds to nearest.
+constexpr int32_t kRoundHalf = 1 << (kPrecisionBits - 1);
+
+// Pillow's final rounding: shift, then clip to the 8-bit range.
+inline uint8_t clip8(int32_t acc) { return static_cast<uint8_t>(std::clamp(acc >> kPrecisionBits, 0, 255)); }
+
+// The horizontal pass's weights, each output's taps padded with zero weights to
+// a multiple of 16 (zero weights add nothing, so the sums stay Pillow's), as
+// int32 for the portable loop and in the vector loop's form (`split`):
+//  * vpmaddwd multiplies 16-bit numbers, so each weight is split as
+//    k = hi * 2^11 + lo with lo in 0..2047, and
+//    sum(p * k) = 2^11 * sum(p * hi) + sum(p * lo), exactly, in 32 bits;
+//  * outputs go in pairs, one per 128-bit lane, and per 16 taps a lane holds
+//    its output's even taps (0, 2, .., 14) in one vector and odd taps in
+//    another, matching 16 source bytes split into even and odd bytes as 16-bit
+//    words (an AND and a shift instead of a lane-crossing zero extension);
+//  * per pair and 16 taps: lo even, lo odd, hi even, hi odd, 16 values each;
+//  * zero-weight outputs after the last, up to a multiple of 8, so the vector
+//    loop runs whole blocks of eight without bounds checks.
+struct RowWeights {
+  static constexpr int kSplit = 11;
+  int taps = 0;  // per output, a multiple of 16
+  std::vector<int> first;
+  std::vector<int32_t> coeffs;
+  std::vector<int> split_first;  // first, padded with zeros
+  std::vector<int16_t> split;
+
+  RowWeights(const Weights& w, bool want_split) : taps((w.ksize + 15) / 16 * 16), first(w.first) {
+    const size_t outputs = first.size();
+    coeffs.assign(outputs * taps, 0);
+    for (size_t o = 0; o < outputs; ++o) std::copy_n(&w.coeffs[o * w.ksize], w.count[o], &coeffs[o * taps]);
+    if (!want_split) return;
+    const size_t padded = (outputs + 7) / 8 * 8;
+    split_first.assign(padded, 0);
+    std::copy(first.begin(), first.end(), split_first.begin());
+    split.assign(padded * 2 * taps, 0);
+    for (size_t o = 0; o < outputs; ++o)
+      for (int t = 0; t < taps; ++t) {
+        // Weights are below 2^22 in magnitude (a bilinear weight is at most 1),
+        // so hi fits 16 bits with room to spare; >> floors, so lo >= 0.
+        const int32_t k = coeffs[o * taps + t], hi = k >> kSplit;
+        int16_t* block = &split[(o / 2) * 4 * taps + (t / 16) * 64];
+        const int at = (t % 2) * 16 + (o % 2) * 8 + (t % 16) / 2;
+        block[at] = static_cast<int16_t>(k - hi * (1 << kSplit));
+        block[32 + at] = static_cast<int16_t>(hi);
+      }
+  }
+};
+
+// ---- portable loops (the reference for the vector paths) --------------------
+
+// Horizontal pass over the rows of kChannels channels. Each `in` must be
+// readable up to first.back() + taps (the caller pads it).
+template <int kChannels>
+void hpass_portable(const uint8_t* const* in, const RowWeights& w, int out_size, uint8_t* const* out) {
+  const int taps = w.taps;
+  for (int c = 0; c < kChannels; ++c)
+    for (int xx = 0; xx < out_size; ++xx) {
+      const int32_t* k = &w.coeffs[static_cast<size_t>(xx) * taps];
+      const uint8_t* p = in[c] + w.first[xx];
+      int32_t acc = kRoundHalf;
+      for (int t = 0; t < taps; ++t) acc += p[t] * k[t];
+      out[c][xx] = clip8(acc);
+    }
+}
+
+// Vertical pass for one output row: rows[t] weighted by k[t]. Pillow loops taps
+// innermost; accumulating whole rows instead walks memory sequentially and,
+// being exact integer arithmetic, gives the same sums.
+void vpass_portable(const uint8_t* const* rows, const int32_t* k, int count, int n, uint8_t* out) {
+  constexpr int kBlock = 256;
+  int32_t acc[kBlock];
+  for (int x0 = 0; x0 < n; x0 += kBlock) {
+    const int m = std::min(kBlock, n - x0);
+    std::fill_n(acc, m, kRoundHalf);
+    for (int t = 0; t < count; ++t)
+      for (int i = 0; i < m; ++i) acc[i] += rows[t][x0 + i] * k[t];
+    for (int i = 0; i < m; ++i) out[x0 + i] = clip8(acc[i]);
+  }
+}
+
+// ToTensor + Normalize of one finished row, through the table.
+void normalize_portable(const uint8_t* in, int n, const float* table, float, float, float* out) {
+  for (int i = 0; i < n; ++i) out[i] = table[in[i]];
+}
+
+// ---- AVX2 -------------------------------------------------------------------
+// The same integers as the portable loops, so the same bytes. Nothing here
+// depends on fast gathers (slow on Zen 3): YUV is multiplied out, packed
+// pixels are split by byte shuffles, and the horizontal pass reads contiguous
+// taps.
+#if RUCLIP_X86_SIMD
+
+template <typename T>
+RUCLIP_TARGET_AVX2 inline __m128i load128(const T* p) {
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+}
+template <typename T>
+RUCLIP_TARGET_AVX2 inline __m256i load256(const T* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+RUCLIP_TARGET_AVX2 inline __m128i load64(const uint8_t* p) {
+  return _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+}
+RUCLIP_TARGET_AVX2 inline void store128(uint8_t* p, __m128i v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), v); }
+
+// The low n <= 8 bytes of `bytes`.
+RUCLIP_TARGET_AVX2 inline void store_bytes(__m128i bytes, int n, uint8_t* out) {
+  if (n == 8) {
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out), bytes);
+  } else {
+    alignas(16) uint8_t tmp[16];
+    _mm_store_si128(reinterpret_cast<__m128i*>(tmp), bytes);
+    std::memcpy(out, tmp, n);
+  }
+}
+
+// Eight int32 accumulators (with the rounding half in) to n <= 8 bytes:
+// Pillow's shift, then the saturating packs clip to 0..255.
+RUCLIP_TARGET_AVX2 inline void store_clipped(__m256i acc, int n, uint8_t* out) {
+  const __m256i v = _mm256_srai_epi32(acc, kPrecisionBits);
+  const __m128i words = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  store_bytes(_mm_packus_epi16(words, words), n, out);
+}
+
+// Sixteen pixels of a YUV row from luma[x], x even. Pixels 2i and 2i + 1 share
+// chroma sample i, so luma is split into even and odd pixels (the low and high
+// 16-bit halves of each int32 lane) against one vector of eight chroma terms.
+// With kBits = 16 each result is the high half of its 32-bit sum, and a word
+// blend of the even and odd sums puts those halves back in pixel order.
+// NV12 passes the interleaved UV row as `u` (`v` unused). Returns the pixels
+// done.
+static_assert(YuvToRgb::kBits == 16, "yuv_row_avx2 takes the results as the high 16 bits of the sums");
+RUCLIP_TARGET_AVX2 inline __m256i high_words(__m256i even, __m256i odd) {
+  return _mm256_blend_epi16(_mm256_srli_epi32(even, 16), odd, 0xAA);
+}
+template <bool kNv12>
+RUCLIP_TARGET_AVX2 int yuv_row_avx2(const YuvToRgb::Coeffs& k, const uint8_t* luma, const uint8_t* u,
+                                    const uint8_t* v, int x, int end, uint8_t* r, uint8_t* g, uint8_t* b) {
+  const __m256i low = _mm256_set1_epi32(0xFFFF);
+  const __m256i ky = _mm256_set1_epi32(k.y), krv = _mm256_set1_epi32(k.r_v), kgu = _mm256_set1_epi32(k.g_u),
+                kgv = _mm256_set1_epi32(k.g_v), kbu = _mm256_set1_epi32(k.b_u);
+  const __m256i r0 = _mm256_set1_epi32(k.r0), g0 = _mm256_set1_epi32(k.g0), b0 = _mm256_set1_epi32(k.b0);
+  // x is even: from here, pointers at the current pixel and chroma sample.
+  luma += x, u += kNv12 ? x : x / 2, v += x / 2;
+  const int n = (end - x) / 16 * 16;
+  for (int i = 0; i < n; i += 16, luma += 16, u += kNv12 ? 16 : 8, v += 8) {
+    const __m256i y16 = _mm256_cvtepu8_epi16(load128(luma));
+    const __m256i ye = _mm256_mullo_epi32(_mm256_and_si256(y16, low), ky);
+    const __m256i yo = _mm256_mullo_epi32(_mm256_srli_epi32(y16, 16), ky);
+    __m256i cu, cv;
+    if (kNv12) {
+      const __m256i uv = _mm256_cvtepu8_epi16(load128(u));
+      cu = _mm256_and_si256(uv, low);
+      cv = _mm256_srli_epi32(uv, 16);
+    } else {
+      cu = _mm256_cvtepu8_epi32(load64(u));
+      cv = _mm256_cvtepu8_epi32(load64(v));
+    }
+    const __m256i tr = _mm256_add_epi32(_mm256_mullo_epi32(cv, krv), r0);
+    const __m256i tg = _mm256_add_epi32(_mm256_add_epi32(_mm256_mullo_epi32(cu, kgu), _mm256_mullo_epi32(cv, kgv)), g0);
+    const __m256i tb = _mm256_add_epi32(_mm256_mullo_epi32(cu, kbu), b0);
+    const __m256i rr = high_words(_mm256_add_epi32(ye, tr), _mm256_add_epi32(yo, tr));
+    const __m256i gg = high_words(_mm256_add_epi32(ye, tg), _mm256_add_epi32(yo, tg));
+    const __m256i bb = high_words(_mm256_add_epi32(ye, tb), _mm256_add_epi32(yo, tb));
+    // packus clamps the signed words to 0..255, per 128-bit lane: put the lanes in order.
+    const __m256i rg = _mm256_permute4x64_epi64(_mm256_packus_epi16(rr, gg), 0xD8);
+    const __m256i bx = _mm256_permute4x64_epi64(_mm256_packus_epi16(bb, bb), 0x08);
+    store128(r + i, _mm256_castsi256_si128(rg));
+    store128(g + i, _mm256_extracti128_si256(rg, 1));
+    store128(b + i, _mm256_castsi256_si128(bx));
+  }
+  return n;
+}
+
+// Sixteen 4-byte pixels at a time: a byte shuffle gathers R, G, B of each
+// 128-bit lane's four pixels into dwords, a dword permute puts each channel's
+// eight bytes in one qword, two unpacks join two such vectors. `mask` (32 bytes)
+// is the shuffle for the layout. Returns the pixels done.
+RUCLIP_TARGET_AVX2 int packed4_row_avx2(const uint8_t* p, const uint8_t* mask, int width, uint8_t* r, uint8_t* g,
+                                        uint8_t* b) {
+  const __m256i shuffle = load256(mask);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  int x = 0;
+  for (; x + 16 <= width; x += 16) {
+    // qwords: R of 8 pixels, G, B, padding
+    const __m256i a = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(load256(p + 4 * x), shuffle), order);
+    const __m256i c = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(load256(p + 4 * x + 32), shuffle), order);
+    const __m256i rb = _mm256_unpacklo_epi64(a, c), gx = _mm256_unpackhi_epi64(a, c);
+    store128(r + x, _mm256_castsi256_si128(rb));
+    store128(g + x, _mm256_castsi256_si128(gx));
+    store128(b + x, _mm256_extracti128_si256(rb, 1));
+  }
+  return x;
+}
+
+// Two unaligned 16-byte loads as the low and high lanes.
+RUCLIP_TARGET_AVX2 inline __m256i load2x128(const uint8_t* lo, const uint8_t* hi) {
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(load128(lo)), load128(hi), 1);
+}
+
+// Thirty-two 3-byte pixels at a time: each 128-bit lane holds 16 pixels (48
+// bytes in three registers), and each channel is three byte shuffles OR-ed.
+// `masks` holds, per channel, the three 32-byte shuffles. Returns the pixels done.
+RUCLIP_TARGET_AVX2 int packed3_row_avx2(const uint8_t* p, const uint8_t* masks, int width, uint8_t* const out[3]) {
+  int x = 0;
+  for (; x + 32 <= width; x += 32) {
+    const uint8_t* q = p + 3 * x;
+    const __m256i s0 = load2x128(q, q + 48), s1 = load2x128(q + 16, q + 64), s2 = load2x128(q + 32, q + 80);
+    for (int c = 0; c < 3; ++c) {
+      const uint8_t* m = masks + 96 * c;
+      const __m256i v = _mm256_or_si256(
+          _mm256_or_si256(_mm256_shuffle_epi8(s0, load256(m)), _mm256_shuffle_epi8(s1, load256(m + 32))),
+          _mm256_shuffle_epi8(s2, load256(m + 64)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[c] + x), v);
+    }
+  }
+  return x;
+}
+
+// Horizontal pass over the rows of kChannels channels (RowWeights describes the
+// layout), eight outputs at a time, two per vector: per 16 taps, both outputs'
+// source bytes in one load pair, split into even and odd 16-bit words, four
+// vpmaddwd against weights loaded once for all channels. The four vectors of
+// partial sums are reduced together with unpacks (cheaper than vphaddd), which
+// leaves even outputs in the low lane and odd ones in the high lane. kChunks is
+// taps / 16 when known at compile time, 0 otherwise.
+template <int kChannels, int kChunks>
+RUCLIP_TARGET_AVX2 void hpass_avx2(const uint8_t* const* in, const RowWeights& w, int out_size, uint8_t* const* out) {
+  const int chunks = kChunks > 0 ? kChunks : w.taps / 16;
+  const __m256i half = _mm256_set1_epi32(kRoundHalf), low_bytes = _mm256_set1_epi16(0xFF);
+  const __m128i interleave = _mm_setr_epi8(0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15);
+  const int* first = w.split_first.data();
+  const int16_t* k = w.split.data();
+  for (int xx = 0; xx < out_size; xx += 8, first += 8) {
+    __m256i v[kChannels][4];
+    for (int m = 0; m < 4; ++m, k += 64 * chunks) {
+      __m256i l[kChannels], h[kChannels];
+      for (int c = 0; c < kChannels; ++c) l[c] = h[c] = _mm256_setzero_si256();
+      for (int q = 0; q < chunks; ++q) {
+        const int16_t* kq = k + 64 * q;
+        const __m256i lo_even = load256(kq), lo_odd = load256(kq + 16);
+        const __m256i hi_even = load256(kq + 32), hi_odd = load256(kq + 48);
+        for (int c = 0; c < kChannels; ++c) {
+          const __m256i bytes = load2x128(in[c] + first[2 * m] + 16 * q, in[c] + first[2 * m + 1] + 16 * q);
+          const __m256i even = _mm256_and_si256(bytes, low_bytes), odd = _mm256_srli_epi16(bytes, 8);
+          l[c] = _mm256_add_epi32(
+              l[c], _mm256_add_epi32(_mm256_madd_epi16(even, lo_even), _mm256_madd_epi16(odd, lo_odd)));
+          h[c] = _mm256_add_epi32(
+              h[c], _mm256_add_epi32(_mm256_madd_epi16(even, hi_even), _mm256_madd_epi16(odd, hi_odd)));
+        }
+      }
+      for (int c = 0; c < kChannels; ++c) v[c][m] = _mm256_add_epi32(l[c], _mm256_slli_epi32(h[c], RowWeights::kSplit));
+    }
+    for (int c = 0; c < kChannels; ++c) {
+      // Per lane, [sum v0, sum v1, sum v2, sum v3]: outputs 0 2 4 6 | 1 3 5 7.
+      const __m256i* vc = v[c];
+      const __m256i t0 = _mm256_add_epi32(_mm256_unpacklo_epi32(vc[0], vc[1]), _mm256_unpackhi_epi32(vc[0], vc[1]));
+      const __m256i t1 = _mm256_add_epi32(_mm256_unpacklo_epi32(vc[2], vc[3]), _mm256_unpackhi_epi32(vc[2], vc[3]));
+      const __m256i sum = _mm256_add_epi32(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1));
+      const __m256i shifted = _mm256_srai_epi32(_mm256_add_epi32(sum, half), kPrecisionBits);
+      const __m128i words = _mm_shuffle_epi8(
+          _mm_packs_epi32(_mm256_castsi256_si128(shifted), _mm256_extracti128_si256(shifted, 1)), interleave);
+      store_bytes(_mm_packus_epi16(words, words), std::min(8, out_size - xx), out[c] + xx);
+    }
+  }
+}
+
+// The instance for a channel count and tap count.
+template <int kChannels>
+auto hpass_avx2_for(int taps) {
+  return taps == 16 ? hpass_avx2<kChannels, 1> : taps == 32 ? hpass_avx2<kChannels, 2> : hpass_avx2<kChannels, 0>;
+}
+
+// Vertical pass for one output row, 32 columns per step with the taps
+// innermost and the sums in registers.
+RUCLIP_TARGET_AVX2 void vpass_avx2(const uint8_t* const* rows, const int32_t* k, int count, int n, uint8_t* out) {
+  const __m256i half = _mm256_set1_epi32(kRoundHalf);
+  int x = 0;
+  for (; x + 32 <= n; x += 32) {
+    __m256i acc[4] = {half, half, half, half};
+    for (int t = 0; t < count; ++t) {
+      const __m256i kt = _mm256_set1_epi32(k[t]);
+      const uint8_t* row = rows[t] + x;
+      for (int q = 0; q < 4; ++q)
+        acc[q] = _mm256_add_epi32(acc[q], _mm256_mullo_epi32(_mm256_cvtepu8_epi32(load64(row + 8 * q)), kt));
+    }
+    for (int q = 0; q < 4; ++q) store_clipped(acc[q], 8, out + x + 8 * q);
+  }
+  for (; x < n; x += 8) {
+    __m256i acc = half;
+    const int m = std::min(8, n - x);
+    for (int t = 0; t < count; ++t) {
+      uint64_t bytes = 0;  // the m <= 8 bytes that exist
+      std::memcpy(&bytes, rows[t] + x, m);
+      const __m256i px = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(bytes)));
+      acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(px, _mm256_set1_epi32(k[t])));
+    }
+    store_clipped(acc, m, out + x);
+  }
+}
+
+// ToTensor + Normalize computed rather than looked up: the same float32
+// operations as NormalizeTable (v / 255, - mean, / std), each correctly rounded
+// in SIMD as in scalar code, so the same floats.
+RUCLIP_TARGET_AVX2 void normalize_avx2(const uint8_t* in, int n, const float* table, float mean, float std,
+                                       float* out) {
+  const __m256 k255 = _mm256_set1_ps(255.0f), m = _mm256_set1_ps(mean), s = _mm256_set1_ps(std);
+  int x = 0;
+  for (; x + 8 <= n; x += 8) {
+    const __m256 v = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(load64(in + x)));
+    _mm256_storeu_ps(out + x, _mm256_div_ps(_mm256_sub_ps(_mm256_div_ps(v, k255), m), s));
+  }
+  for (; x < n; ++x) out[x] = table[in[x]];
+}
+
+#endif  // RUCLIP_X86_SIMD
 
 // Converts one row of the crop (columns x0 .. x0 + width - 1 of frame row y)
-// into three planes of 8-bit R, G, B: Pillow's convert('RGB') for packed input
-// (alpha and padding bytes dropped, gray replicated), the YUV matrix for
-// planar input.
+// into planes of 8-bit R, G, B: Pillow's convert('RGB') for packed input (alpha
+// and padding bytes dropped), the YUV matrix for planar input. Gray is one
+// plane (channels() == 1): convert('RGB') would only replicate it.
 //
 // Chroma siting for I420/NV12: each pixel (x, y) takes the chroma sample at
 // (x / 2, y / 2) in frame coordinates, i.e. the co-sited / nearest sample with
@@ -281,34 +572,28 @@ RUCLIP_TARGET_AVX2 int yuv_row_avx2(const YuvToRgb::Tables& t, const uint8_t* lu
 // interpolated upsampling.
 class RowFetcher {
  public:
-  RowFetcher(const FrameView& frame, int x0, int width)
-      : frame_(frame), x0_(x0), width_(width), yuv_(frame.matrix, frame.full_range) {
+  RowFetcher(const FrameView& frame, int x0, int width, PreprocessPath path)
+      : frame_(frame), x0_(x0), width_(width), simd_(path != PreprocessPath::Portable),
+        yuv_(frame.matrix, frame.full_range) {
     is_packed_ = packed_layout(frame.format, &layout_);
+    if (is_packed_) make_masks();
   }
 
-  void fetch(int y, uint8_t* r, uint8_t* g, uint8_t* b) const {
+  int channels() const { return frame_.format == PixelFormat::GRAY8 ? 1 : 3; }
+
+  void fetch(int y, uint8_t* const rgb[3]) const {
     const uint8_t* row0 = plane_row(0, y);
-    if (is_packed_) {
-      const uint8_t* p = row0 + static_cast<ptrdiff_t>(x0_) * layout_.bytes_per_pixel;
-      for (int x = 0; x < width_; ++x, p += layout_.bytes_per_pixel) {
-        r[x] = p[layout_.r];
-        g[x] = p[layout_.g];
-        b[x] = p[layout_.b];
-      }
-      return;
-    }
+    if (is_packed_) return packed_row(row0 + static_cast<ptrdiff_t>(x0_) * layout_.bytes_per_pixel, rgb);
     switch (frame_.format) {
-      case PixelFormat::GRAY8: {
-        const uint8_t* p = row0 + x0_;
-        for (int x = 0; x < width_; ++x) r[x] = g[x] = b[x] = p[x];
+      case PixelFormat::GRAY8:
+        std::memcpy(rgb[0], row0 + x0_, width_);
         return;
-      }
       case PixelFormat::I420:
-        yuv_row(row0, plane_row(1, y / 2), plane_row(2, y / 2), 1, r, g, b);
+        yuv_row(row0, plane_row(1, y / 2), plane_row(2, y / 2), false, rgb);
         return;
       case PixelFormat::NV12: {
         const uint8_t* uv = plane_row(1, y / 2);
-        yuv_row(row0, uv, uv + 1, 2, r, g, b);
+        yuv_row(row0, uv, uv + 1, true, rgb);
         return;
       }
       default:
@@ -321,10 +606,48 @@ class RowFetcher {
     return frame_.planes[plane] + static_cast<ptrdiff_t>(y) * frame_.strides[plane];
   }
 
-  // Chroma sample c of a row is u[c * step], v[c * step]; it serves pixels 2c
-  // and 2c + 1, so its table terms are looked up once per pair.
-  void yuv_row(const uint8_t* luma, const uint8_t* u, const uint8_t* v, int step, uint8_t* r, uint8_t* g,
-               uint8_t* b) const {
+  // The byte shuffles of the vector packed paths for this layout.
+  void make_masks() {
+    const int at[3] = {layout_.r, layout_.g, layout_.b};
+    if (layout_.bytes_per_pixel == 4) {
+      // Per 128-bit lane: R of its 4 pixels, then G, then B, then nothing.
+      for (int j = 0; j < 32; ++j) {
+        const int c = (j % 16) / 4, px = j % 4;
+        masks_[j] = static_cast<uint8_t>(c < 3 ? 4 * px + at[c] : 0x80);
+      }
+    } else {
+      // Channel c, source register s: byte i of a lane is pixel i's if its
+      // byte 3i + at[c] lies in that register's 16 bytes.
+      for (int c = 0; c < 3; ++c)
+        for (int s = 0; s < 3; ++s)
+          for (int j = 0; j < 32; ++j) {
+            const int src = 3 * (j % 16) + at[c] - 16 * s;
+            masks_[96 * c + 32 * s + j] = static_cast<uint8_t>(src >= 0 && src < 16 ? src : 0x80);
+          }
+    }
+  }
+
+  void packed_row(const uint8_t* p, uint8_t* const rgb[3]) const {
+    const int bpp = layout_.bytes_per_pixel;
+    int x = 0;
+#if RUCLIP_X86_SIMD
+    if (simd_)
+      x = bpp == 4 ? packed4_row_avx2(p, masks_, width_, rgb[0], rgb[1], rgb[2])
+                   : packed3_row_avx2(p, masks_, width_, rgb);
+#endif
+    for (p += static_cast<ptrdiff_t>(x) * bpp; x < width_; ++x, p += bpp) {
+      rgb[0][x] = p[layout_.r];
+      rgb[1][x] = p[layout_.g];
+      rgb[2][x] = p[layout_.b];
+    }
+  }
+
+  // Chroma sample c of a row is u[c * step], v[c * step] (step 2 for NV12's
+  // interleaved row); it serves pixels 2c and 2c + 1, so its terms are computed
+  // once per pair.
+  void yuv_row(const uint8_t* luma, const uint8_t* u, const uint8_t* v, bool nv12, uint8_t* const rgb[3]) const {
+    uint8_t *r = rgb[0], *g = rgb[1], *b = rgb[2];
+    const int step = nv12 ? 2 : 1;
     const int end = x0_ + width_;
     auto one = [&](int x, int i) {
       const int c = (x / 2) * step;
@@ -332,9 +655,10 @@ class RowFetcher {
     };
     int x = x0_, i = 0;
     if (x % 2 == 1) one(x++, i++);  // a crop starting mid-pair
-#if RUCLIP_AVX2
-    if (use_avx2()) {
-      const int done = yuv_row_avx2(yuv_.tables(), luma, u, v, step, x, end, r + i, g + i, b + i);
+#if RUCLIP_X86_SIMD
+    if (simd_) {
+      const int done = (nv12 ? yuv_row_avx2<true> : yuv_row_avx2<false>)(yuv_.coeffs(), luma, u, v, x, end, r + i,
+                                                                         g + i, b + i);
       x += done, i += done;
     }
 #endif
@@ -349,73 +673,27 @@ class RowFetcher {
 
   const FrameView& frame_;
   int x0_, width_;
+  bool simd_;
   PackedLayout layout_{};
   bool is_packed_ = false;
   YuvToRgb yuv_;
+  alignas(32) uint8_t masks_[3 * 96] = {};
 };
 
-// Pillow's final rounding: the accumulator starts at one half, so the shift
-// rounds to nearest; then clip to the 8-bit range.
-inline uint8_t clip8(int32_t acc) { return static_cast<uint8_t>(std::clamp(acc >> kPrecisionBits, 0, 255)); }
-
-// Resampling weights with every output's taps padded to a multiple of 8 with
-// zero weights, so the tap loop has a fixed length the compiler vectorizes;
-// zero weights add nothing, so the sums are Pillow's.
-struct PaddedWeights {
-  int taps = 0;  // per output
-  std::vector<int> first;
-  std::vector<int32_t> coeffs;  // out_size * taps
-  explicit PaddedWeights(const Weights& w) : taps((w.ksize + 7) / 8 * 8), first(w.first) {
-    coeffs.assign(first.size() * taps, 0);
-    for (size_t o = 0; o < first.size(); ++o)
-      std::copy_n(&w.coeffs[o * w.ksize], w.count[o], &coeffs[o * taps]);
-  }
+// The stages of one path.
+struct Kernels {
+  void (*hpass)(const uint8_t* const* in, const RowWeights& w, int out_size, uint8_t* const* out);
+  void (*vpass)(const uint8_t* const* rows, const int32_t* k, int count, int n, uint8_t* out);
+  void (*normalize)(const uint8_t* in, int n, const float* table, float mean, float std, float* out);
 };
 
-// Horizontal pass over one channel row. `in` must be readable up to
-// first.back() + taps (the caller pads it).
-void resample_channel(const uint8_t* in, const PaddedWeights& w, int out_size, uint8_t* out) {
-  constexpr int32_t half = 1 << (kPrecisionBits - 1);
-  const int taps = w.taps;
-  for (int xx = 0; xx < out_size; ++xx) {
-    const int32_t* k = &w.coeffs[static_cast<size_t>(xx) * taps];
-    const uint8_t* p = in + w.first[xx];
-    int32_t acc = half;
-    for (int t = 0; t < taps; ++t) acc += p[t] * k[t];
-    out[xx] = clip8(acc);
-  }
-}
-
-#if RUCLIP_AVX2
-RUCLIP_TARGET_AVX2 void resample_channel_avx2(const uint8_t* in, const PaddedWeights& w, int out_size,
-                                              uint8_t* out) {
-  constexpr int32_t half = 1 << (kPrecisionBits - 1);
-  const int taps = w.taps;
-  for (int xx = 0; xx < out_size; ++xx) {
-    const int32_t* k = &w.coeffs[static_cast<size_t>(xx) * taps];
-    const uint8_t* p = in + w.first[xx];
-    __m256i acc = _mm256_setzero_si256();
-    for (int t = 0; t < taps; t += 8) {
-      const __m256i px = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + t)));
-      const __m256i kt = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(k + t));
-      acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(px, kt));
-    }
-    __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
-    sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0x4E));
-    sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0xB1));
-    out[xx] = clip8(_mm_cvtsi128_si32(sum) + half);
-  }
-}
+Kernels kernels_for(PreprocessPath path, int channels, int taps) {
+#if RUCLIP_X86_SIMD
+  if (path == PreprocessPath::Avx2)
+    return {channels == 1 ? hpass_avx2_for<1>(taps) : hpass_avx2_for<3>(taps), vpass_avx2, normalize_avx2};
 #endif
-
-// acc[i] += src[i] * k over a row: the vertical pass, one tap at a time.
-void accumulate_row(const uint8_t* src, int32_t k, size_t n, int32_t* acc) {
-  for (size_t i = 0; i < n; ++i) acc[i] += src[i] * k;
-}
-
-// Writes one finished plane row of the R x R result through the table.
-void write_row(const int32_t* acc, const float* table, size_t n, float* out) {
-  for (size_t i = 0; i < n; ++i) out[i] = table[clip8(acc[i])];
+  (void)path, (void)taps;
+  return {channels == 1 ? hpass_portable<1> : hpass_portable<3>, vpass_portable, normalize_portable};
 }
 
 }  // namespace
@@ -423,21 +701,31 @@ void write_row(const int32_t* acc, const float* table, size_t n, float* out) {
 void preprocess(const FrameView& frame, const Normalization& norm, float* out) {
   detail::validate(frame, norm);
   if (out == nullptr) throw Error("preprocess: output buffer is null");
+  const PreprocessPath path = active_path();
   const int res = norm.resolution;
   const size_t plane = static_cast<size_t>(res) * res;
 
   const auto [side, x0, y0] = detail::center_crop(frame);
-
-  const RowFetcher fetcher(frame, x0, side);
+  const RowFetcher fetcher(frame, x0, side, path);
+  const int channels = fetcher.channels();
   const NormalizeTable table(norm);
+
+  // Writes row yy of the result from its finished 8-bit rows; a gray row
+  // serves all three channels.
+  const auto write = [&](const Kernels& k, uint8_t* const rows[3], int yy) {
+    for (int c = 0; c < 3; ++c)
+      k.normalize(rows[channels == 1 ? 0 : c], res, table.value[c], norm.mean[c], norm.std[c],
+                  out + c * plane + static_cast<size_t>(yy) * res);
+  };
 
   if (side == res) {
     // Pillow skips both passes when the size does not change.
+    const Kernels k = kernels_for(path, channels, 16);
     std::vector<uint8_t> rgb(3 * static_cast<size_t>(side));
+    uint8_t* const rows[3] = {&rgb[0], &rgb[side], &rgb[2 * side]};
     for (int y = 0; y < res; ++y) {
-      fetcher.fetch(y0 + y, &rgb[0], &rgb[side], &rgb[2 * side]);
-      for (int c = 0; c < 3; ++c)
-        for (int x = 0; x < res; ++x) out[c * plane + static_cast<size_t>(y) * res + x] = table.value[c][rgb[c * side + x]];
+      fetcher.fetch(y0 + y, rows);
+      write(k, rows, y);
     }
     return;
   }
@@ -445,50 +733,79 @@ void preprocess(const FrameView& frame, const Normalization& norm, float* out) {
   // The crop is square, so both axes share the same weights (and, as in
   // Pillow, both passes run because both dimensions change).
   const Weights w = detail::bilinear_weights(side, res);
-  const PaddedWeights padded(w);
+  const RowWeights row_weights(w, path != PreprocessPath::Portable);
+  const Kernels k = kernels_for(path, channels, row_weights.taps);
 
-  // Horizontal pass, only over the source rows the vertical pass will read,
-  // into three planes of 8-bit rows (res wide).
+  // One pass over the frame: each source row the vertical pass reads is
+  // converted, resampled horizontally into a ring of the last ksize rows
+  // (output row yy reads at most ksize consecutive rows, and they only move
+  // forward), and every output row whose last source row is in is finished at
+  // once. Nothing frame-sized is ever written.
   const int first_row = w.first.front();
   const int end_row = w.first.back() + w.count.back();
-  const size_t rows = static_cast<size_t>(end_row - first_row);
-  const size_t row_len = static_cast<size_t>(side) + padded.taps;  // zero tail for the padded taps
+  const int ring = w.ksize;
+  const size_t row_len = static_cast<size_t>(side) + row_weights.taps;  // zero tail for the padded taps
   std::vector<uint8_t> source(3 * row_len, 0);
-  std::vector<uint8_t> temp(3 * rows * res);
-  for (int y = first_row; y < end_row; ++y) {
-    uint8_t* r = &source[0];
-    fetcher.fetch(y0 + y, r, r + row_len, r + 2 * row_len);
-    for (int c = 0; c < 3; ++c) {
-      uint8_t* dst = &temp[(c * rows + static_cast<size_t>(y - first_row)) * res];
-#if RUCLIP_AVX2
-      if (use_avx2()) {
-        resample_channel_avx2(&source[c * row_len], padded, res, dst);
-        continue;
+  std::vector<uint8_t> horizontal(static_cast<size_t>(channels) * ring * res);
+  std::vector<uint8_t> finished(3 * static_cast<size_t>(res));
+  std::vector<const uint8_t*> taps(w.ksize);
+  uint8_t* const source_rows[3] = {&source[0], &source[row_len], &source[2 * row_len]};
+  uint8_t* const finished_rows[3] = {&finished[0], &finished[res], &finished[2 * res]};
+  uint8_t* resampled[3] = {};
+  const auto ring_row = [&](int y, int c) {
+    return &horizontal[(static_cast<size_t>(c) * ring + (y - first_row) % ring) * res];
+  };
+  int yy = 0;
+  const auto finish_through = [&](int last_row) {
+    for (; yy < res && w.first[yy] + w.count[yy] - 1 <= last_row; ++yy) {
+      for (int c = 0; c < channels; ++c) {
+        for (int t = 0; t < w.count[yy]; ++t) taps[t] = ring_row(w.first[yy] + t, c);
+        k.vpass(taps.data(), &w.coeffs[static_cast<size_t>(yy) * w.ksize], w.count[yy], res, finished_rows[c]);
       }
-#endif
-      resample_channel(&source[c * row_len], padded, res, dst);
+      write(k, finished_rows, yy);
     }
+  };
+  for (int y = first_row; y < end_row; ++y) {
+    fetcher.fetch(y0 + y, source_rows);
+    for (int c = 0; c < channels; ++c) resampled[c] = ring_row(y, c);
+    k.hpass(source_rows, row_weights, res, resampled);
+    finish_through(y);
   }
-
-  // Vertical pass. Pillow loops taps innermost; accumulating whole rows instead
-  // walks memory sequentially and, being exact integer arithmetic, gives the
-  // same sums.
-  std::vector<int32_t> acc(res);
-  for (int c = 0; c < 3; ++c) {
-    for (int yy = 0; yy < res; ++yy) {
-      std::fill(acc.begin(), acc.end(), 1 << (kPrecisionBits - 1));
-      const int32_t* k = &w.coeffs[static_cast<size_t>(yy) * w.ksize];
-      for (int t = 0; t < w.count[yy]; ++t)
-        accumulate_row(&temp[(c * rows + static_cast<size_t>(w.first[yy] + t - first_row)) * res], k[t], res,
-                       acc.data());
-      write_row(acc.data(), table.value[c], res, out + c * plane + static_cast<size_t>(yy) * res);
-    }
-  }
+  finish_through(end_row);
 }
 
 namespace detail {
-void set_preprocess_simd(bool enabled) { simd_enabled = enabled; }
-bool preprocess_simd_active() { return use_avx2(); }
+
+std::string preprocess_path_name(PreprocessPath path) {
+  switch (path) {
+    case PreprocessPath::Portable: return "portable";
+    case PreprocessPath::Avx2: return "avx2";
+  }
+  return "unknown";
+}
+
+std::vector<PreprocessPath> preprocess_paths() {
+  std::vector<PreprocessPath> paths = {PreprocessPath::Portable};
+  if (best_path() != PreprocessPath::Portable) paths.push_back(PreprocessPath::Avx2);
+  return paths;
+}
+
+void set_preprocess_path(PreprocessPath path) {
+  const std::vector<PreprocessPath> paths = preprocess_paths();
+  if (std::find(paths.begin(), paths.end(), path) == paths.end())
+    throw Error("preprocess: this CPU (RUCLIP_MAX_CPU_ISA=" + cpu_features().isa_cap + ") has no " +
+                preprocess_path_name(path) + " path");
+  forced_path.store(static_cast<int>(path), std::memory_order_relaxed);
+}
+
+PreprocessPath preprocess_path() { return active_path(); }
+
+void set_preprocess_simd(bool enabled) {
+  forced_path.store(enabled ? -1 : static_cast<int>(PreprocessPath::Portable), std::memory_order_relaxed);
+}
+
+bool preprocess_simd_active() { return active_path() != PreprocessPath::Portable; }
+
 }  // namespace detail
 
 }  // namespace ruclip

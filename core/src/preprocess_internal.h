@@ -43,9 +43,14 @@ inline CenterCrop center_crop(const FrameView& frame) {
 // YUV -> RGB with the standard matrices GStreamer uses for these
 // colorimetries: BT.601 (Kr 0.299, Kb 0.114) and BT.709 (Kr 0.2126, Kb 0.0722),
 // limited range (Y 16..235, chroma 16..240 around 128) or full range (0..255,
-// chroma around 128 over 255 steps). Each term is tabulated per 8-bit code in
-// fixed point (16 fractional bits, far finer than the final rounding), summed,
-// rounded to nearest and clamped to 0..255 per pixel.
+// chroma around 128 over 255 steps). Each term is an integer coefficient in
+// fixed point (16 fractional bits) times the code minus its offset, i.e.
+// exactly linear in the code, so vector code can multiply where scalar code
+// and the GPU look the terms up in tables; the terms are summed, rounded to
+// nearest and clamped to 0..255 per pixel. (Rounding the coefficient rather
+// than each table entry moves a term by at most |code - offset| / 2^17, under
+// 0.002 of a level: about 0.02 % of the samples of all codes come out one
+// level from the exact formula.)
 class YuvToRgb {
  public:
   static constexpr int kBits = 16;
@@ -72,16 +77,24 @@ class YuvToRgb {
   // The five tables back to back (y, r_from_v, g_from_u, g_from_v, b_from_u),
   // for uploading to the GPU, which repeats convert() with them.
   void copy_tables(int32_t out[5 * 256]) const;
-  // The tables themselves, for the vectorized row conversion.
-  struct Tables {
-    const int32_t *y, *r_from_v, *g_from_u, *g_from_v, *b_from_u;
+
+  // The same terms as multiply-adds: with Y, U, V the codes,
+  //   R = (y * Y + r_v * V + r0) >> kBits
+  //   G = (y * Y + g_u * U + g_v * V + g0) >> kBits
+  //   B = (y * Y + b_u * U + b0) >> kBits,
+  // clamped: the offsets and the rounding half are folded into r0, g0, b0.
+  // Equal to convert() for every code, in 32-bit integers without overflow.
+  struct Coeffs {
+    int32_t y, r_v, g_u, g_v, b_u;
+    int32_t r0, g0, b0;
   };
-  Tables tables() const { return {y_, r_from_v_, g_from_u_, g_from_v_, b_from_u_}; }
+  const Coeffs& coeffs() const { return coeffs_; }
 
  private:
   // Arithmetic shift of a negative sum floors, and anything below 0 clamps to 0.
   static uint8_t clamp8(int32_t x) { return static_cast<uint8_t>(std::clamp(x, 0, 255)); }
 
+  Coeffs coeffs_{};
   int32_t y_[256], r_from_v_[256], g_from_u_[256], g_from_v_[256], b_from_u_[256];
 };
 
@@ -103,9 +116,23 @@ struct NormalizeTable {
   explicit NormalizeTable(const Normalization& norm);
 };
 
-// The CPU path uses AVX2 where the processor has it (same integers, same
-// result); tests switch it off to check the portable loops against it.
+// The code paths of the CPU preprocessor. Each gives the same bytes (the same
+// integer arithmetic, vectorized differently); the best one the CPU has, as
+// ruclip::cpu_features() reports it after RUCLIP_MAX_CPU_ISA, runs unless a
+// test forces another. (No AVX-512 path: bench/preprocess.md says why.)
+enum class PreprocessPath { Portable, Avx2 };
+std::string preprocess_path_name(PreprocessPath path);
+// The paths this CPU can run, portable first, best last.
+std::vector<PreprocessPath> preprocess_paths();
+// Forces `path` for the whole process (ruclip::Error if this CPU lacks it).
+void set_preprocess_path(PreprocessPath path);
+// The path preprocess() takes now.
+PreprocessPath preprocess_path();
+
+// The switch the tests have used since the first SIMD path: false forces the
+// portable loops, true returns to the best path.
 void set_preprocess_simd(bool enabled);
+// Whether preprocess() runs vector code now.
 bool preprocess_simd_active();
 
 }  // namespace ruclip::detail
