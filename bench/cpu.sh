@@ -1,57 +1,230 @@
 #!/usr/bin/env bash
 # The CPU benchmark behind the README's speed table: ViT-B/32-224 image
-# embeddings, ours (ruclip bench, fp32 and bf16) against the reference
-# (bench/reference.py on Debian's python3-torch) at each of its thread
-# settings, batch 8 and batch 1, all in one run on an otherwise idle machine.
-#   bash bench/cpu.sh [SECONDS_PER_MEASUREMENT]      (default 20)
-# Prints JSON lines, then a summary table. Needs the build (scripts/build.sh).
+# embeddings from three contenders, alternating in one run:
+#   - the reference: bench/reference.py (ruCLIP's module structure on Debian's
+#     python3-torch) at each of its thread settings (OMP/OpenBLAS 1/N, N/1, N/N);
+#   - ONNX Runtime: the same module, same weights, exported by
+#     bench/export_onnx.py and run by bench/ort.js (onnxruntime-node, CPU EP);
+#   - ours: `ruclip bench` at each precision in PRECISIONS that it accepts.
+# Each round measures every contender at batch 8 and 1; the order of the three
+# rotates from round to round, so slow drift on the machine hits all of them.
+#   bash bench/cpu.sh [SECONDS_PER_MEASUREMENT] [ROUNDS]      (default 20 3)
+# Environment:
+#   RUCLIP=path        the ruclip binary (default build/core/ruclip; scripts/build.sh)
+#   PRECISIONS="..."   ruclip's precisions (default "fp32 bf16 int8"; one it refuses is skipped)
+#   BATCHES="8 1"      batch sizes
+#   EMULATE_AVX2=1     cap every contender's instruction set at AVX2 (a Zen 3 / Haswell-class
+#                      CPU on a bigger one) where the contender allows it; the output says which
+#   ORT_INTRA, ORT_INTER, ORT_SPINNING, ORT_MODE   ONNX Runtime's thread settings (default: the
+#                      best of bench/ort-threads.sh on 2 cores: N, 1, 1, sequential)
+# Prints JSON lines (each with the CPU, date and OPENBLAS_CORETYPE), then a
+# summary table: min-max over rounds, ratios of medians against the best
+# reference setting and against ONNX Runtime. Installs python3-torch (apt) and
+# onnxruntime-node (npm, in bench/) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-20}"
+rounds="${2:-3}"
 threads="$(nproc)"
-dpkg-query -W -f='${Status}' python3-torch 2>/dev/null | grep -q "install ok installed" ||
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-torch
-out="$(mktemp -d)"
-echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}" >&2
+ruclip="${RUCLIP:-build/core/ruclip}"
+precisions="${PRECISIONS:-fp32 bf16 int8}"
+batches="${BATCHES:-8 1}"
+geometry=vit-b32-224
+ort_settings=(--threads "${ORT_INTRA:-$threads}" --inter-op "${ORT_INTER:-1}"
+              --spinning "${ORT_SPINNING:-1}" --execution-mode "${ORT_MODE:-sequential}")
 
-for batch in 8 1; do
+# --- what the contenders need, installed once
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+installed python3-torch ||
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-torch
+command -v npm > /dev/null ||
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm
+pinned="$(python3 -c 'import json; print(json.load(open("bench/package.json"))["dependencies"]["onnxruntime-node"])')"
+have="$(node -p 'require("./bench/node_modules/onnxruntime-node/package.json").version' 2>/dev/null || true)"
+# --ignore-scripts: the package's install script fetches GPU binaries; the CPU runtime is in the package.
+[ "$have" = "$pinned" ] || (cd bench && npm ci --ignore-scripts --no-audit --no-fund)
+onnx="bench/onnx/$geometry.onnx"
+if [ ! -f "$onnx" ] || [ bench/export_onnx.py -nt "$onnx" ] || [ bench/reference.py -nt "$onnx" ]; then
+  mkdir -p bench/onnx
+  /usr/bin/python3 bench/export_onnx.py "$onnx.part" --geometry "$geometry" --reference-out "bench/onnx/$geometry.check.json"
+  mv "$onnx.part" "$onnx"
+fi
+[ -x "$ruclip" ] || { echo "cpu.sh: no ruclip binary at $ruclip (scripts/build.sh, or RUCLIP=...)" >&2; exit 1; }
+
+out="$(mktemp -d)"
+# The CPU, once: lscpu's model, family/model/stepping and the flags that decide kernels.
+lscpu | python3 -c '
+import json, os, sys
+f = dict(l.split(":", 1) for l in sys.stdin if ":" in l)
+f = {k.strip(): v.strip() for k, v in f.items()}
+want = ["avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni",
+        "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8"]
+have = set(f.get("Flags", "").split())
+c = {"model": f.get("Model name"), "family": f.get("CPU family"), "model_number": f.get("Model"),
+     "stepping": f.get("Stepping"), "cpus": os.cpu_count(), "flags": [w for w in want if w in have]}
+c["description"] = "%s (family %s model %s stepping %s), %d CPUs, %s" % (
+    c["model"], c["family"], c["model_number"], c["stepping"], c["cpus"], " ".join(c["flags"]))
+print(json.dumps(c))
+' > "$out/cpu.json"
+
+# --- the instruction-set cap
+ruclip_env=() ref_env=() ort_env=()  # ort_env stays empty: see below
+if [ "${EMULATE_AVX2:-0}" = 1 ]; then
+  # LibTorch's own pieces (OpenBLAS, oneDNN, ATen's vector kernels) are capped alike in both.
+  ref_env=(OPENBLAS_CORETYPE=Haswell ONEDNN_MAX_CPU_ISA=AVX2 DNNL_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2)
+  ruclip_env=(RUCLIP_MAX_CPU_ISA=avx2 "${ref_env[@]}")
+  # MLAS (ONNX Runtime's kernels) chooses from CPUID and XGETBV alone; no variable or
+  # session option caps it. Only a CPU (or VM, or kernel with AVX-512 state off) without
+  # AVX-512 makes it run its AVX2 kernels.
+  if grep -qw avx512f /proc/cpuinfo; then
+    ort_cap="NOT capped (MLAS picks kernels from CPUID; nothing caps it): uses this CPU's AVX-512"
+  else
+    ort_cap="not capped, but this CPU has no AVX-512: AVX2 kernels anyway"
+  fi
+  cap_line="AVX2 emulation: reference capped (${ref_env[*]}); ruclip capped (RUCLIP_MAX_CPU_ISA=avx2 and the same); ONNX Runtime $ort_cap"
+else
+  cap_line="instruction set: not capped (EMULATE_AVX2=1 caps it)"
+fi
+# The kernels OpenBLAS picks under the reference's environment (DYNAMIC_ARCH: by CPUID
+# unless OPENBLAS_CORETYPE says otherwise); ruclip's LibTorch loads the same library.
+openblas_core="$(env "${ref_env[@]}" /usr/bin/python3 -c '
+import ctypes, torch
+lib = next(l.split()[-1] for l in open("/proc/self/maps") if "libopenblas" in l)
+f = ctypes.CDLL(lib).openblas_get_corename
+f.restype = ctypes.c_char_p
+print(f().decode())' 2>/dev/null || echo unknown)"
+cap_line="$cap_line; OpenBLAS kernels: $openblas_core"
+export CAP_LINE="$cap_line" OPENBLAS_CORE="$openblas_core"
+echo "machine: $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["description"])' "$out/cpu.json"), OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}, $(date -Is)" >&2
+echo "$cap_line" >&2
+echo "raw output: $out" >&2
+
+# annotate CONTENDER ROUND CAPPED [KEY=VALUE...]: one JSON document on stdin (pretty or not)
+# becomes one line with the contender's name, the round, the CPU, the date, OPENBLAS_CORETYPE.
+annotate() {
+  python3 -c '
+import json, os, sys, datetime
+r = json.load(sys.stdin)
+contender, rnd, capped = sys.argv[2:5]
+env = dict(a.split("=", 1) for a in sys.argv[5:])
+r.setdefault("implementation", "ruclip bench")
+r.update({"contender": contender, "round": int(rnd), "cpu": json.load(open(sys.argv[1])),
+          "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+          "OPENBLAS_CORETYPE": env.get("OPENBLAS_CORETYPE", os.environ.get("OPENBLAS_CORETYPE")),
+          "isa_cap": capped})
+if not contender.startswith("onnxruntime"):  # MLAS, not OpenBLAS
+    r["openblas_core"] = os.environ["OPENBLAS_CORE"]
+if env:
+    r["capping_env"] = env
+print(json.dumps(r))' "$out/cpu.json" "$@" | tee -a "$out/all.jsonl"
+}
+# isa_cap in each line: off (EMULATE_AVX2 not set), avx2, or "NOT capped" (ONNX Runtime under EMULATE_AVX2)
+cap_of() { if [ "${EMULATE_AVX2:-0}" = 1 ]; then echo "$1"; else echo off; fi; }
+
+declare -A refused=()
+run_reference() {  # batch round
+  local setting
   for setting in "1 $threads" "$threads 1" "$threads $threads"; do
-    set -- $setting
-    OMP_NUM_THREADS=$1 OPENBLAS_NUM_THREADS=$2 /usr/bin/python3 bench/reference.py --geometry vit-b32-224 \
-      --batch "$batch" --seconds "$seconds" | tee -a "$out/reference.jsonl"
+    set -- "$1" "$2" $setting
+    env "${ref_env[@]}" OMP_NUM_THREADS="$3" OPENBLAS_NUM_THREADS="$4" /usr/bin/python3 bench/reference.py \
+      --geometry "$geometry" --batch "$1" --seconds "$seconds" |
+      annotate "reference $3/$4" "$2" "$(cap_of avx2)" "${ref_env[@]}"
   done
-  /usr/bin/python3 bench/reference.py --geometry vit-b32-224 --batch "$batch" --seconds 1 --bf16 | tee -a "$out/reference.jsonl"
-  for precision in fp32 bf16; do
-    ./build/core/ruclip bench --geometry vit-b32-224 --batch "$batch" --precision "$precision" \
-      --threads "$threads" --seconds "$seconds" | python3 -c "import json,sys; print(json.dumps(json.load(sys.stdin)))" \
-      | tee -a "$out/ours.jsonl"
+  if [ "$2" = 1 ]; then  # bf16 fails in the reference (upstream has no such path): once is enough
+    env "${ref_env[@]}" /usr/bin/python3 bench/reference.py --geometry "$geometry" --batch "$1" --seconds 1 --bf16 |
+      annotate "reference bf16" "$2" "$(cap_of avx2)" "${ref_env[@]}"
+  fi
+}
+run_ort() {  # batch round
+  local check=()
+  [ "$2" = 1 ] && [ -f "bench/onnx/$geometry.check.json" ] && check=(--check "bench/onnx/$geometry.check.json")
+  env "${ort_env[@]}" node bench/ort.js --model "$onnx" --geometry "$geometry" --batch "$1" --seconds "$seconds" \
+    "${ort_settings[@]}" "${check[@]}" | annotate "onnxruntime" "$2" "$(cap_of "NOT capped")"
+}
+run_ruclip() {  # batch round
+  local precision
+  for precision in $precisions; do
+    if [ -z "${refused[$precision]:-}" ]; then
+      if env "${ruclip_env[@]}" "$ruclip" bench --geometry "$geometry" --batch "$1" --precision "$precision" \
+          --threads "$threads" --seconds "$seconds" > "$out/ruclip.json" 2> "$out/ruclip.err"; then
+        annotate "ruclip $precision" "$2" "$(cap_of avx2)" "${ruclip_env[@]}" < "$out/ruclip.json"
+        continue
+      fi
+      refused[$precision]="$(tail -n 1 "$out/ruclip.err")"
+    elif [ "$2" != 1 ]; then
+      continue  # a refusal is said once per batch size; it is not asked again
+    fi
+    python3 -c 'import json,sys; print(json.dumps({"implementation": "ruclip bench", "precision": sys.argv[1],
+      "batch": int(sys.argv[2]), "refused": sys.argv[3]}))' "$precision" "$1" "${refused[$precision]}" |
+      annotate "ruclip $precision" "$2" "$(cap_of avx2)" "${ruclip_env[@]}"
+  done
+}
+
+contenders=(run_reference run_ort run_ruclip)
+for round in $(seq "$rounds"); do
+  for batch in $batches; do
+    for i in 0 1 2; do  # round 1: reference, ORT, ruclip; round 2: ORT, ruclip, reference; ...
+      "${contenders[$(((i + round - 1) % 3))]}" "$batch" "$round"
+    done
   done
 done
 
 python3 - "$out" <<'PY'
-import json, sys, os
+import json, os, statistics, sys
 d = sys.argv[1]
-ref = [json.loads(l) for l in open(os.path.join(d, "reference.jsonl"))]
-ours = [json.loads(l) for l in open(os.path.join(d, "ours.jsonl"))]
-print("\n| batch | implementation | precision | threads (OMP/BLAS) | images/s | batch p50 ms | vs best reference | of the limit |")
-print("|---|---|---|---|---|---|---|---|")
-for batch in (8, 1):
-    runs = [r for r in ref if r["batch"] == batch and "images_per_second" in r]
-    best = max(runs, key=lambda r: r["images_per_second"])
-    for r in runs:
-        mark = " (best)" if r is best else ""
-        print(f"| {batch} | reference{mark} | fp32 | {r['OMP_NUM_THREADS']}/{r['OPENBLAS_NUM_THREADS']} | "
-              f"{r['images_per_second']:.1f} | {r['image_batch_ms']['p50']:.0f} | {r['images_per_second'] / best['images_per_second']:.2f}x | |")
-    for r in ref:
-        if r["batch"] == batch and "error" in r:
-            print(f"| {batch} | reference | bf16 | | fails: {r['error']} | | | |")
-    for o in ours:
-        if o["batch"] != batch:
+runs = [json.loads(l) for l in open(os.path.join(d, "all.jsonl"))]
+cpu = json.load(open(os.path.join(d, "cpu.json")))
+rounds = max(r["round"] for r in runs)
+print(f"\nmachine: {cpu['description']}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}; "
+      f"{runs[0]['date'][:10]}; rounds: {rounds}")
+print(os.environ["CAP_LINE"])
+print("\n| batch | contender | precision | threads | images/s min-max | batch p50 ms | vs best reference | vs ONNX Runtime | peak RSS MiB | of the limit |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+med = statistics.median
+for batch in sorted({r["batch"] for r in runs}, reverse=True):
+    b = [r for r in runs if r["batch"] == batch]
+    names = list(dict.fromkeys(r["contender"] for r in b))
+    ok = {n: [r for r in b if r["contender"] == n and "images_per_second" in r] for n in names}
+    ips = {n: med(r["images_per_second"] for r in rs) for n, rs in ok.items() if rs}
+    refs = [n for n in ips if n.startswith("reference")]
+    best = max(refs, key=ips.get) if refs else None
+    ort = "onnxruntime" if "onnxruntime" in ips else None
+    for n in names:
+        rs = ok[n]
+        if not rs:
+            r = next(r for r in b if r["contender"] == n)
+            why = f"fails: {r['error']}" if "error" in r else f"refused: {r.get('refused')}"
+            print(f"| {batch} | {n} | {r.get('precision', '')} | | {why} | | | | | |")
             continue
-        print(f"| {batch} | ruclip bench | {o['precision']} | {o['threads']} | {o['images_per_second']:.1f} | "
-              f"{o['image_batch_ms']['p50']:.0f} | {o['images_per_second'] / best['images_per_second']:.2f}x | "
-              f"{o['fraction_of_limit']:.0%} of {o['limit_images_per_second']:.1f} |")
-print("\nmatmul GFLOP/s measured in the same run: " + ", ".join(
-    f"{o['precision']}: LibTorch {o['matmul_gflops']:.0f}" + (f", oneDNN fp32 {o['onednn_fp32_matmul_gflops']:.0f}" if o['onednn_fp32_matmul_gflops'] else "")
-    for o in ours if o["batch"] == 8))
+        r0 = rs[0]
+        v = [r["images_per_second"] for r in rs]
+        label = n + (" (best)" if n == best else "")
+        if n == "onnxruntime":
+            label = f"{r0['implementation']} ({r0['execution_mode']}, inter-op {r0['inter_op_threads']}, spinning {r0['intra_op_spinning']})"
+            if r0.get("isa_cap") == "NOT capped":
+                label += ", instruction set NOT capped"
+        if n.startswith("reference"):
+            thr = f"{r0['OMP_NUM_THREADS']}/{r0['OPENBLAS_NUM_THREADS']}"
+        else:
+            thr = str(r0["threads"])
+        limit = ""
+        if "fraction_of_limit" in r0:
+            limit = f"{med(r['fraction_of_limit'] for r in rs):.0%} of {med(r['limit_images_per_second'] for r in rs):.1f}"
+        vs_ref = f"{ips[n] / ips[best]:.2f}x" if best else ""
+        vs_ort = f"{ips[n] / ips[ort]:.2f}x" if ort else ""
+        print(f"| {batch} | {label} | {r0.get('precision', 'fp32')} | {thr} | {min(v):.1f}-{max(v):.1f} | "
+              f"{med(r['image_batch_ms']['p50'] for r in rs):.0f} | {vs_ref} | {vs_ort} | "
+              f"{max(r['peak_rss_mib'] for r in rs):.0f} | {limit} |")
+print("\nimages/s: min-max over rounds; ratios: of medians over rounds; batch p50: median over rounds; peak RSS: the largest.")
+gf = [r for r in runs if r["contender"].startswith("ruclip") and "matmul_gflops" in r and r["batch"] == max(x["batch"] for x in runs)]
+if gf:
+    parts = []
+    for p in dict.fromkeys(r["precision"] for r in gf):
+        rs = [r for r in gf if r["precision"] == p]
+        s = f"{p}: LibTorch {med(r['matmul_gflops'] for r in rs):.0f}"
+        one = [r.get("onednn_fp32_matmul_gflops") or 0 for r in rs]
+        if max(one):
+            s += f", oneDNN fp32 {med(one):.0f}"
+        parts.append(s)
+    print("matmul GFLOP/s measured in the same run (ruclip bench, median): " + "; ".join(parts))
 PY
