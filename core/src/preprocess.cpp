@@ -373,69 +373,93 @@ RUCLIP_TARGET_AVX2 inline void store_clipped(__m256i acc, int n, uint8_t* out) {
 // With kBits = 16 each result is the high half of its 32-bit sum, and a word
 // blend of the even and odd sums puts those halves back in pixel order.
 // NV12 passes the interleaved UV row as `u` (`v` unused). Returns the pixels
-// done.
+// done from x: all but at most one.
 static_assert(YuvToRgb::kBits == 16, "yuv_row_avx2 takes the results as the high 16 bits of the sums");
 RUCLIP_TARGET_AVX2 inline __m256i high_words(__m256i even, __m256i odd) {
   return _mm256_blend_epi16(_mm256_srli_epi32(even, 16), odd, 0xAA);
 }
+
+// YuvToRgb::Coeffs in vectors.
+struct YuvVectors {
+  __m256i y, r_v, g_u, g_v, b_u, r0, g0, b0;
+};
+
+// Sixteen pixels from luma[0], chroma sample 0 at u[0] (NV12: u[0], u[1]) or
+// u[0], v[0] (I420).
 template <bool kNv12>
-RUCLIP_TARGET_AVX2 int yuv_row_avx2(const YuvToRgb::Coeffs& k, const uint8_t* luma, const uint8_t* u,
-                                    const uint8_t* v, int x, int end, uint8_t* r, uint8_t* g, uint8_t* b) {
+RUCLIP_TARGET_AVX2 inline void yuv_block(const YuvVectors& k, const uint8_t* luma, const uint8_t* u, const uint8_t* v,
+                                         uint8_t* r, uint8_t* g, uint8_t* b) {
   const __m256i low = _mm256_set1_epi32(0xFFFF);
-  const __m256i ky = _mm256_set1_epi32(k.y), krv = _mm256_set1_epi32(k.r_v), kgu = _mm256_set1_epi32(k.g_u),
-                kgv = _mm256_set1_epi32(k.g_v), kbu = _mm256_set1_epi32(k.b_u);
-  const __m256i r0 = _mm256_set1_epi32(k.r0), g0 = _mm256_set1_epi32(k.g0), b0 = _mm256_set1_epi32(k.b0);
-  // x is even: from here, pointers at the current pixel and chroma sample.
-  luma += x, u += kNv12 ? x : x / 2, v += x / 2;
-  const int n = (end - x) / 16 * 16;
-  for (int i = 0; i < n; i += 16, luma += 16, u += kNv12 ? 16 : 8, v += 8) {
-    const __m256i y16 = _mm256_cvtepu8_epi16(load128(luma));
-    const __m256i ye = _mm256_mullo_epi32(_mm256_and_si256(y16, low), ky);
-    const __m256i yo = _mm256_mullo_epi32(_mm256_srli_epi32(y16, 16), ky);
-    __m256i cu, cv;
-    if (kNv12) {
-      const __m256i uv = _mm256_cvtepu8_epi16(load128(u));
-      cu = _mm256_and_si256(uv, low);
-      cv = _mm256_srli_epi32(uv, 16);
-    } else {
-      cu = _mm256_cvtepu8_epi32(load64(u));
-      cv = _mm256_cvtepu8_epi32(load64(v));
-    }
-    const __m256i tr = _mm256_add_epi32(_mm256_mullo_epi32(cv, krv), r0);
-    const __m256i tg = _mm256_add_epi32(_mm256_add_epi32(_mm256_mullo_epi32(cu, kgu), _mm256_mullo_epi32(cv, kgv)), g0);
-    const __m256i tb = _mm256_add_epi32(_mm256_mullo_epi32(cu, kbu), b0);
-    const __m256i rr = high_words(_mm256_add_epi32(ye, tr), _mm256_add_epi32(yo, tr));
-    const __m256i gg = high_words(_mm256_add_epi32(ye, tg), _mm256_add_epi32(yo, tg));
-    const __m256i bb = high_words(_mm256_add_epi32(ye, tb), _mm256_add_epi32(yo, tb));
-    // packus clamps the signed words to 0..255, per 128-bit lane: put the lanes in order.
-    const __m256i rg = _mm256_permute4x64_epi64(_mm256_packus_epi16(rr, gg), 0xD8);
-    const __m256i bx = _mm256_permute4x64_epi64(_mm256_packus_epi16(bb, bb), 0x08);
-    store128(r + i, _mm256_castsi256_si128(rg));
-    store128(g + i, _mm256_extracti128_si256(rg, 1));
-    store128(b + i, _mm256_castsi256_si128(bx));
+  const __m256i y16 = _mm256_cvtepu8_epi16(load128(luma));
+  const __m256i ye = _mm256_mullo_epi32(_mm256_and_si256(y16, low), k.y);
+  const __m256i yo = _mm256_mullo_epi32(_mm256_srli_epi32(y16, 16), k.y);
+  __m256i cu, cv;
+  if (kNv12) {
+    const __m256i uv = _mm256_cvtepu8_epi16(load128(u));
+    cu = _mm256_and_si256(uv, low);
+    cv = _mm256_srli_epi32(uv, 16);
+  } else {
+    cu = _mm256_cvtepu8_epi32(load64(u));
+    cv = _mm256_cvtepu8_epi32(load64(v));
   }
-  return n;
+  const __m256i tr = _mm256_add_epi32(_mm256_mullo_epi32(cv, k.r_v), k.r0);
+  const __m256i tg = _mm256_add_epi32(_mm256_add_epi32(_mm256_mullo_epi32(cu, k.g_u), _mm256_mullo_epi32(cv, k.g_v)), k.g0);
+  const __m256i tb = _mm256_add_epi32(_mm256_mullo_epi32(cu, k.b_u), k.b0);
+  const __m256i rr = high_words(_mm256_add_epi32(ye, tr), _mm256_add_epi32(yo, tr));
+  const __m256i gg = high_words(_mm256_add_epi32(ye, tg), _mm256_add_epi32(yo, tg));
+  const __m256i bb = high_words(_mm256_add_epi32(ye, tb), _mm256_add_epi32(yo, tb));
+  // packus clamps the signed words to 0..255, per 128-bit lane: put the lanes in order.
+  const __m256i rg = _mm256_permute4x64_epi64(_mm256_packus_epi16(rr, gg), 0xD8);
+  const __m256i bx = _mm256_permute4x64_epi64(_mm256_packus_epi16(bb, bb), 0x08);
+  store128(r, _mm256_castsi256_si128(rg));
+  store128(g, _mm256_extracti128_si256(rg, 1));
+  store128(b, _mm256_castsi256_si128(bx));
+}
+
+// Pixels x .. end - 1 of a YUV row (x even) into r, g, b from index 0, 16 at a
+// time (yuv_block), the last block moved back to end where the row does: it
+// redoes some pixels, with the same result. NV12 passes the interleaved UV row
+// as `u` (`v` unused). Returns the pixels done: all but at most one.
+template <bool kNv12>
+RUCLIP_TARGET_AVX2 int yuv_row_avx2(const YuvToRgb::Coeffs& c, const uint8_t* luma, const uint8_t* u,
+                                    const uint8_t* v, int x, int end, uint8_t* r, uint8_t* g, uint8_t* b) {
+  if (end - x < 16) return 0;
+  const YuvVectors k{_mm256_set1_epi32(c.y),   _mm256_set1_epi32(c.r_v), _mm256_set1_epi32(c.g_u),
+                     _mm256_set1_epi32(c.g_v), _mm256_set1_epi32(c.b_u), _mm256_set1_epi32(c.r0),
+                     _mm256_set1_epi32(c.g0),  _mm256_set1_epi32(c.b0)};
+  const auto chroma_u = [&](int at) { return u + (kNv12 ? at : at / 2); };
+  const int n = (end - x) / 16 * 16;
+  const uint8_t *yp = luma + x, *up = chroma_u(x), *vp = v + x / 2;
+  for (int i = 0; i < n; i += 16, yp += 16, up += kNv12 ? 16 : 8, vp += 8)
+    yuv_block<kNv12>(k, yp, up, vp, r + i, g + i, b + i);
+  if (n == end - x || n == end - x - 1) return n;
+  const int last = end - 16 - (end - x) % 2;  // even, as chroma pairs need
+  yuv_block<kNv12>(k, luma + last, chroma_u(last), v + last / 2, r + last - x, g + last - x, b + last - x);
+  return last + 16 - x;
 }
 
 // Sixteen 4-byte pixels at a time: a byte shuffle gathers R, G, B of each
 // 128-bit lane's four pixels into dwords, a dword permute puts each channel's
 // eight bytes in one qword, two unpacks join two such vectors. `mask` (32 bytes)
-// is the shuffle for the layout. Returns the pixels done.
+// is the shuffle for the layout. Returns the pixels done: all or, below 16, none.
+RUCLIP_TARGET_AVX2 inline void packed4_block(const uint8_t* p, __m256i shuffle, uint8_t* r, uint8_t* g, uint8_t* b) {
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  // qwords: R of 8 pixels, G, B, padding
+  const __m256i a = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(load256(p), shuffle), order);
+  const __m256i c = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(load256(p + 32), shuffle), order);
+  const __m256i rb = _mm256_unpacklo_epi64(a, c), gx = _mm256_unpackhi_epi64(a, c);
+  store128(r, _mm256_castsi256_si128(rb));
+  store128(g, _mm256_castsi256_si128(gx));
+  store128(b, _mm256_extracti128_si256(rb, 1));
+}
 RUCLIP_TARGET_AVX2 int packed4_row_avx2(const uint8_t* p, const uint8_t* mask, int width, uint8_t* r, uint8_t* g,
                                         uint8_t* b) {
+  if (width < 16) return 0;
   const __m256i shuffle = load256(mask);
-  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-  int x = 0;
-  for (; x + 16 <= width; x += 16) {
-    // qwords: R of 8 pixels, G, B, padding
-    const __m256i a = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(load256(p + 4 * x), shuffle), order);
-    const __m256i c = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(load256(p + 4 * x + 32), shuffle), order);
-    const __m256i rb = _mm256_unpacklo_epi64(a, c), gx = _mm256_unpackhi_epi64(a, c);
-    store128(r + x, _mm256_castsi256_si128(rb));
-    store128(g + x, _mm256_castsi256_si128(gx));
-    store128(b + x, _mm256_extracti128_si256(rb, 1));
-  }
-  return x;
+  for (int x = 0; x + 16 <= width; x += 16) packed4_block(p + 4 * x, shuffle, r + x, g + x, b + x);
+  const int x = width - 16;  // a last block that redoes some pixels, with the same result
+  if (width % 16) packed4_block(p + 4 * x, shuffle, r + x, g + x, b + x);
+  return width;
 }
 
 // Two unaligned 16-byte loads as the low and high lanes.
@@ -445,21 +469,24 @@ RUCLIP_TARGET_AVX2 inline __m256i load2x128(const uint8_t* lo, const uint8_t* hi
 
 // Thirty-two 3-byte pixels at a time: each 128-bit lane holds 16 pixels (48
 // bytes in three registers), and each channel is three byte shuffles OR-ed.
-// `masks` holds, per channel, the three 32-byte shuffles. Returns the pixels done.
-RUCLIP_TARGET_AVX2 int packed3_row_avx2(const uint8_t* p, const uint8_t* masks, int width, uint8_t* const out[3]) {
-  int x = 0;
-  for (; x + 32 <= width; x += 32) {
-    const uint8_t* q = p + 3 * x;
-    const __m256i s0 = load2x128(q, q + 48), s1 = load2x128(q + 16, q + 64), s2 = load2x128(q + 32, q + 80);
-    for (int c = 0; c < 3; ++c) {
-      const uint8_t* m = masks + 96 * c;
-      const __m256i v = _mm256_or_si256(
-          _mm256_or_si256(_mm256_shuffle_epi8(s0, load256(m)), _mm256_shuffle_epi8(s1, load256(m + 32))),
-          _mm256_shuffle_epi8(s2, load256(m + 64)));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[c] + x), v);
-    }
+// `masks` holds, per channel, the three 32-byte shuffles. Returns the pixels
+// done: all or, below 32, none.
+RUCLIP_TARGET_AVX2 inline void packed3_block(const uint8_t* p, const uint8_t* masks, int x, uint8_t* const out[3]) {
+  const uint8_t* q = p + 3 * x;
+  const __m256i s0 = load2x128(q, q + 48), s1 = load2x128(q + 16, q + 64), s2 = load2x128(q + 32, q + 80);
+  for (int c = 0; c < 3; ++c) {
+    const uint8_t* m = masks + 96 * c;
+    const __m256i v = _mm256_or_si256(
+        _mm256_or_si256(_mm256_shuffle_epi8(s0, load256(m)), _mm256_shuffle_epi8(s1, load256(m + 32))),
+        _mm256_shuffle_epi8(s2, load256(m + 64)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[c] + x), v);
   }
-  return x;
+}
+RUCLIP_TARGET_AVX2 int packed3_row_avx2(const uint8_t* p, const uint8_t* masks, int width, uint8_t* const out[3]) {
+  if (width < 32) return 0;
+  for (int x = 0; x + 32 <= width; x += 32) packed3_block(p, masks, x, out);
+  if (width % 32) packed3_block(p, masks, width - 32, out);  // redoes some pixels, with the same result
+  return width;
 }
 
 // Horizontal pass over the rows of kChannels channels (RowWeights describes the
