@@ -58,6 +58,8 @@ typedef enum {
   RUCLIP_PRECISION_FP32,
   RUCLIP_PRECISION_BF16,
   RUCLIP_PRECISION_FP16,
+  RUCLIP_PRECISION_INT8,
+  RUCLIP_PRECISION_AUTO,
 } RuClipPrecision;
 
 #define GST_TYPE_RUCLIP_PRECISION (ruclip_precision_get_type ())
@@ -67,9 +69,13 @@ ruclip_precision_get_type (void)
   static GType type = 0;
   static const GEnumValue values[] = {
     {RUCLIP_PRECISION_FP32, "32-bit float: the reference numbers", "fp32"},
-    {RUCLIP_PRECISION_BF16, "bfloat16: CPUs with AVX-512 BF16/AMX (oneDNN) and GPUs; several times faster on "
-          "those CPUs, embeddings within 1% of fp32", "bf16"},
+    {RUCLIP_PRECISION_BF16, "bfloat16: CPUs with native bf16 (AVX-512 BF16, AMX) and GPUs; several times "
+          "faster there, embeddings within 1% of fp32. On a CPU without it: fp32, with a warning", "bf16"},
     {RUCLIP_PRECISION_FP16, "float16: GPUs only", "fp16"},
+    {RUCLIP_PRECISION_INT8, "int8 linear layers (weights per channel, activations per call; oneDNN): the "
+          "reduced precision for CPUs without bf16; CPU only", "int8"},
+    {RUCLIP_PRECISION_AUTO, "the fastest whose accuracy holds here: bf16 on CPUs with native bf16, fp16 on "
+          "GPUs, else int8 where it beats fp32 on this CPU, else fp32", "auto"},
     {0, NULL, NULL},
   };
   if (g_once_init_enter (&type)) {
@@ -499,7 +505,7 @@ gst_ruclip_filter_start (GstBaseTransform * trans)
         (NULL));
     return FALSE;
   }
-  // The enum's nick ("fp32", "bf16", "fp16") is what ruclip::ModelOptions takes.
+  // The enum's nick ("fp32", "bf16", ...) is what ruclip::parse_precision takes.
   const char *precision =
       g_enum_get_value (G_ENUM_CLASS (g_type_class_peek (GST_TYPE_RUCLIP_PRECISION)), s.precision)->value_nick;
   const std::string key = s.model + "|" + s.device + "|" + std::to_string (s.num_threads) + "|" + precision;
@@ -507,8 +513,16 @@ gst_ruclip_filter_start (GstBaseTransform * trans)
     if (!st->model || st->model_key != key) {
       st->model.reset ();
       GST_INFO_OBJECT (self, "loading model %s on %s (%s)", s.model.c_str (), s.device.c_str (), precision);
-      st->model = ruclip::Model::load (s.model, {s.device, s.num_threads, precision});
+      ruclip::ModelOptions options;
+      options.device = ruclip::Device::parse (s.device);
+      options.num_threads = s.num_threads;
+      options.precision = ruclip::parse_precision (precision);
+      st->model = ruclip::Model::load (s.model, options);
       st->model_key = key;
+      const ruclip::KernelReport & kernels = st->model->kernels ();
+      GST_INFO_OBJECT (self, "%s", kernels.summary ().c_str ());
+      for (const auto & w : kernels.warnings)
+        GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS, ("%s", w.c_str ()), ("model %s", s.model.c_str ()));
     }
   } catch (const std::exception & e) {
     GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ, ("Cannot load model '%s': %s", s.model.c_str (), e.what ()),
@@ -875,7 +889,8 @@ gst_ruclip_filter_class_init (GstRuClipFilterClass * klass)
           rw_ready));
   g_object_class_install_property (gobject_class, PROP_PRECISION,
       g_param_spec_enum ("precision", "Precision",
-          "Arithmetic of the model: fp32; bf16 (CPUs with AVX-512 BF16 or AMX, and GPUs); fp16 (GPUs only)",
+          "Arithmetic of the model: fp32; bf16 (CPUs with AVX-512 BF16 or AMX, and GPUs; elsewhere fp32 and a "
+          "warning); fp16 (GPUs only); int8 (CPU); auto. The kernels chosen for this CPU are logged at INFO",
           GST_TYPE_RUCLIP_PRECISION, RUCLIP_PRECISION_FP32, rw_ready));
   g_object_class_install_property (gobject_class, PROP_BATCH_SIZE,
       g_param_spec_uint ("batch-size", "Batch size",

@@ -9,6 +9,8 @@ packages=(
   # LibTorch (CPU) and the BLAS it is fast with: without libopenblas0-pthread
   # it falls back to the reference BLAS, ~30x slower.
   libtorch-dev libopenblas0-pthread
+  # oneDNN's headers: the core calls the libdnnl.so.2 LibTorch runs on directly
+  libdnnl-dev
   # core
   nlohmann-json3-dev libzip-dev libsentencepiece-dev sentencepiece libglib2.0-dev libopencv-dev
   # GStreamer plugin and its clients

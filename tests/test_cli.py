@@ -19,8 +19,9 @@ with open(os.path.join(MODEL, "expected.json"), encoding="utf-8") as f:
     EXPECTED = json.load(f)
 
 
-def run(*args, stdin=None):
-    return subprocess.run([EXE, *args], input=stdin, capture_output=True, timeout=120)
+def run(*args, stdin=None, env=None):
+    return subprocess.run([EXE, *args], input=stdin, capture_output=True, timeout=120,
+                          env={**os.environ, **(env or {})})
 
 
 def ok_json(*args, stdin=None):
@@ -171,13 +172,56 @@ class Bench(unittest.TestCase):
         # images/s is the batch over the mean batch time
         self.assertAlmostEqual(out["images_per_second"], 4 * 1000 / out["image_batch_ms"]["mean"], delta=1e-6 * out["images_per_second"])
         self.assertEqual(out["geometry"]["image_resolution"], 32)
-        best = max(out["matmul_gflops"], out["onednn_fp32_matmul_gflops"])
-        self.assertAlmostEqual(out["fraction_of_limit"], out["images_per_second"] / (best / out["image_gflop"]))
+        self.assertAlmostEqual(out["fraction_of_limit"], out["images_per_second"] / (out["matmul_gflops"] / out["image_gflop"]))
+        # what ran, on which CPU, and what was measured to choose it
+        self.assertIn(out["linear_kernel"], ("onednn-f32", "libtorch-blas", "sgemm-split"))
+        self.assertEqual(set(out["kernel_measurements_gflops"]), {"onednn-f32", "libtorch-blas", "sgemm-split"})
+        best = max(out["kernel_measurements_gflops"], key=out["kernel_measurements_gflops"].get)
+        self.assertEqual(out["linear_kernel"], best)
+        self.assertTrue(out["cpu"]["model"])
+        self.assertIn("avx2", out["cpu"]["features"])
         self.assertEqual(set(out["preprocess"]), {"I420_1920x1080_ms", "NV12_1920x1080_ms", "RGB_1920x1080_ms"})
 
     def test_bf16(self):
         out = ok_json("bench", "--model", MODEL, "--precision", "bf16", "--seconds", "0.1", "--threads", "1")
-        self.assertEqual(out["precision"], "bf16")
+        native = any(f in out["cpu"]["features"] for f in ("avx512_bf16", "amx_bf16"))
+        self.assertEqual(out["precision"], "bf16" if native else "fp32")
+        self.assertEqual(out["warnings"] == [], native)
+
+    def test_bf16_without_native_bf16_runs_fp32_and_says_why(self):
+        # RUCLIP_MAX_CPU_ISA=avx2: the core (and oneDNN) see a Zen 3 / Haswell-class CPU
+        p = run("bench", "--model", MODEL, "--precision", "bf16", "--seconds", "0.1", "--threads", "1",
+                env={"RUCLIP_MAX_CPU_ISA": "avx2"})
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        out = json.loads(p.stdout)
+        self.assertEqual((out["precision_requested"], out["precision"]), ("bf16", "fp32"))
+        self.assertIn(out["linear_kernel"], ("onednn-f32", "libtorch-blas", "sgemm-split"))
+        self.assertNotIn("avx512f", out["cpu"]["features"])
+        self.assertIn("capped:avx2", out["cpu"]["features"])
+        self.assertIn("has no native bf16 instructions", out["warnings"][0])
+        self.assertIn("ruclip: warning: precision 'bf16': ", p.stderr.decode())
+
+    def test_int8_and_auto(self):
+        out = ok_json("bench", "--model", MODEL, "--precision", "int8", "--seconds", "0.1", "--threads", "1")
+        self.assertEqual((out["precision"], out["linear_kernel"]), ("int8", "onednn-int8"))
+        for cap in ("avx2", "all"):
+            p = run("bench", "--model", MODEL, "--precision", "auto", "--seconds", "0.1", "--threads", "1",
+                    env={"RUCLIP_MAX_CPU_ISA": cap})
+            out = json.loads(p.stdout)
+            native = any(f in out["cpu"]["features"] for f in ("avx512_bf16", "amx_bf16"))
+            self.assertEqual(out["precision_requested"], "auto")
+            if native:
+                self.assertEqual(out["precision"], "bf16")
+            else:
+                # int8 only when measured faster than fp32 here
+                self.assertIn(out["precision"], ("int8", "fp32"))
+                self.assertIn("onednn-int8", out["kernel_measurements_gflops"])
+        p = run("bench", "--model", MODEL, "--precision", "fp8")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("option --precision 'fp8': expected fp32, bf16, fp16, int8 or auto", p.stderr.decode())
+        p = run("bench", "--model", MODEL, "--seconds", "0.1", env={"RUCLIP_MAX_CPU_ISA": "avx3"})
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("RUCLIP_MAX_CPU_ISA='avx3': expected all, sse41, avx2", p.stderr.decode())
 
     def test_bad_arguments(self):
         p = run("bench", "--geometry", "vit-b64-999", "--seconds", "0.1")

@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <sstream>
 
@@ -12,6 +14,7 @@
 #include "ruclip/config.h"
 #include "ruclip/error.h"
 #include "ruclip/image.h"
+#include "ruclip/cpu.h"
 #include "ruclip/model.h"
 #include "ruclip/zero_shot.h"
 #include "test_util.h"
@@ -21,8 +24,12 @@ using ruclip_test::max_abs_diff;
 
 namespace {
 
+ruclip::ModelOptions opts(const std::string& device, int threads, const std::string& precision = "fp32") {
+  return {ruclip::Device::parse(device), threads, ruclip::parse_precision(precision)};
+}
+
 ruclip::Model& tiny_model() {
-  static auto model = ruclip::Model::load(ruclip_test::tiny_model_dir(), {"cpu", 2});
+  static auto model = ruclip::Model::load(ruclip_test::tiny_model_dir(), opts("cpu", 2));
   return *model;
 }
 
@@ -40,6 +47,24 @@ std::vector<ruclip::Image> fixture_images() {
   for (const auto& image : expected()["images"])
     images.push_back(ruclip::load_image(ruclip_test::tiny_model_dir() + "/" + image["file"].get<std::string>()));
   return images;
+}
+
+// Each fixture image's best text (by cosine) is the one upstream's logits pick.
+void expect_upstream_ranking(ruclip::Embeddings images, ruclip::Embeddings texts) {
+  images.normalize_rows();
+  texts.normalize_rows();
+  for (int i = 0; i < 5; ++i) {
+    int best = 0, want_best = 0;
+    double best_dot = -2;
+    for (int j = 0; j < texts.rows; ++j) {
+      double dot = 0;
+      for (int k = 0; k < images.dim; ++k) dot += double(images.row(i)[k]) * texts.row(j)[k];
+      if (dot > best_dot) best_dot = dot, best = j;
+      if (expected()["logits_per_image"][i][j].get<double>() > expected()["logits_per_image"][i][want_best].get<double>())
+        want_best = j;
+    }
+    EXPECT_EQ(best, want_best) << "image " << i;
+  }
 }
 
 template <typename F>
@@ -168,7 +193,7 @@ TEST(ZeroShot, ModelTemplatesReplaceTheDefaults) {
   auto config = nlohmann::json::parse(ruclip_test::read_file(dir + "/config.json"));
   config["templates"] = {"это {}"};
   ruclip_test::write_file(dir + "/config.json", config.dump());
-  auto model = ruclip::Model::load(dir, {"cpu", 1});
+  auto model = ruclip::Model::load(dir, opts("cpu", 1));
   const auto own = ruclip::build_label_set(*model, {"кошка", "собака"});
   EXPECT_EQ(own->templates, std::vector<std::string>{"это {}"});
   const auto given = ruclip::build_label_set(tiny_model(), {"кошка", "собака"}, {"это {}"});
@@ -191,7 +216,7 @@ TEST(ModelLoad, SafetensorsGivesTheSameModel) {
   ruclip::write_safetensors(dir + "/model.safetensors",
                             ruclip::read_torch_checkpoint(ruclip_test::tiny_model_dir() + "/pytorch_model.bin"));
   std::filesystem::remove(dir + "/pytorch_model.bin");
-  auto model = ruclip::Model::load(dir, {"cpu", 1});
+  auto model = ruclip::Model::load(dir, opts("cpu", 2));  // as tiny_model(): the same kernels, bit for bit
   const auto pixels = fixture_pixels();
   const auto a = model->encode_pixels(pixels.data(), 5);
   const auto b = tiny_model().encode_pixels(pixels.data(), 5);
@@ -224,15 +249,15 @@ TEST(ModelLoad, FolderProblems) {
 }
 
 TEST(ModelLoad, Devices) {
-  EXPECT_NE(error_of([] { ruclip::Model::load(ruclip_test::tiny_model_dir(), {"gpu", 1}); })
+  EXPECT_NE(error_of([] { ruclip::Model::load(ruclip_test::tiny_model_dir(), opts("gpu", 1)); })
                 .find("device 'gpu': expected cpu, cuda, cuda:N or auto"),
             std::string::npos);
-  EXPECT_NE(error_of([] { ruclip::Model::load(ruclip_test::tiny_model_dir(), {"cuda:x", 1}); }).find("device 'cuda:x'"),
+  EXPECT_NE(error_of([] { ruclip::Model::load(ruclip_test::tiny_model_dir(), opts("cuda:x", 1)); }).find("device 'cuda:x'"),
             std::string::npos);
-  auto model = ruclip::Model::load(ruclip_test::tiny_model_dir(), {"auto", 1});
+  auto model = ruclip::Model::load(ruclip_test::tiny_model_dir(), opts("auto", 1));
   EXPECT_TRUE(model->device() == "cpu" || model->device().rfind("cuda", 0) == 0);
   if (model->device() == "cpu") {
-    EXPECT_NE(error_of([] { ruclip::Model::load(ruclip_test::tiny_model_dir(), {"cuda", 1}); })
+    EXPECT_NE(error_of([] { ruclip::Model::load(ruclip_test::tiny_model_dir(), opts("cuda", 1)); })
                   .find("CUDA is not available"),
               std::string::npos);
   }
@@ -242,8 +267,9 @@ TEST(ModelLoad, Devices) {
 // direction hardly (cosine), and the ranking of the fixture's texts per image
 // stays that of fp32 and upstream.
 TEST(Precision, Bf16LatentsFollowFp32) {
-  auto bf16 = ruclip::Model::load(ruclip_test::tiny_model_dir(), {"cpu", 1, "bf16"});
-  EXPECT_EQ(bf16->precision(), "bf16");
+  auto bf16 = ruclip::Model::load(ruclip_test::tiny_model_dir(), opts("cpu", 1, "bf16"));
+  if (!ruclip::cpu_features().native_bf16()) GTEST_SKIP() << "no native bf16 on this CPU (tested: BfloatFallsBackOnCpusWithout)";
+  EXPECT_EQ(bf16->precision(), ruclip::Precision::kBf16);
   const auto pixels = fixture_pixels();
   auto images = bf16->encode_pixels(pixels.data(), 5);
   for (int i = 0; i < 5; ++i) {
@@ -258,28 +284,115 @@ TEST(Precision, Bf16LatentsFollowFp32) {
     EXPECT_GE(ruclip_test::cosine(row(texts, j), expected()["texts"][j]["text_latent"].get<std::vector<float>>()),
               0.995)
         << "text " << j;
-  images.normalize_rows();
-  texts.normalize_rows();
-  for (int i = 0; i < 5; ++i) {
-    int best = 0, want_best = 0;
-    double best_dot = -2;
-    for (int j = 0; j < texts.rows; ++j) {
-      double dot = 0;
-      for (int k = 0; k < images.dim; ++k) dot += double(images.row(i)[k]) * texts.row(j)[k];
-      if (dot > best_dot) best_dot = dot, best = j;
-      if (expected()["logits_per_image"][i][j].get<double>() > expected()["logits_per_image"][i][want_best].get<double>())
-        want_best = j;
-    }
-    EXPECT_EQ(best, want_best) << "image " << i;
+  expect_upstream_ranking(images, texts);
+}
+
+// The text tower is causal and pools at the first eos: a batch is computed
+// only as far as its longest text. A short text batched with one that fills
+// the whole context (so computed over all positions) gets the latent it gets
+// alone (computed over its own length only).
+TEST(TextEncoding, ShortTextsEqualFullContext) {
+  const ruclip::ModelConfig& c = tiny_model().config();
+  std::vector<int64_t> full(c.context_length, 0);
+  full[0] = c.bos_id;
+  for (int i = 1; i < c.context_length - 1; ++i) full[i] = 100 + i;
+  full[c.context_length - 1] = c.eos_id;
+  int short_texts = 0;
+  for (const auto& t : expected()["texts"]) {
+    const auto ids = t["input_ids"].get<std::vector<int64_t>>();
+    if (std::find(ids.begin(), ids.end(), c.eos_id) - ids.begin() >= c.context_length - 1) continue;  // fills it
+    ++short_texts;
+    const auto alone = tiny_model().encode_token_ids({ids});
+    const auto with_full = tiny_model().encode_token_ids({ids, full});
+    EXPECT_LE(max_abs_diff(row(alone, 0), row(with_full, 0)), 1e-5) << t["text"];
+    EXPECT_GT(max_abs_diff(row(alone, 0), row(with_full, 1)), 1e-3) << "the long text's latent, not its own";
   }
+  EXPECT_GE(short_texts, 5);
+}
+
+// More texts than one batch, of mixed lengths, in no order: each latent lands
+// in its own row, equal to encoding that text alone.
+TEST(TextEncoding, BatchesKeepEachTextInItsRow) {
+  std::vector<std::vector<int64_t>> ids;
+  for (int i = 0; i < 150; ++i) ids.push_back(expected()["texts"][(i * 7) % 10]["input_ids"].get<std::vector<int64_t>>());
+  const auto all = tiny_model().encode_token_ids(ids);
+  ASSERT_EQ(all.rows, 150);
+  for (int i = 0; i < 150; i += 13)
+    EXPECT_LE(max_abs_diff(row(all, i), expected()["texts"][(i * 7) % 10]["text_latent"].get<std::vector<float>>()),
+              1e-4)
+        << "row " << i;
+}
+
+// Every float32 kernel (RUCLIP_FP32_KERNEL forces one instead of the
+// measured choice) gives upstream's latents, images and texts, at 1 and 2
+// threads (the split kernel divides the columns among them).
+TEST(Precision, EveryFp32KernelMatchesUpstream) {
+  const auto pixels = fixture_pixels();
+  std::vector<std::vector<int64_t>> ids;
+  for (const auto& t : expected()["texts"]) ids.push_back(t["input_ids"].get<std::vector<int64_t>>());
+  for (const char* kernel : {"libtorch-blas", "sgemm-split", "onednn-f32"})
+    for (int threads : {1, 2}) {
+      setenv("RUCLIP_FP32_KERNEL", kernel, 1);
+      auto model = ruclip::Model::load(ruclip_test::tiny_model_dir(), opts("cpu", threads));
+      unsetenv("RUCLIP_FP32_KERNEL");
+      EXPECT_EQ(model->kernels().linear_kernel, kernel);
+      const auto images = model->encode_pixels(pixels.data(), 5);
+      for (int i = 0; i < 5; ++i)
+        EXPECT_LE(max_abs_diff(row(images, i), expected()["images"][i]["image_latent"].get<std::vector<float>>()),
+                  1e-4)
+            << kernel << " image " << i;
+      const auto texts = model->encode_token_ids(ids);
+      for (int j = 0; j < texts.rows; ++j)
+        EXPECT_LE(max_abs_diff(row(texts, j), expected()["texts"][j]["text_latent"].get<std::vector<float>>()), 1e-4)
+            << kernel << " text " << j;
+    }
+  setenv("RUCLIP_FP32_KERNEL", "gemm", 1);
+  EXPECT_NE(error_of([] { ruclip::Model::load(ruclip_test::tiny_model_dir(), opts("cpu", 1)); })
+                .find("RUCLIP_FP32_KERNEL='gemm': expected one of sgemm-split, onednn-f32, libtorch-blas"),
+            std::string::npos);
+  unsetenv("RUCLIP_FP32_KERNEL");
+}
+
+// int8 linear layers: image latents keep their direction (cosine >= 0.99)
+// and the fixture's texts rank per image as upstream ranks them.
+TEST(Precision, Int8LatentsFollowFp32) {
+  auto int8 = ruclip::Model::load(ruclip_test::tiny_model_dir(), opts("cpu", 1, "int8"));
+  EXPECT_EQ(int8->precision(), ruclip::Precision::kInt8);
+  EXPECT_EQ(int8->kernels().linear_kernel, "onednn-int8");
+  const auto pixels = fixture_pixels();
+  auto images = int8->encode_pixels(pixels.data(), 5);
+  std::vector<std::vector<int64_t>> ids;
+  for (const auto& t : expected()["texts"]) ids.push_back(t["input_ids"].get<std::vector<int64_t>>());
+  auto texts = int8->encode_token_ids(ids);
+  for (int i = 0; i < 5; ++i) {
+    const auto want = expected()["images"][i]["image_latent"].get<std::vector<float>>();
+    EXPECT_GE(ruclip_test::cosine(row(images, i), want), 0.99) << "image " << i;
+    EXPECT_GT(max_abs_diff(row(images, i), want), 1e-5) << "int8 gave fp32's exact numbers: not int8?";
+  }
+  for (int j = 0; j < texts.rows; ++j)
+    EXPECT_GE(ruclip_test::cosine(row(texts, j), expected()["texts"][j]["text_latent"].get<std::vector<float>>()), 0.99)
+        << "text " << j;
+  expect_upstream_ranking(images, texts);
+}
+
+// The report says what runs and was measured, and auto picks a precision.
+TEST(Precision, KernelReportAndAuto) {
+  auto model = ruclip::Model::load(ruclip_test::tiny_model_dir(), opts("cpu", 1, "auto"));
+  const ruclip::KernelReport& r = model->kernels();
+  EXPECT_EQ(r.requested, "auto");
+  EXPECT_NE(model->precision(), ruclip::Precision::kAuto);
+  EXPECT_EQ(r.precision, ruclip::precision_name(model->precision()));
+  if (ruclip::cpu_features().native_bf16()) EXPECT_EQ(model->precision(), ruclip::Precision::kBf16);
+  EXPECT_NE(r.summary().find("linear layers on " + r.linear_kernel), std::string::npos) << r.summary();
+  EXPECT_EQ(r.cpu_model, ruclip::cpu_features().model);
 }
 
 TEST(Precision, Errors) {
-  EXPECT_NE(error_of([] { ruclip::Model::load(ruclip_test::tiny_model_dir(), {"cpu", 1, "fp16"}); })
+  EXPECT_NE(error_of([] { ruclip::Model::load(ruclip_test::tiny_model_dir(), opts("cpu", 1, "fp16")); })
                 .find("precision 'fp16' needs a CUDA device"),
             std::string::npos);
-  EXPECT_NE(error_of([] { ruclip::Model::load(ruclip_test::tiny_model_dir(), {"cpu", 1, "int8"}); })
-                .find("precision 'int8': expected fp32, bf16 or fp16"),
+  EXPECT_NE(error_of([] { ruclip::parse_precision("int4"); })
+                .find("precision 'int4': expected fp32, bf16, fp16, int8 or auto"),
             std::string::npos);
 }
 
@@ -295,7 +408,7 @@ TEST(Geometry, PublishedGeometriesAndTheirCost) {
             std::string::npos);
   ruclip::ModelConfig c = ruclip::published_geometry("vit-b32-224");
   c.vision_layers = c.transformer_layers = 1;  // the real widths, fewer layers: fast
-  auto model = ruclip::Model::random(c, 3, {"cpu", 1});
+  auto model = ruclip::Model::random(c, 3, opts("cpu", 1));
   std::vector<float> pixels(2 * 3 * 224 * 224, 0.5f);
   const auto e = model->encode_pixels(pixels.data(), 2);
   EXPECT_EQ(e.rows, 2);
@@ -353,7 +466,7 @@ TEST(SentencePieceInTorchProcess, EncodesLikeSpmEncode) {
   const std::string model = ruclip_test::copy_tiny_model();
   std::filesystem::remove(model + "/bpe.model");
   std::filesystem::copy_file(dir + "/sentencepiece.model", model + "/sentencepiece.model");
-  auto m = ruclip::Model::load(model, {"cpu", 1});
+  auto m = ruclip::Model::load(model, opts("cpu", 1));
   const auto ids16 = m->tokenize("Кошка");
   EXPECT_EQ(ids16[0], 2);
   const auto e = m->encode_text({"кошка", "собака"});

@@ -5,7 +5,7 @@
 #include <chrono>
 
 #include "clip_weights.h"
-#include "device.h"
+#include "linear.h"
 #include "ruclip/error.h"
 
 namespace ruclip {
@@ -28,38 +28,29 @@ double text_gflop(const ModelConfig& c) {
   return (c.transformer_layers * block_flop(c.context_length, w) + 2 * w * c.embed_dim) / 1e9;
 }
 
-double matmul_gflops(const ModelOptions& options, MatmulPath path, double seconds) {
-  const torch::Device device = detail::pick_device(options.device);
-  const torch::ScalarType dtype = detail::pick_dtype(options.precision, device);
-  const bool onednn = path == MatmulPath::kOneDnn;
-  if (onednn && (!at::hasMKLDNN() || device.is_cuda() || dtype != torch::kFloat32)) return 0;
-  const bool blas = !onednn && device.is_cpu() && dtype == torch::kFloat32;
-  detail::set_cpu_threads(options.num_threads, blas ? detail::ThreadPlan::kBlas : detail::ThreadPlan::kOneDnn);
+double matmul_gflops(const Model& model, double seconds) {
   c10::InferenceMode guard;
   const int64_t n = 2048;
-  const torch::Tensor a = torch::randn({n, n}).to(device, dtype), b = torch::randn({n, n}).to(device, dtype);
-  const torch::Tensor b_onednn = onednn ? b.to_mkldnn() : torch::Tensor();
-  auto run = [&] {
-    if (onednn) {
-      torch::mkldnn_linear(a.to_mkldnn(), b_onednn, {}).to_dense();
-      return;
+  const std::string& kernel = model.kernels().linear_kernel;
+  if (kernel == "cuda") {
+    const torch::Device device(model.device());
+    const torch::ScalarType dtype = model.precision() == Precision::kFp32   ? torch::kFloat32
+                                    : model.precision() == Precision::kBf16 ? torch::kBFloat16
+                                                                            : torch::kFloat16;
+    const torch::Tensor a = torch::randn({n, n}).to(device, dtype), b = torch::randn({n, n}).to(device, dtype);
+    double best = 0, spent = 0;
+    for (int i = 0; i < 50 && (i < 4 || spent < seconds); ++i) {
+      const auto start = std::chrono::steady_clock::now();
+      torch::mm(a, b).cpu();  // waits for the kernel
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (i > 0) spent += s, best = std::max(best, 2.0 * n * n * n / s / 1e9);  // the first: cuBLAS setup
     }
-    torch::Tensor c = torch::mm(a, b);
-    if (device.is_cuda()) c.cpu();  // wait for the kernel
-  };
-  run();  // first call: library initialization, kernel selection
-  double best = 0, spent = 0;
-  for (int i = 0; i < 3 || spent < seconds; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    run();
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    spent += s;
-    best = std::max(best, 2.0 * n * n * n / s / 1e9);
-    if (i >= 50) break;
+    return best;
   }
-  // Back to the plan the model runs with.
-  detail::set_cpu_threads(options.num_threads, detail::ThreadPlan::kOneDnn);
-  return best;
+  for (detail::LinearKernel k : {detail::LinearKernel::kLibTorch, detail::LinearKernel::kSgemmSplit, detail::LinearKernel::kOneDnnF32,
+                                 detail::LinearKernel::kOneDnnBf16, detail::LinearKernel::kOneDnnInt8})
+    if (kernel.rfind(detail::linear_kernel_name(k), 0) == 0) return detail::measure_linear_gflops(k, n, n, n, seconds);
+  throw Error("matmul_gflops: unknown kernel '" + kernel + "'");
 }
 
 }  // namespace ruclip

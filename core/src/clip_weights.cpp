@@ -23,35 +23,34 @@ Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b) {
   return torch::layer_norm(x, {x.size(-1)}, w, b, 1e-5);
 }
 
-// x W^T + b over the last dimension; through oneDNN when a oneDNN copy of W
-// was prepared (its input and output are converted, which costs far less
-// than the product gains over the BLAS).
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& w_onednn) {
-  if (!w_onednn.defined()) return torch::linear(x, w, b);
-  std::vector<int64_t> shape = x.sizes().vec();
-  shape.back() = w.size(0);
-  return torch::mkldnn_linear(x.reshape({-1, x.size(-1)}).to_mkldnn(), w_onednn, b).to_dense().view(shape);
+// x W^T + b (+ epilogue) over the last dimension: on the inference kernel
+// when prepare_inference made one, else LibTorch's (training, autograd).
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, const Linear& layer, Epilogue epilogue = Epilogue::kNone,
+              const Tensor& residual = {}) {
+  if (layer.defined()) return layer.forward(x, epilogue, residual);
+  Tensor y = torch::linear(x, w, b);
+  if (epilogue == Epilogue::kQuickGelu) return y * torch::sigmoid(1.702 * y);
+  if (epilogue == Epilogue::kAddResidual) return residual + y;
+  return y;
 }
 
-// nn.MultiheadAttention(x, x, x) on a batch-first [N, L, D] tensor.
-Tensor self_attention(const Tensor& x, const Block& b, int64_t heads, const c10::optional<Tensor>& mask) {
-  const int64_t n = x.size(0), l = x.size(1), d = x.size(2), head_dim = d / heads;
-  Tensor qkv = linear(x, b.in_proj_w, b.in_proj_b, b.in_proj_onednn)
-                   .view({n, l, 3, heads, head_dim})
-                   .permute({2, 0, 3, 1, 4});
+// x + out_proj(nn.MultiheadAttention(h, h, h)) on batch-first [N, L, D] tensors, h = ln_1(x).
+Tensor attention_residual(const Tensor& x, const Tensor& h, const Block& b, int64_t heads,
+                          const c10::optional<Tensor>& mask) {
+  const int64_t n = h.size(0), l = h.size(1), d = h.size(2), head_dim = d / heads;
+  Tensor qkv = linear(h, b.in_proj_w, b.in_proj_b, b.in_proj).view({n, l, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});
   Tensor q = qkv[0] / std::sqrt(static_cast<double>(head_dim));
   Tensor scores = torch::matmul(q, qkv[1].transpose(-2, -1));  // [N, H, L, L]
   if (mask) scores = scores + *mask;
   Tensor out = torch::matmul(torch::softmax(scores, -1), qkv[2]);  // [N, H, L, Dh]
   out = out.permute({0, 2, 1, 3}).reshape({n, l, d});
-  return linear(out, b.out_proj_w, b.out_proj_b, b.out_proj_onednn);
+  return linear(out, b.out_proj_w, b.out_proj_b, b.out_proj, Epilogue::kAddResidual, x);
 }
 
 Tensor residual_block(Tensor x, const Block& b, int64_t heads, const c10::optional<Tensor>& mask) {
-  x = x + self_attention(layer_norm(x, b.ln_1_w, b.ln_1_b), b, heads, mask);
-  Tensor h = linear(layer_norm(x, b.ln_2_w, b.ln_2_b), b.c_fc_w, b.c_fc_b, b.c_fc_onednn);
-  h = h * torch::sigmoid(1.702 * h);  // QuickGELU
-  return x + linear(h, b.c_proj_w, b.c_proj_b, b.c_proj_onednn);
+  x = attention_residual(x, layer_norm(x, b.ln_1_w, b.ln_1_b), b, heads, mask);
+  Tensor h = linear(layer_norm(x, b.ln_2_w, b.ln_2_b), b.c_fc_w, b.c_fc_b, b.c_fc, Epilogue::kQuickGelu);
+  return linear(h, b.c_proj_w, b.c_proj_b, b.c_proj, Epilogue::kAddResidual, x);
 }
 
 void block_parameters(std::vector<NamedParameter>& out, std::vector<Block>& blocks, const std::string& prefix,
@@ -124,13 +123,17 @@ Tensor ClipWeights::encode_image(const Tensor& pixels) const {
   return torch::matmul(x, visual_proj);
 }
 
-Tensor ClipWeights::encode_text(const Tensor& ids) const {
-  Tensor x = torch::embedding(token_embedding, ids) + text_positional;
-  for (const Block& b : text_blocks) x = residual_block(x, b, config.transformer_heads, causal_mask);
-  x = layer_norm(x, ln_final_w, ln_final_b);
+Tensor ClipWeights::encode_text(const Tensor& ids, bool full_context) const {
   // Pool at the first eos (upstream: torch.where(input_ids == eos_id)[1]).
-  Tensor eos_pos = (ids == config.eos_id).to(torch::kInt32).argmax(1);
+  const Tensor eos_pos = (ids == config.eos_id).to(torch::kInt32).argmax(1);
+  const int64_t length = full_context ? ids.size(1) : eos_pos.max().item<int64_t>() + 1;
+  using torch::indexing::Slice;
+  const Tensor used = ids.index({Slice(), Slice(0, length)});
+  const Tensor mask = causal_mask.index({Slice(0, length), Slice(0, length)});
+  Tensor x = torch::embedding(token_embedding, used) + text_positional.index({Slice(0, length)});
+  for (const Block& b : text_blocks) x = residual_block(x, b, config.transformer_heads, mask);
   x = x.index({torch::arange(x.size(0), ids.options()), eos_pos});
+  x = layer_norm(x, ln_final_w, ln_final_b);  // per position: the same on the pooled rows alone
   return torch::matmul(x, text_projection);
 }
 
@@ -143,16 +146,19 @@ void ClipWeights::to(const torch::Device& device, torch::ScalarType dtype) {
   causal_mask = causal_mask.to(device, dtype);
 }
 
-void ClipWeights::prepare_inference() {
-  // bf16 products already go to oneDNN inside torch::linear; float32 ones go
-  // to the BLAS (OpenBLAS here, limited to its AVX2 kernels on these machines).
-  if (!at::hasMKLDNN() || !conv1_w.device().is_cpu() || conv1_w.scalar_type() != torch::kFloat32) return;
+void ClipWeights::prepare_inference(LinearKernel kernel) {
+  const bool packs = kernel != LinearKernel::kLibTorch;
   for (auto* blocks : {&visual_blocks, &text_blocks})
     for (Block& b : *blocks) {
-      b.in_proj_onednn = b.in_proj_w.to_mkldnn();
-      b.out_proj_onednn = b.out_proj_w.to_mkldnn();
-      b.c_fc_onednn = b.c_fc_w.to_mkldnn();
-      b.c_proj_onednn = b.c_proj_w.to_mkldnn();
+      // Layer by layer, so the packed and the dense copy of one weight at
+      // most are held together.
+      for (auto [layer, w, bias] : {std::tuple{&b.in_proj, &b.in_proj_w, &b.in_proj_b},
+                                    std::tuple{&b.out_proj, &b.out_proj_w, &b.out_proj_b},
+                                    std::tuple{&b.c_fc, &b.c_fc_w, &b.c_fc_b},
+                                    std::tuple{&b.c_proj, &b.c_proj_w, &b.c_proj_b}}) {
+        *layer = Linear(*w, *bias, kernel);
+        if (packs) *w = Tensor();
+      }
     }
 }
 
@@ -255,15 +261,32 @@ StateDict to_state_dict(ClipWeights& w) {
 }
 
 TensorData to_tensor_data(const Tensor& t) {
+  // A copy: `t` (a parameter being trained, say) may change afterwards.
   const Tensor c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
-  auto storage = std::make_shared<std::vector<uint8_t>>(c.numel() * sizeof(float));
-  std::memcpy(storage->data(), c.data_ptr<float>(), storage->size());
-  return TensorData{DType::F32, c.sizes().vec(), c.strides().vec(), 0, storage};
+  std::shared_ptr<Storage> storage = Storage::allocate(c.numel() * sizeof(float));
+  if (storage->size() > 0) std::memcpy(storage->writable_data(), c.data_ptr<float>(), storage->size());
+  return TensorData{DType::F32, c.sizes().vec(), c.strides().vec(), 0, std::move(storage)};
 }
 
 Tensor to_tensor(const TensorData& t) {
-  std::vector<float> values = t.to_float();
-  return torch::from_blob(values.data(), t.shape, torch::kFloat32).clone();
+  // A float32 row-major view into a reader's buffer that no other TensorData
+  // refers to becomes a tensor on those very bytes: the file's storage, read
+  // once, is the parameter (it lives as long as the tensor; training writes
+  // to it in place). A storage several views share is copied, so that two
+  // parameters never alias.
+  const std::shared_ptr<const Storage>& storage = t.storage.shared();
+  if (t.dtype == DType::F32 && storage && storage->writable_data() && storage.use_count() == 1) {
+    const uint8_t* first = t.contiguous_data();
+    if (first && reinterpret_cast<uintptr_t>(first) % alignof(float) == 0) {
+      uint8_t* data = storage->writable_data() + (first - storage->data());
+      return torch::from_blob(data, t.shape, [keep = storage](void*) {}, torch::kFloat32);
+    }
+  }
+  // Other dtypes and views: converted once, into memory the tensor owns.
+  auto values = std::make_shared<std::vector<float>>(t.to_float());
+  if (values->empty()) return torch::empty(t.shape, torch::kFloat32);
+  float* data = values->data();
+  return torch::from_blob(data, t.shape, [keep = std::move(values)](void*) {}, torch::kFloat32);
 }
 
 }  // namespace ruclip::detail

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "linear.h"
 #include "ruclip/checkpoint.h"
 #include "ruclip/config.h"
 
@@ -16,9 +17,10 @@ using torch::Tensor;
 struct Block {
   Tensor ln_1_w, ln_1_b, in_proj_w, in_proj_b, out_proj_w, out_proj_b;
   Tensor ln_2_w, ln_2_b, c_fc_w, c_fc_b, c_proj_w, c_proj_b;
-  // The four linear weights as oneDNN tensors (undefined unless
-  // ClipWeights::prepare_inference chose oneDNN for float32 on the CPU).
-  Tensor in_proj_onednn, out_proj_onednn, c_fc_onednn, c_proj_onednn;
+  // The four linear layers on the inference kernel (undefined for training:
+  // ClipWeights::prepare_inference makes them; the oneDNN kernels keep the
+  // only copy of the weights, the dense *_w above are dropped then).
+  Linear in_proj, out_proj, c_fc, c_proj;
 };
 
 // One parameter: its upstream state-dict name, the tensor, its shape per config.json.
@@ -49,26 +51,31 @@ struct ClipWeights {
   std::vector<NamedParameter> parameters();
 
   Tensor encode_image(const Tensor& pixels) const;  // [N, 3, R, R] -> [N, embed_dim]
-  Tensor encode_text(const Tensor& ids) const;      // [N, L] int64 -> [N, embed_dim]
+  // [N, L] int64 -> [N, embed_dim]. Computed only up to the batch's last
+  // first-eos position: the tower is causal and pools there, so later
+  // positions can't change the result. `full_context` computes all L (tests).
+  Tensor encode_text(const Tensor& ids, bool full_context = false) const;
 
   // Moves every tensor; `dtype` (float32, bfloat16, float16) is the
   // arithmetic of both towers from then on (inputs are cast to it), except
   // LayerNorm, which stays float32 as in upstream CLIP.
   void to(const torch::Device& device, torch::ScalarType dtype = torch::kFloat32);
-  // After `to`, for inference only (no autograd through it): on the CPU in
-  // float32, keeps oneDNN copies of the blocks' linear weights, so their
-  // products run on oneDNN's AVX-512 kernels instead of the BLAS.
-  void prepare_inference();
+  // After `to`, for inference only (no autograd through it): puts the blocks'
+  // linear layers on `kernel` (linear.h). A oneDNN kernel packs each weight
+  // into its layout and the dense tensor is released: one copy of the weights.
+  void prepare_inference(LinearKernel kernel);
 };
 
 // Uses `threads` CPU threads (0: all online CPUs) without oversubscribing:
-// LibTorch's OpenMP pool and OpenBLAS's own threads would multiply, so only
-// one of them gets `threads`, the other one thread.
-//  - kBlas (training): matrix products (forward and backward) go to OpenBLAS.
-//  - kOneDnn (inference): they go to oneDNN (bf16, and float32 after
-//    prepare_inference), which runs in LibTorch's OpenMP pool.
+// LibTorch's OpenMP pool and OpenBLAS's own threads would multiply (each
+// spins while the other works), so only one of them gets `threads`, the
+// other one thread.
+//  - kBlas: OpenBLAS multithreads its products (training; the libtorch-blas
+//    inference kernel), everything else runs on one thread.
+//  - kOpenMp: LibTorch's OpenMP pool has the threads; oneDNN and the
+//    sgemm-split kernel run their products there too.
 // Process-wide, like the libraries' own settings.
-enum class ThreadPlan { kBlas, kOneDnn };
+enum class ThreadPlan { kBlas, kOpenMp };
 void set_cpu_threads(int threads, ThreadPlan plan);
 
 // Fills `w` from a state dict; throws one ruclip::Error listing every missing,

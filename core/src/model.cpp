@@ -4,12 +4,14 @@
 
 #include <torch/torch.h>
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <sstream>
 
 #include "clip_weights.h"
-#include "device.h"
+#include "kernel_choice.h"
 #include "ruclip/checkpoint.h"
 #include "ruclip/error.h"
 #include "ruclip/tokenizer.h"
@@ -22,43 +24,74 @@ namespace {
 
 using torch::Tensor;
 
+// Texts per forward pass: bounds the activations (a 1200-text label set is
+// 19 passes, not one of 1200 x 77 positions).
+constexpr size_t kTextBatch = 64;
+
+std::string device_error(const std::string& name) {
+  return "device '" + name + "': expected cpu, cuda, cuda:N or auto";
+}
+
 }  // namespace
 
-namespace detail {
-
-torch::Device pick_device(const std::string& name) {
-  if (name == "cpu") return torch::kCPU;
-  if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
-  if (name == "cuda" || name.rfind("cuda:", 0) == 0) {
-    int index = 0;
-    if (name.size() > 5) {
-      const std::string digits = name.substr(5);
-      if (digits.empty() || digits.size() > 3 || !std::all_of(digits.begin(), digits.end(), ::isdigit))
-        throw Error("device '" + name + "': expected cpu, cuda, cuda:N or auto");
-      index = std::stoi(digits);
-    }
-    if (!torch::cuda::is_available())
-      throw Error("device '" + name + "': CUDA is not available (this LibTorch has no CUDA support or no GPU is visible)");
-    if (index >= static_cast<int>(torch::cuda::device_count()))
-      throw Error("device '" + name + "': only " + std::to_string(torch::cuda::device_count()) + " CUDA device(s) present");
-    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+Device Device::parse(const std::string& name) {
+  Device d;
+  if (name == "cpu") return d;
+  if (name == "auto") {
+    d.kind = Kind::kAuto;
+    return d;
   }
-  throw Error("device '" + name + "': expected cpu, cuda, cuda:N or auto");
+  if (name != "cuda" && name.rfind("cuda:", 0) != 0) throw Error(device_error(name));
+  d.kind = Kind::kCuda;
+  if (name.size() > 4) {
+    const std::string digits = name.substr(5);
+    if (digits.empty() || digits.size() > 3 || !std::all_of(digits.begin(), digits.end(), ::isdigit))
+      throw Error(device_error(name));
+    d.index = std::stoi(digits);
+  }
+  return d;
 }
 
-// fp16 on the CPU is refused: LibTorch 1.13 has no fast CPU kernels for it.
-torch::ScalarType pick_dtype(const std::string& precision, const torch::Device& device) {
-  if (precision == "fp32") return torch::kFloat32;
-  if (precision == "bf16") return torch::kBFloat16;
-  if (precision == "fp16") {
-    if (!device.is_cuda())
-      throw Error("precision 'fp16' needs a CUDA device; on the CPU use bf16 or fp32");
-    return torch::kFloat16;
+std::string Device::str() const {
+  switch (kind) {
+    case Kind::kCpu: return "cpu";
+    case Kind::kAuto: return "auto";
+    case Kind::kCuda: break;
   }
-  throw Error("precision '" + precision + "': expected fp32, bf16 or fp16");
+  return "cuda:" + std::to_string(index);
 }
 
-}  // namespace detail
+Precision parse_precision(const std::string& name) {
+  for (Precision p : {Precision::kFp32, Precision::kBf16, Precision::kFp16, Precision::kInt8, Precision::kAuto})
+    if (name == precision_name(p)) return p;
+  throw Error("precision '" + name + "': expected fp32, bf16, fp16, int8 or auto");
+}
+
+const char* precision_name(Precision precision) {
+  switch (precision) {
+    case Precision::kFp32: return "fp32";
+    case Precision::kBf16: return "bf16";
+    case Precision::kFp16: return "fp16";
+    case Precision::kInt8: return "int8";
+    case Precision::kAuto: return "auto";
+  }
+  return "?";
+}
+
+std::string KernelReport::summary() const {
+  std::ostringstream out;
+  out << "precision " << precision << " (asked " << requested << "), linear layers on " << linear_kernel;
+  if (!measured_gflops.empty()) {
+    out << " (measured";
+    for (size_t i = 0; i < measured_gflops.size(); ++i)
+      out << (i ? ", " : " ") << measured_gflops[i].first << " " << static_cast<int>(measured_gflops[i].second + 0.5)
+          << " GFLOP/s";
+    out << ")";
+  }
+  out << "; CPU " << (cpu_model.empty() ? "unknown" : cpu_model) << ":";
+  for (const auto& f : cpu_features) out << " " << f;
+  return out.str();
+}
 
 void Embeddings::normalize_rows() {
   for (int i = 0; i < rows; ++i) {
@@ -75,8 +108,7 @@ struct Model::Impl {
   std::string directory;
   std::unique_ptr<Tokenizer> tokenizer;
   torch::Device device = torch::kCPU;
-  std::string precision = "fp32";
-  torch::ScalarType dtype = torch::kFloat32;
+  detail::KernelPlan plan;
   std::unique_ptr<detail::ClipWeights> weights;
   float logit_scale = 0;
 #ifdef RUCLIP_HAVE_CUDA_PREPROCESS
@@ -84,19 +116,21 @@ struct Model::Impl {
   std::unique_ptr<CudaPreprocessor> gpu_preprocessor;
 #endif
 
-  // Device, precision and threads from `options`; throws on bad values
-  // before anything large is read.
-  void configure(const ModelOptions& options) {
-    device = detail::pick_device(options.device);
-    dtype = detail::pick_dtype(options.precision, device);
-    precision = options.precision;
+  // Device, kernels, precision and threads; throws on bad values before
+  // anything large is read.
+  void configure(const ModelOptions& options, const ModelConfig& config) {
     if (options.num_threads < 0) throw Error("num-threads must be 0 (all CPUs) or positive");
-    detail::set_cpu_threads(options.num_threads, detail::ThreadPlan::kOneDnn);
+    device = detail::to_torch_device(options.device);
+    plan = detail::choose_kernels(options.precision, device, config, options.num_threads);
   }
   void place_weights() {
     logit_scale = std::exp(weights->logit_scale.item<float>());
-    weights->to(device, dtype);
-    weights->prepare_inference();
+    weights->to(device, plan.dtype);
+    weights->prepare_inference(plan.kernel);
+    // The dense weights just released were mostly below glibc's (adaptive)
+    // mmap threshold: hand their pages back, or they stay in the process's
+    // RSS as free heap (~100 MB for a ViT-B/32).
+    malloc_trim(0);
   }
 };
 
@@ -109,7 +143,7 @@ std::unique_ptr<Model> Model::load(const std::string& model_dir, const ModelOpti
   auto impl = std::make_unique<Impl>();
   impl->directory = model_dir;
   const ModelConfig config = load_config(model_dir);
-  impl->configure(options);
+  impl->configure(options, config);
   impl->tokenizer = load_tokenizer(model_dir, config);
 
   const std::string safetensors = model_dir + "/model.safetensors";
@@ -134,7 +168,7 @@ std::unique_ptr<Model> Model::load(const std::string& model_dir, const ModelOpti
 
 std::unique_ptr<Model> Model::random(const ModelConfig& config, uint64_t seed, const ModelOptions& options) {
   auto impl = std::make_unique<Impl>();
-  impl->configure(options);
+  impl->configure(options, config);
   impl->weights = std::make_unique<detail::ClipWeights>(config);
   detail::init_random(*impl->weights, seed);
   impl->place_weights();
@@ -144,7 +178,8 @@ std::unique_ptr<Model> Model::random(const ModelConfig& config, uint64_t seed, c
 const ModelConfig& Model::config() const { return impl_->weights->config; }
 const std::string& Model::directory() const { return impl_->directory; }
 std::string Model::device() const { return impl_->device.str(); }
-const std::string& Model::precision() const { return impl_->precision; }
+Precision Model::precision() const { return impl_->plan.precision; }
+const KernelReport& Model::kernels() const { return impl_->plan.report; }
 float Model::logit_scale() const { return impl_->logit_scale; }
 
 Normalization Model::normalization() const {
@@ -173,10 +208,13 @@ Embeddings to_embeddings(const Tensor& latents) {
 
 Embeddings Model::encode_token_ids(const std::vector<std::vector<int64_t>>& ids) {
   const ModelConfig& c = impl_->weights->config;
-  if (ids.empty()) return Embeddings{0, c.embed_dim, {}};
-  std::vector<int64_t> flat;
-  flat.reserve(ids.size() * c.context_length);
-  for (const auto& row : ids) {
+  Embeddings out{static_cast<int>(ids.size()), c.embed_dim, {}};
+  if (ids.empty()) return out;
+  // Checked, and ordered by where each text's first eos is (its length), so
+  // each batch is computed only as far as its own longest text.
+  std::vector<size_t> length(ids.size()), order(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const auto& row = ids[i];
     if (static_cast<int>(row.size()) != c.context_length)
       throw Error("token ids: expected " + std::to_string(c.context_length) + " per text, got " +
                   std::to_string(row.size()));
@@ -184,12 +222,24 @@ Embeddings Model::encode_token_ids(const std::vector<std::vector<int64_t>>& ids)
       if (id < 0 || id >= c.vocab_size)
         throw Error("token ids: id " + std::to_string(id) + " is outside the vocabulary (" +
                     std::to_string(c.vocab_size) + ")");
-    flat.insert(flat.end(), row.begin(), row.end());
+    length[i] = std::find(row.begin(), row.end(), c.eos_id) - row.begin();
+    order[i] = i;
   }
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return length[a] < length[b]; });
+  out.data.resize(ids.size() * static_cast<size_t>(c.embed_dim));
   c10::InferenceMode guard;
-  Tensor t = torch::from_blob(flat.data(), {static_cast<int64_t>(ids.size()), c.context_length}, torch::kInt64)
-                 .to(impl_->device);
-  return to_embeddings(impl_->weights->encode_text(t));
+  std::vector<int64_t> flat;
+  for (size_t first = 0; first < order.size(); first += kTextBatch) {
+    const size_t count = std::min(kTextBatch, order.size() - first);
+    flat.clear();
+    for (size_t j = 0; j < count; ++j) flat.insert(flat.end(), ids[order[first + j]].begin(), ids[order[first + j]].end());
+    const Tensor t = torch::from_blob(flat.data(), {static_cast<int64_t>(count), c.context_length}, torch::kInt64)
+                         .to(impl_->device);
+    const Embeddings e = to_embeddings(impl_->weights->encode_text(t));
+    for (size_t j = 0; j < count; ++j)
+      std::copy(e.row(static_cast<int>(j)), e.row(static_cast<int>(j)) + c.embed_dim, out.row(static_cast<int>(order[first + j])));
+  }
+  return out;
 }
 
 Embeddings Model::encode_text(const std::vector<std::string>& texts) {

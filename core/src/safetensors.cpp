@@ -14,23 +14,23 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <string>
 #include <tuple>
 #include <vector>
 
+#include "checkpoint_internal.h"
 #include "ruclip/checkpoint.h"
 #include "ruclip/error.h"
 
 namespace ruclip {
 namespace {
 
+using detail::fail;
+using detail::kMaxDims;
+
 // The reference implementation refuses headers over 100 MB as well.
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;
-constexpr size_t kMaxDims = 64;
-
-[[noreturn]] void fail(const std::string& origin, const std::string& reason) {
-  throw Error(origin + ": " + reason);
-}
 
 // Reads `n` bytes at `offset` into `dst`; the caller has checked the range.
 using ReadAt = std::function<void(uint64_t offset, uint64_t n, uint8_t* dst)>;
@@ -147,8 +147,9 @@ StateDict parse_safetensors(uint64_t file_bytes, const ReadAt& read_at, const st
 
   StateDict dict;
   for (Entry& e : entries) {
-    auto bytes = std::make_shared<std::vector<uint8_t>>(static_cast<size_t>(e.end - e.begin));
-    if (!bytes->empty()) read_at(data_start + e.begin, e.end - e.begin, bytes->data());
+    // Each tensor read once into a buffer of its own, which it keeps (no copy later).
+    std::shared_ptr<Storage> bytes = Storage::allocate(static_cast<size_t>(e.end - e.begin));
+    if (bytes->size() > 0) read_at(data_start + e.begin, e.end - e.begin, bytes->writable_data());
     e.tensor.storage = std::move(bytes);
     dict[e.name] = std::move(e.tensor);
   }

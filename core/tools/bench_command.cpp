@@ -70,10 +70,7 @@ int bench(const Args& args) {
   if (!args.positional.empty()) throw UsageError("unexpected argument '" + args.positional[0] + "'");
   const std::string model_dir = args.one("model"), geometry = args.one("geometry");
   if (model_dir.empty() == geometry.empty()) throw UsageError("give either --model DIR or --geometry NAME");
-  ruclip::ModelOptions options;
-  options.device = args.one("device", "cpu");
-  options.num_threads = args.integer("threads", 0);
-  options.precision = args.one("precision", "fp32");
+  const ruclip::ModelOptions options = model_options(args);
   const int batch = args.integer("batch", 8);
   const double seconds = args.number("seconds", 10);
   if (batch < 1) throw UsageError("option --batch: must be at least 1");
@@ -81,6 +78,7 @@ int bench(const Args& args) {
   const auto load_start = Clock::now();
   auto model = geometry.empty() ? ruclip::Model::load(model_dir, options)
                                 : ruclip::Model::random(ruclip::published_geometry(geometry), 1, options);
+  print_warnings(*model);
   const double load_seconds = std::chrono::duration<double>(Clock::now() - load_start).count();
   const ruclip::ModelConfig& c = model->config();
 
@@ -113,12 +111,14 @@ int bench(const Args& args) {
     preprocess[std::string(name) + "_1920x1080_ms"] = s["batch_ms"]["p50"];
   }
 
-  // The machine's limit: the faster matrix product LibTorch offers in this
-  // precision, over the image tower's arithmetic.
-  const double gemm = ruclip::matmul_gflops(options, ruclip::MatmulPath::kLibTorch);
-  const double gemm_onednn = ruclip::matmul_gflops(options, ruclip::MatmulPath::kOneDnn);
+  // The machine's limit: the matrix product on the kernel the model runs its
+  // linear layers with, over the image tower's arithmetic.
+  const double gemm = ruclip::matmul_gflops(*model);
   const double flop = ruclip::image_gflop(c);
-  const double limit = std::max(gemm, gemm_onednn) / flop;
+  const double limit = gemm / flop;
+  const ruclip::KernelReport& kernels = model->kernels();
+  json measured = json::object();
+  for (const auto& [name, gflops] : kernels.measured_gflops) measured[name] = gflops;
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   const int threads = options.num_threads > 0 ? options.num_threads : static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
@@ -130,7 +130,12 @@ int bench(const Args& args) {
         {"vision_width", c.vision_width}, {"vision_layers", c.vision_layers}, {"context_length", c.context_length},
         {"transformer_width", c.transformer_width}, {"transformer_layers", c.transformer_layers}}},
       {"device", model->device()},
-      {"precision", model->precision()},
+      {"precision", ruclip::precision_name(model->precision())},
+      {"precision_requested", kernels.requested},
+      {"linear_kernel", kernels.linear_kernel},
+      {"kernel_measurements_gflops", measured},
+      {"warnings", kernels.warnings},
+      {"cpu", {{"model", kernels.cpu_model}, {"features", kernels.cpu_features}}},
       {"threads", threads},
       {"batch", batch},
       {"images_per_second", images["per_second"]},
@@ -142,7 +147,6 @@ int bench(const Args& args) {
       {"image_gflop", flop},
       {"text_gflop", ruclip::text_gflop(c)},
       {"matmul_gflops", gemm},
-      {"onednn_fp32_matmul_gflops", gemm_onednn},
       {"limit_images_per_second", limit},
       {"fraction_of_limit", images["per_second"].get<double>() / limit},
       {"preprocess", preprocess},
@@ -157,7 +161,7 @@ int bench(const Args& args) {
 
 const Command kBench{"bench",
                      "ruclip bench (--model DIR | --geometry vit-b32-224|vit-b32-384|vit-b16-224|vit-b16-384|"
-                     "vit-l14-224|vit-l14-336) [--batch 8] [--precision fp32|bf16|fp16] [--seconds 10]",
+                     "vit-l14-224|vit-l14-336) [--batch 8] [--precision fp32|bf16|fp16|int8|auto] [--seconds 10]",
                      {"model", "geometry", "batch", "precision", "seconds", "device", "threads"},
                      bench};
 

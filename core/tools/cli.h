@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "ruclip/error.h"
 #include "ruclip/model.h"
 
 namespace ruclip_cli {
@@ -94,12 +95,29 @@ inline json rows(const ruclip::Embeddings& e) {
   return out;
 }
 
-inline std::unique_ptr<ruclip::Model> load_model(const Args& args) {
+// --device, --threads, --precision.
+inline ruclip::ModelOptions model_options(const Args& args) {
   ruclip::ModelOptions options;
-  options.device = args.one("device", "cpu");
+  try {
+    options.device = ruclip::Device::parse(args.one("device", "cpu"));
+    options.precision = ruclip::parse_precision(args.one("precision", "fp32"));
+  } catch (const ruclip::Error& e) {
+    throw UsageError(std::string("option --") + e.what());
+  }
   options.num_threads = args.integer("threads", 0);
-  options.precision = args.one("precision", "fp32");
-  return ruclip::Model::load(args.required("model"), options);
+  return options;
+}
+
+// Each kernel choice the model made that the user should know of (bf16 asked
+// for on a CPU without it, ...), on stderr.
+inline void print_warnings(const ruclip::Model& model) {
+  for (const auto& w : model.kernels().warnings) std::cerr << "ruclip: warning: " << w << "\n";
+}
+
+inline std::unique_ptr<ruclip::Model> load_model(const Args& args) {
+  auto model = ruclip::Model::load(args.required("model"), model_options(args));
+  print_warnings(*model);
+  return model;
 }
 
 

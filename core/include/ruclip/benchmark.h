@@ -1,6 +1,7 @@
 // What `ruclip bench` needs besides the model: the arithmetic a forward pass
 // costs and what this machine's matrix multiply can do, so a measured
 // images/s can be put next to the machine's limit.
+// Library: ruclip_tools (for the `ruclip` command and the tests), not the inference library.
 #pragma once
 #include <string>
 
@@ -15,14 +16,10 @@ namespace ruclip {
 double image_gflop(const ModelConfig& c);
 double text_gflop(const ModelConfig& c);
 
-// GFLOP/s of a 2048 x 2048 x 2048 matrix product in `options.precision` on
-// `options.device` with `options.num_threads`, best of a few runs taking
-// about `seconds` in all: the ceiling the towers' linear layers run against.
-//  - kLibTorch: torch::mm as LibTorch dispatches it: for float32 on the CPU
-//    the BLAS (OpenBLAS, all threads its own); bf16 on the CPU: oneDNN; CUDA: cuBLAS.
-//  - kOneDnn: float32 on the CPU through oneDNN (what the model uses there);
-//    0 where that path doesn't exist (other precisions, CUDA, no oneDNN).
-enum class MatmulPath { kLibTorch, kOneDnn };
-double matmul_gflops(const ModelOptions& options, MatmulPath path, double seconds = 2.0);
+// GFLOP/s of a 2048 x 2048 x 2048 matrix product on the kernel `model` runs
+// its linear layers with (Model::kernels().linear_kernel), in its precision,
+// under the process's thread setting; best of a few runs taking about
+// `seconds` in all: the ceiling the towers' linear layers run against.
+double matmul_gflops(const Model& model, double seconds = 2.0);
 
 }  // namespace ruclip

@@ -1,5 +1,6 @@
 // Tables of images with texts (captions or labels): CSV with a header row, or
 // JSON lines. Used by `ruclip train` and `ruclip eval`.
+// Library: ruclip_tools (for the `ruclip` command and the tests), not the inference library.
 #pragma once
 #include <string>
 #include <vector>

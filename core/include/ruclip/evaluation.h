@@ -1,6 +1,7 @@
 // Zero-shot evaluation on a labelled image set, as CLIP papers report it:
 // top-1 / top-k accuracy, per-class accuracy and a confusion matrix.
 // Used by `ruclip eval`.
+// Library: ruclip_tools (for the `ruclip` command and the tests), not the inference library.
 #pragma once
 #include <functional>
 #include <map>

@@ -3,6 +3,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ruclip/config.h"
@@ -20,18 +21,66 @@ struct Embeddings {
   void normalize_rows();  // each row to unit L2 norm (left as is when zero)
 };
 
-struct ModelOptions {
-  std::string device = "cpu";  // "cpu", "cuda", "cuda:N", "auto"
-  int num_threads = 0;         // 0: all online CPUs
-  // Arithmetic of both towers: "fp32"; "bf16" (CPU with oneDNN, or CUDA);
-  // "fp16" (CUDA only). Embeddings come back as float32 either way.
-  std::string precision = "fp32";
+// Where the towers run. Parsed once from the user's string ("cpu", "cuda",
+// "cuda:N", "auto"); "auto" becomes a CUDA device when one is visible.
+struct Device {
+  enum class Kind { kCpu, kCuda, kAuto };
+  Kind kind = Kind::kCpu;
+  int index = 0;  // kCuda only
+  // Throws ruclip::Error naming the value: "device 'gpu': expected cpu, cuda, cuda:N or auto".
+  static Device parse(const std::string& name);
+  std::string str() const;  // "cpu", "cuda:0", "auto"
 };
 
+// The arithmetic of both towers (embeddings come back as float32 either way).
+//  - kFp32: exact (upstream's numbers within 1e-4).
+//  - kBf16: bfloat16 products; fast only where the hardware has them (CPUs
+//    with AVX-512 BF16 or AMX, GPUs). Asked for on a CPU without them, the
+//    model runs the fastest exact path instead and says why (Model::kernels()).
+//  - kFp16: CUDA only.
+//  - kInt8: CPU, linear layers dynamically quantized (weights int8 per output
+//    channel, activations per call), through oneDNN's int8 kernels.
+//  - kAuto: the fastest of these whose accuracy was measured to hold (README,
+//    "Speed"): bf16 on CPUs with native bf16, fp16 on CUDA, else int8 where its
+//    kernels beat fp32 on this CPU, else fp32.
+enum class Precision { kFp32, kBf16, kFp16, kInt8, kAuto };
+// "fp32", "bf16", "fp16", "int8", "auto"; throws ruclip::Error naming the value.
+Precision parse_precision(const std::string& name);
+const char* precision_name(Precision precision);
+
+struct ModelOptions {
+  Device device;
+  int num_threads = 0;  // 0: all online CPUs. Process-wide (LibTorch's pool): see Model::load.
+  Precision precision = Precision::kFp32;
+};
+
+// What Model::load chose for this machine, for logs and `ruclip bench`.
+struct KernelReport {
+  std::string requested;      // the precision asked for, e.g. "bf16"
+  std::string precision;      // the one running, e.g. "fp32"
+  std::string linear_kernel;  // e.g. "onednn-f32", "libtorch-blas", "onednn-int8", "cuda"
+  std::string cpu_model;      // CPUID brand string
+  std::vector<std::string> cpu_features;
+  // GFLOP/s of one model-shaped product per candidate, as measured at load ("" : n/a).
+  std::vector<std::pair<std::string, double>> measured_gflops;
+  std::vector<std::string> warnings;  // e.g. why bf16 was not used
+  std::string summary() const;        // one line for a log
+};
+
+// Concurrency: a loaded Model is immutable; encode_*, tokenize and the
+// getters may run concurrently from any number of threads (the element embeds
+// frames on its streaming thread while a new label set is encoded on
+// another). They share the process's CPU threads (LibTorch's OpenMP pool and,
+// with the BLAS kernel, OpenBLAS's), so concurrent calls don't run faster in
+// total. load/random/destruction are not concurrent with calls on the same
+// Model.
 class Model {
  public:
   // Reads DIR/config.json, the tokenizer, and DIR/model.safetensors or
   // DIR/pytorch_model.bin. Throws ruclip::Error naming what is wrong.
+  // On the CPU, picks the linear-layer kernels for this machine (CPU features,
+  // then a measurement of well under a second, once per process and shape)
+  // and sets the process-wide CPU thread count to options.num_threads.
   static std::unique_ptr<Model> load(const std::string& model_dir, const ModelOptions& options = {});
   // A model of this geometry with upstream's random initialization and no
   // tokenizer (tokenize/encode_text throw; encode_token_ids works): for
@@ -44,13 +93,17 @@ class Model {
   const ModelConfig& config() const;
   const std::string& directory() const;
   std::string device() const;  // where it runs, e.g. "cpu" or "cuda:0"
-  const std::string& precision() const;  // "fp32", "bf16" or "fp16"
+  Precision precision() const;  // the precision running (never kAuto)
+  const KernelReport& kernels() const;
   float logit_scale() const;   // exp() of the stored parameter, as upstream uses it
 
   // Processor ids (context_length each) of a text.
   std::vector<int64_t> tokenize(const std::string& text) const;
 
   // Raw latents, as upstream encode_text / encode_image return them (not normalized).
+  // Texts are encoded in batches of similar length, each only up to its last
+  // end-of-text token: the tower is causal and pools there, so the rest of the
+  // context can't change a latent (equal to full context within 1e-5).
   Embeddings encode_text(const std::vector<std::string>& texts);
   Embeddings encode_token_ids(const std::vector<std::vector<int64_t>>& ids);
   // `pixels`: batch x 3 x R x R floats, already normalized.

@@ -6,6 +6,7 @@
 // Everything is deterministic given (Options, seed): one std::mt19937_64 per
 // Generator, no global state, and our own uniform/normal transforms (not the
 // standard library's distributions, whose output differs between libraries).
+// Library: ruclip_tools (for the `ruclip` command and the tests), not the inference library.
 #pragma once
 #include <array>
 #include <cstdint>

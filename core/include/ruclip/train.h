@@ -1,6 +1,7 @@
 // Contrastive training of a ruCLIP model on (image, Russian caption) pairs,
 // as CLIP and ruCLIP were trained: symmetric cross-entropy over the batch's
 // image x text similarities with a learnable logit scale.
+// Library: ruclip_tools (for the `ruclip` command and the tests), not the inference library.
 #pragma once
 #include <cstdint>
 #include <functional>

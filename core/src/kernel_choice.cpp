@@ -1,0 +1,177 @@
+#include "kernel_choice.h"
+
+#include <cstdlib>
+#include <map>
+#include <optional>
+#include <mutex>
+#include <sstream>
+#include <tuple>
+
+#include "ruclip/cpu.h"
+#include "ruclip/error.h"
+
+namespace ruclip::detail {
+namespace {
+
+// GFLOP/s of `kernel` on an [m x k] x [k x n] product, measured once per
+// process (the machine doesn't change under a running process).
+double measured(LinearKernel kernel, ThreadPlan plan, int threads, int64_t m, int64_t k, int64_t n) {
+  static std::mutex mutex;
+  static std::map<std::tuple<int, int, int, int64_t, int64_t, int64_t>, double> cache;
+  std::lock_guard<std::mutex> guard(mutex);
+  const auto key = std::make_tuple(static_cast<int>(kernel), static_cast<int>(plan), threads, m, k, n);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  set_cpu_threads(threads, plan);
+  const double gflops = measure_linear_gflops(kernel, m, k, n);
+  cache.emplace(key, gflops);
+  return gflops;
+}
+
+// The names RUCLIP_FP32_KERNEL takes and the report shows.
+std::string fp32_kernel_name(LinearKernel kernel) {
+  return kernel == LinearKernel::kLibTorch ? "libtorch-blas" : linear_kernel_name(kernel);
+}
+
+ThreadPlan plan_for(LinearKernel kernel) {
+  // LibTorch's float32 products on the CPU are OpenBLAS's: its own threads get the cores.
+  return kernel == LinearKernel::kLibTorch ? ThreadPlan::kBlas : ThreadPlan::kOpenMp;
+}
+
+std::string cpu_name() {
+  const std::string& model = cpu_features().model;
+  return model.empty() ? "this CPU" : model;
+}
+
+}  // namespace
+
+torch::Device to_torch_device(const Device& device) {
+  switch (device.kind) {
+    case Device::Kind::kCpu: return torch::kCPU;
+    case Device::Kind::kAuto:
+      return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+    case Device::Kind::kCuda: break;
+  }
+  const std::string name = device.str();
+  if (!torch::cuda::is_available())
+    throw Error("device '" + name + "': CUDA is not available (this LibTorch has no CUDA support or no GPU is visible)");
+  if (device.index >= static_cast<int>(torch::cuda::device_count()))
+    throw Error("device '" + name + "': only " + std::to_string(torch::cuda::device_count()) + " CUDA device(s) present");
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(device.index));
+}
+
+KernelPlan choose_kernels(Precision requested, const torch::Device& device, const ModelConfig& config,
+                          int num_threads) {
+  KernelPlan plan;
+  KernelReport& r = plan.report;
+  r.requested = precision_name(requested);
+  const CpuFeatures& cpu = cpu_features();
+  r.cpu_model = cpu.model;
+  r.cpu_features = cpu.names();
+  if (!cpu.isa_cap.empty() && cpu.isa_cap != "all") r.cpu_features.push_back("capped:" + cpu.isa_cap);
+
+  if (device.is_cuda()) {
+    switch (requested) {
+      case Precision::kFp32: plan.dtype = torch::kFloat32; break;
+      case Precision::kBf16: plan.dtype = torch::kBFloat16; break;
+      case Precision::kFp16:
+      case Precision::kAuto: plan.dtype = torch::kFloat16; break;
+      case Precision::kInt8: throw Error("precision 'int8': CPU only; on CUDA use fp16 or bf16");
+    }
+    plan.precision = requested == Precision::kAuto ? Precision::kFp16 : requested;
+    r.precision = precision_name(plan.precision);
+    r.linear_kernel = "cuda";
+    set_cpu_threads(num_threads, ThreadPlan::kOpenMp);
+    return plan;
+  }
+  if (requested == Precision::kFp16) throw Error("precision 'fp16' needs a CUDA device; on the CPU use bf16, int8 or fp32");
+  if (!cap_onednn_isa() && onednn_available())
+    r.warnings.push_back("RUCLIP_MAX_CPU_ISA could not be passed on to oneDNN (it had already chosen its kernels)");
+
+  // The model's own shapes: a batch of 8 images' tokens (at most 400 rows)
+  // through the MLP's first layer, the largest of the block.
+  const int64_t tokens = (config.image_resolution / config.vision_patch_size) * (config.image_resolution / config.vision_patch_size) + 1;
+  const int64_t m = std::min<int64_t>(8 * tokens, 400), k = config.vision_width, n = 4 * config.vision_width;
+  auto rate = [&](LinearKernel kernel) {
+    const double g = measured(kernel, plan_for(kernel), num_threads, m, k, n);
+    r.measured_gflops.emplace_back(fp32_kernel_name(kernel), g);
+    return g;
+  };
+
+  // Exact float32: whichever of LibTorch's BLAS, the same BLAS split over the
+  // OpenMP pool, and oneDNN is fastest here (on AVX-512 machines usually
+  // oneDNN; on AVX2-only ones oneDNN's float32 kernels trail the BLAS).
+  std::vector<LinearKernel> fp32_candidates;
+  if (sgemm_available()) fp32_candidates.push_back(LinearKernel::kSgemmSplit);
+  if (onednn_available()) fp32_candidates.push_back(LinearKernel::kOneDnnF32);
+  fp32_candidates.push_back(LinearKernel::kLibTorch);
+  if (const char* forced = std::getenv("RUCLIP_FP32_KERNEL")) {  // tests and benchmarks: no measurement
+    const std::string name = forced;
+    std::optional<LinearKernel> kernel;
+    for (LinearKernel k : fp32_candidates)
+      if (name == fp32_kernel_name(k)) kernel = k;
+    if (!kernel) {
+      std::string known;
+      for (LinearKernel k : fp32_candidates) known += std::string(known.empty() ? "" : ", ") + fp32_kernel_name(k);
+      throw Error("RUCLIP_FP32_KERNEL='" + name + "': expected one of " + known + " (this build)");
+    }
+    fp32_candidates = {*kernel};
+  }
+  std::optional<LinearKernel> fp32_kernel;
+  double fp32_rate = 0;
+  auto fastest_fp32 = [&] {
+    if (fp32_kernel) return *fp32_kernel;
+    if (fp32_candidates.size() == 1) return *(fp32_kernel = fp32_candidates[0]);
+    for (LinearKernel k : fp32_candidates) {
+      const double g = rate(k);
+      if (g > fp32_rate) fp32_rate = g, fp32_kernel = k;
+    }
+    return *fp32_kernel;
+  };
+  const bool bf16_native = cpu.native_bf16() && onednn_available();
+  Precision precision = requested;
+  if (requested == Precision::kAuto) {
+    if (bf16_native) {
+      precision = Precision::kBf16;
+    } else if (onednn_available()) {
+      // int8 where it beats float32 here by a margin worth its (measured, small) error.
+      fastest_fp32();
+      precision = rate(LinearKernel::kOneDnnInt8) > 1.2 * fp32_rate ? Precision::kInt8 : Precision::kFp32;
+    } else {
+      precision = Precision::kFp32;
+    }
+  }
+  if (precision == Precision::kBf16 && !bf16_native) {
+    std::ostringstream why;
+    why << "precision 'bf16': " << cpu_name()
+        << (onednn_available() ? " has no native bf16 instructions (AVX-512 BF16 or AMX), where bf16 runs many times "
+                                 "slower than fp32"
+                               : ": built without oneDNN")
+        << "; running fp32 instead (int8 is the reduced precision for this CPU)";
+    r.warnings.push_back(why.str());
+    precision = Precision::kFp32;
+  }
+  if (precision == Precision::kInt8 && !onednn_available())
+    throw Error("precision 'int8' needs oneDNN (this build has none: install libdnnl-dev and rebuild)");
+
+  switch (precision) {
+    case Precision::kBf16:
+      plan.kernel = LinearKernel::kOneDnnBf16;
+      plan.dtype = torch::kBFloat16;
+      break;
+    case Precision::kInt8:
+      plan.kernel = LinearKernel::kOneDnnInt8;
+      break;
+    default:
+      plan.kernel = fastest_fp32();
+      break;
+  }
+  plan.precision = precision;
+  plan.threads = plan_for(plan.kernel);
+  r.precision = precision_name(precision);
+  r.linear_kernel = fp32_kernel_name(plan.kernel);
+  set_cpu_threads(num_threads, plan.threads);
+  return plan;
+}
+
+}  // namespace ruclip::detail

@@ -1,0 +1,72 @@
+// Internal (LibTorch + oneDNN): the linear layers of both towers (98 % of
+// their arithmetic) on the kernel chosen for this machine.
+//
+// The oneDNN kernels call the libdnnl.so.2 that Debian's LibTorch itself runs
+// on, through its matmul primitive: the weights are packed once, at load, into
+// the layout the kernel wants (and only that copy is kept), and what follows
+// each product (bias, QuickGELU, the residual add) is fused into its output
+// pass instead of being separate passes over the activations.
+#pragma once
+#include <torch/torch.h>
+
+#include <memory>
+
+namespace ruclip::detail {
+
+using torch::Tensor;
+
+enum class LinearKernel {
+  kLibTorch,    // torch::linear: OpenBLAS for float32 on the CPU, cuBLAS on CUDA
+  kSgemmSplit,  // float32, CPU: the BLAS's one-thread sgemm on each OpenMP
+                // thread's share of the output columns, so the products and
+                // everything around them share one pool of threads
+  kOneDnnF32,   // oneDNN, float32
+  kOneDnnBf16,  // oneDNN, bfloat16 activations and weights (CPUs with native bf16)
+  kOneDnnInt8,  // oneDNN, activations quantized to u8 per call (asymmetric,
+                // per tensor), weights s8 per output channel; float32 in and out
+};
+const char* linear_kernel_name(LinearKernel kernel);  // "libtorch", "onednn-f32", ...
+bool onednn_available();                              // built against oneDNN
+bool sgemm_available();                               // the process has a BLAS sgemm_
+
+// What follows the product: y = x W^T + b, then
+enum class Epilogue {
+  kNone,         // y
+  kQuickGelu,    // y * sigmoid(1.702 y)
+  kAddResidual,  // y + residual
+};
+
+// One linear layer on one kernel. Immutable once built: forward() may run
+// concurrently from several threads.
+class Linear {
+ public:
+  Linear() = default;
+  // `w` [out, in], `b` [out]. kLibTorch keeps both tensors as they are (no
+  // copy); the oneDNN kernels pack `w` into their own layout (CPU only) and
+  // keep only the packed copy, so the caller should drop its `w`.
+  Linear(const Tensor& w, const Tensor& b, LinearKernel kernel);
+  bool defined() const { return defined_; }
+  LinearKernel kernel() const { return kernel_; }
+
+  // x [..., in] -> [..., out]; `residual` has the output's shape (kAddResidual).
+  Tensor forward(const Tensor& x, Epilogue epilogue = Epilogue::kNone, const Tensor& residual = {}) const;
+
+ private:
+  struct OneDnn;
+  std::shared_ptr<const OneDnn> onednn_;
+  Tensor w_, b_;
+  LinearKernel kernel_ = LinearKernel::kLibTorch;
+  bool defined_ = false;
+};
+
+// GFLOP/s of an [m x k] x [k x n] product with bias on `kernel` (best of a
+// few runs, ~10-50 ms in all at the towers' sizes), under the thread setting
+// in force: what the model measures at load to choose its kernel.
+double measure_linear_gflops(LinearKernel kernel, int64_t m, int64_t k, int64_t n, double seconds = 0.03);
+
+// Passes RUCLIP_MAX_CPU_ISA (ruclip/cpu.h) on to oneDNN, once, before the
+// core's first primitive. Returns false when oneDNN refused (it had already
+// chosen its ISA for a primitive LibTorch made earlier).
+bool cap_onednn_isa();
+
+}  // namespace ruclip::detail
