@@ -15,13 +15,15 @@
 #   BATCHES="8 1"      batch sizes
 #   EMULATE_AVX2=1     cap every contender's instruction set at AVX2 (a Zen 3 / Haswell-class
 #                      CPU on a bigger one) where the contender allows it; the output says which
-#   ORT_INTRA, ORT_INTER, ORT_SPINNING, ORT_MODE   ONNX Runtime's thread settings (default: the
-#                      best of bench/ort-threads.sh on 2 cores: N, 1, 1, sequential)
+#   ORT_SETTINGS="intra inter spinning mode;..."   ONNX Runtime's thread settings, each measured
+#                      (default "N 1 1 sequential;N 1 0 sequential": N intra-op threads, spinning
+#                      on and off; parallel mode and N inter-op threads lose, bench/ort-threads.sh)
 # Prints JSON lines (each with the CPU, date and OPENBLAS_CORETYPE), then a
 # summary table: min-max over rounds, ratios of medians against the best
-# reference setting and against ONNX Runtime. Installs python3-torch (apt) and
-# onnxruntime-node (npm, in bench/) when missing.
-set -euo pipefail
+# reference setting and against the best ONNX Runtime setting, peak RSS.
+# Installs python3-torch (apt) and onnxruntime-node (npm, in bench/) when missing.
+set -Eeuo pipefail
+trap 'echo "cpu.sh: line $LINENO failed (status $?): $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
 seconds="${1:-20}"
 rounds="${2:-3}"
@@ -30,8 +32,7 @@ ruclip="${RUCLIP:-build/core/ruclip}"
 precisions="${PRECISIONS:-fp32 bf16 int8}"
 batches="${BATCHES:-8 1}"
 geometry=vit-b32-224
-ort_settings=(--threads "${ORT_INTRA:-$threads}" --inter-op "${ORT_INTER:-1}"
-              --spinning "${ORT_SPINNING:-1}" --execution-mode "${ORT_MODE:-sequential}")
+IFS=';' read -r -a ort_settings <<<"${ORT_SETTINGS:-$threads 1 1 sequential;$threads 1 0 sequential}"
 
 # --- what the contenders need, installed once
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
@@ -52,6 +53,10 @@ fi
 [ -x "$ruclip" ] || { echo "cpu.sh: no ruclip binary at $ruclip (scripts/build.sh, or RUCLIP=...)" >&2; exit 1; }
 
 out="$(mktemp -d)"
+# A copy, so that a rebuild of the tree during the run cannot swap or remove it mid-way.
+ruclip_from="$ruclip, built $(date -r "$ruclip" -Is)"
+cp "$ruclip" "$out/ruclip"
+ruclip="$out/ruclip"
 # The CPU, once: lscpu's model, family/model/stepping and the flags that decide kernels.
 lscpu | python3 -c '
 import json, os, sys
@@ -97,7 +102,7 @@ cap_line="$cap_line; OpenBLAS kernels: $openblas_core"
 export CAP_LINE="$cap_line" OPENBLAS_CORE="$openblas_core"
 echo "machine: $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["description"])' "$out/cpu.json"), OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}, $(date -Is)" >&2
 echo "$cap_line" >&2
-echo "raw output: $out" >&2
+echo "ruclip: $ruclip_from; raw output: $out" >&2
 
 # annotate CONTENDER ROUND CAPPED [KEY=VALUE...]: one JSON document on stdin (pretty or not)
 # becomes one line with the contender's name, the round, the CPU, the date, OPENBLAS_CORETYPE.
@@ -107,7 +112,11 @@ import json, os, sys, datetime
 r = json.load(sys.stdin)
 contender, rnd, capped = sys.argv[2:5]
 env = dict(a.split("=", 1) for a in sys.argv[5:])
-r.setdefault("implementation", "ruclip bench")
+r.setdefault("implementation", contender.split(" ")[0])
+if r["implementation"] == "ruclip":
+    r["implementation"] = "ruclip bench"
+if "cpu" in r:  # what the contender itself reports (ruclip: the features after RUCLIP_MAX_CPU_ISA)
+    r["cpu_as_seen_by_contender"] = r.pop("cpu")
 r.update({"contender": contender, "round": int(rnd), "cpu": json.load(open(sys.argv[1])),
           "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
           "OPENBLAS_CORETYPE": env.get("OPENBLAS_CORETYPE", os.environ.get("OPENBLAS_CORETYPE")),
@@ -115,48 +124,69 @@ r.update({"contender": contender, "round": int(rnd), "cpu": json.load(open(sys.a
 if not contender.startswith("onnxruntime"):  # MLAS, not OpenBLAS
     r["openblas_core"] = os.environ["OPENBLAS_CORE"]
 if env:
-    r["capping_env"] = env
+    r["env"] = env  # what the contender was given: threads, instruction-set caps
 print(json.dumps(r))' "$out/cpu.json" "$@" | tee -a "$out/all.jsonl"
 }
 # isa_cap in each line: off (EMULATE_AVX2 not set), avx2, or "NOT capped" (ONNX Runtime under EMULATE_AVX2)
 cap_of() { if [ "${EMULATE_AVX2:-0}" = 1 ]; then echo "$1"; else echo off; fi; }
 
-declare -A refused=()
+# note CONTENDER ROUND CAP BATCH PRECISION MESSAGE: the line of a contender that did not run:
+# "refused" where ruclip said why (a precision it does not have), else "error".
+note() {
+  python3 -c 'import json, sys; b, p, m = sys.argv[1:]; print(json.dumps({"batch": int(b), "precision": p,
+    "refused" if m.startswith("ruclip") else "error": m}))' "$4" "$5" "$6" | annotate "$1" "$2" "$3"
+}
+# measure CONTENDER ROUND CAP BATCH PRECISION [VAR=VALUE...] -- COMMAND...: one annotated line;
+# a contender that fails (refuses, crashes, runs out of memory) gets a note and the run goes on.
+measure() {
+  local contender=$1 round=$2 cap=$3 batch=$4 precision=$5 envs=()
+  shift 5
+  while [ "$1" != -- ]; do envs+=("$1"); shift; done
+  shift
+  if env "${envs[@]}" "$@" > "$out/run.json" 2> "$out/run.err"; then
+    annotate "$contender" "$round" "$cap" "${envs[@]}" < "$out/run.json"
+  else
+    local rc=$?
+    failure="$(grep -m 1 '^ruclip' "$out/run.err" || grep -m 1 . "$out/run.err" || echo "exit status $rc")"
+    note "$contender" "$round" "$cap" "$batch" "$precision" "$failure"
+    return 1
+  fi
+}
+
 run_reference() {  # batch round
-  local setting
+  local setting omp blas
   for setting in "1 $threads" "$threads 1" "$threads $threads"; do
-    set -- "$1" "$2" $setting
-    env "${ref_env[@]}" OMP_NUM_THREADS="$3" OPENBLAS_NUM_THREADS="$4" /usr/bin/python3 bench/reference.py \
-      --geometry "$geometry" --batch "$1" --seconds "$seconds" |
-      annotate "reference $3/$4" "$2" "$(cap_of avx2)" "${ref_env[@]}"
+    read -r omp blas <<<"$setting"
+    measure "reference $omp/$blas" "$2" "$(cap_of avx2)" "$1" fp32 "${ref_env[@]}" OMP_NUM_THREADS="$omp" \
+      OPENBLAS_NUM_THREADS="$blas" -- /usr/bin/python3 bench/reference.py --geometry "$geometry" --batch "$1" \
+      --seconds "$seconds" || true
   done
   if [ "$2" = 1 ]; then  # bf16 fails in the reference (upstream has no such path): once is enough
-    env "${ref_env[@]}" /usr/bin/python3 bench/reference.py --geometry "$geometry" --batch "$1" --seconds 1 --bf16 |
-      annotate "reference bf16" "$2" "$(cap_of avx2)" "${ref_env[@]}"
+    measure "reference bf16" "$2" "$(cap_of avx2)" "$1" bf16 "${ref_env[@]}" -- /usr/bin/python3 bench/reference.py \
+      --geometry "$geometry" --batch "$1" --seconds 1 --bf16 || true
   fi
 }
 run_ort() {  # batch round
-  local check=()
+  local setting intra inter spin mode check=()
   [ "$2" = 1 ] && [ -f "bench/onnx/$geometry.check.json" ] && check=(--check "bench/onnx/$geometry.check.json")
-  env "${ort_env[@]}" node bench/ort.js --model "$onnx" --geometry "$geometry" --batch "$1" --seconds "$seconds" \
-    "${ort_settings[@]}" "${check[@]}" | annotate "onnxruntime" "$2" "$(cap_of "NOT capped")"
+  for setting in "${ort_settings[@]}"; do
+    read -r intra inter spin mode <<<"$setting"
+    measure "onnxruntime $intra/$inter spin $spin $mode" "$2" "$(cap_of "NOT capped")" "$1" fp32 "${ort_env[@]}" -- \
+      node bench/ort.js --model "$onnx" --geometry "$geometry" --batch "$1" --seconds "$seconds" --threads "$intra" \
+      --inter-op "$inter" --spinning "$spin" --execution-mode "$mode" "${check[@]}" || true
+  done
 }
+declare -A refused=()
 run_ruclip() {  # batch round
   local precision
   for precision in $precisions; do
-    if [ -z "${refused[$precision]:-}" ]; then
-      if env "${ruclip_env[@]}" "$ruclip" bench --geometry "$geometry" --batch "$1" --precision "$precision" \
-          --threads "$threads" --seconds "$seconds" > "$out/ruclip.json" 2> "$out/ruclip.err"; then
-        annotate "ruclip $precision" "$2" "$(cap_of avx2)" "${ruclip_env[@]}" < "$out/ruclip.json"
-        continue
-      fi
-      refused[$precision]="$(tail -n 1 "$out/ruclip.err")"
-    elif [ "$2" != 1 ]; then
-      continue  # a refusal is said once per batch size; it is not asked again
+    if [ -n "${refused[$precision]:-}" ]; then  # not asked again; said once per batch size
+      [ "$2" != 1 ] || note "ruclip $precision" "$2" "$(cap_of avx2)" "$1" "$precision" "${refused[$precision]}"
+      continue
     fi
-    python3 -c 'import json,sys; print(json.dumps({"implementation": "ruclip bench", "precision": sys.argv[1],
-      "batch": int(sys.argv[2]), "refused": sys.argv[3]}))' "$precision" "$1" "${refused[$precision]}" |
-      annotate "ruclip $precision" "$2" "$(cap_of avx2)" "${ruclip_env[@]}"
+    measure "ruclip $precision" "$2" "$(cap_of avx2)" "$1" "$precision" "${ruclip_env[@]}" -- "$ruclip" bench \
+      --geometry "$geometry" --batch "$1" --precision "$precision" --threads "$threads" --seconds "$seconds" ||
+      refused[$precision]="$failure"
   done
 }
 
@@ -178,7 +208,7 @@ rounds = max(r["round"] for r in runs)
 print(f"\nmachine: {cpu['description']}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}; "
       f"{runs[0]['date'][:10]}; rounds: {rounds}")
 print(os.environ["CAP_LINE"])
-print("\n| batch | contender | precision | threads | images/s min-max | batch p50 ms | vs best reference | vs ONNX Runtime | peak RSS MiB | of the limit |")
+print("\n| batch | contender | precision | threads | images/s min-max | batch p50 ms | vs best reference | vs best ONNX Runtime | peak RSS MiB | of the limit |")
 print("|---|---|---|---|---|---|---|---|---|---|")
 med = statistics.median
 for batch in sorted({r["batch"] for r in runs}, reverse=True):
@@ -188,19 +218,21 @@ for batch in sorted({r["batch"] for r in runs}, reverse=True):
     ips = {n: med(r["images_per_second"] for r in rs) for n, rs in ok.items() if rs}
     refs = [n for n in ips if n.startswith("reference")]
     best = max(refs, key=ips.get) if refs else None
-    ort = "onnxruntime" if "onnxruntime" in ips else None
+    orts = [n for n in ips if n.startswith("onnxruntime")]
+    ort = max(orts, key=ips.get) if orts else None
     for n in names:
         rs = ok[n]
         if not rs:
             r = next(r for r in b if r["contender"] == n)
-            why = f"fails: {r['error']}" if "error" in r else f"refused: {r.get('refused')}"
+            why = (f"fails: {r['error']}" if "error" in r else f"refused: {r.get('refused')}").replace("|", "\\|")
             print(f"| {batch} | {n} | {r.get('precision', '')} | | {why} | | | | | |")
             continue
         r0 = rs[0]
         v = [r["images_per_second"] for r in rs]
         label = n + (" (best)" if n == best else "")
-        if n == "onnxruntime":
-            label = f"{r0['implementation']} ({r0['execution_mode']}, inter-op {r0['inter_op_threads']}, spinning {r0['intra_op_spinning']})"
+        if n.startswith("onnxruntime"):
+            label = (f"{r0['implementation']} ({r0['execution_mode']}, inter-op {r0['inter_op_threads']}, "
+                     f"spinning {r0['intra_op_spinning']})" + (" (best)" if n == ort else ""))
             if r0.get("isa_cap") == "NOT capped":
                 label += ", instruction set NOT capped"
         if n.startswith("reference"):
@@ -212,7 +244,8 @@ for batch in sorted({r["batch"] for r in runs}, reverse=True):
             limit = f"{med(r['fraction_of_limit'] for r in rs):.0%} of {med(r['limit_images_per_second'] for r in rs):.1f}"
         vs_ref = f"{ips[n] / ips[best]:.2f}x" if best else ""
         vs_ort = f"{ips[n] / ips[ort]:.2f}x" if ort else ""
-        print(f"| {batch} | {label} | {r0.get('precision', 'fp32')} | {thr} | {min(v):.1f}-{max(v):.1f} | "
+        seen = f" ({len(rs)} of {rounds} rounds)" if len(rs) < rounds else ""
+        print(f"| {batch} | {label} | {r0.get('precision', 'fp32')} | {thr} | {min(v):.1f}-{max(v):.1f}{seen} | "
               f"{med(r['image_batch_ms']['p50'] for r in rs):.0f} | {vs_ref} | {vs_ort} | "
               f"{max(r['peak_rss_mib'] for r in rs):.0f} | {limit} |")
 print("\nimages/s: min-max over rounds; ratios: of medians over rounds; batch p50: median over rounds; peak RSS: the largest.")

@@ -2,8 +2,8 @@
 # Which ONNX Runtime thread settings are fastest on this machine: each setting
 # of bench/ort.js (intra-op threads, inter-op threads, spinning, execution
 # mode) at batch 8 and 1, interleaved over ROUNDS so that load from elsewhere
-# hits them all alike. bench/cpu.sh uses the winner (ORT_* variables there).
-#   bash bench/ort-threads.sh [SECONDS] [ROUNDS]      (default 5 3)
+# hits them all alike. bench/cpu.sh measures the two that win (ORT_SETTINGS there).
+#   [SETTINGS="..."] bash bench/ort-threads.sh [SECONDS] [ROUNDS]      (default 5 3)
 # Needs bench/onnx/vit-b32-224.onnx and bench/node_modules (bench/cpu.sh makes both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,8 +12,8 @@ rounds="${2:-3}"
 n="$(nproc)"
 model=bench/onnx/vit-b32-224.onnx
 out="$(mktemp -d)"
-# intra inter spinning mode
-settings=("$n 1 1 sequential" "$n 1 0 sequential" "1 1 1 sequential" "$n $n 1 parallel" "$n $n 0 parallel")
+# "intra inter spinning mode", one setting each; SETTINGS="2 1 1 sequential;2 1 0 sequential" picks some
+IFS=';' read -r -a settings <<<"${SETTINGS:-$n 1 1 sequential;$n 1 0 sequential;1 1 1 sequential;$n $n 1 parallel;$n $n 0 parallel}"
 for round in $(seq "$rounds"); do
   for batch in 8 1; do
     for s in "${settings[@]}"; do
