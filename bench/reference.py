@@ -86,21 +86,39 @@ class VisionTower(nn.Module):
         return self.ln_post(x[:, 0, :]) @ self.proj
 
 
+class TextTower(nn.Module):
+    """ruCLIP's text transformer (its parameters; built for --whole-model, to
+    hold what `ruclip bench` holds: the memory comparison is whole model to
+    whole model)."""
+
+    def __init__(self, width=512, layers=12, context=77, vocab=49408, embed_dim=512):
+        super().__init__()
+        self.token_embedding = nn.Embedding(vocab, width)
+        self.positional_embedding = nn.Parameter(torch.empty(context, width).normal_(std=0.01))
+        self.blocks = nn.Sequential(*[Block(width, width // 64) for _ in range(layers)])
+        self.ln_final = LayerNorm(width)
+        self.text_projection = nn.Parameter(torch.empty(width, embed_dim).normal_(std=width ** -0.5))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--geometry", default="vit-b32-224", choices=sorted(GEOMETRIES))
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--seconds", type=float, default=10)
     p.add_argument("--bf16", action="store_true", help="cast the module to bfloat16 (upstream has no such path)")
+    p.add_argument("--whole-model", action="store_true",
+                   help="also build the text tower (not timed): peak RSS of the whole CLIP, as ruclip bench holds it")
     args = p.parse_args()
     torch.manual_seed(0)
     width, layers, patch, resolution, embed_dim = GEOMETRIES[args.geometry]
     model = VisionTower(width, layers, patch, resolution, embed_dim).eval()
+    text_tower = TextTower(width=embed_dim, embed_dim=embed_dim).eval() if args.whole_model else None
     result = {
         "implementation": "reference (PyTorch %s, ruclip's module structure)" % torch.__version__,
         "geometry": args.geometry,
         "batch": args.batch,
         "precision": "bf16" if args.bf16 else "fp32",
+        "whole_model": text_tower is not None,
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
         "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
         "torch_threads": torch.get_num_threads(),
