@@ -885,7 +885,9 @@ gst_ruclip_filter_class_init (GstRuClipFilterClass * klass)
           "Where the model runs: cpu, cuda, cuda:N, or auto (the first GPU when there is one, else cpu)", "auto",
           rw_ready));
   g_object_class_install_property (gobject_class, PROP_NUM_THREADS,
-      g_param_spec_int ("num-threads", "Threads", "CPU threads for inference (0 = all online CPUs)", 0, 1024, 0,
+      g_param_spec_int ("num-threads", "Threads", "CPU threads for inference (0 = all online CPUs). Process-wide: "
+          "LibTorch's thread pool is shared by every element in the process, and the last model loaded sets it",
+          0, 1024, 0,
           rw_ready));
   g_object_class_install_property (gobject_class, PROP_PRECISION,
       g_param_spec_enum ("precision", "Precision",
