@@ -115,8 +115,12 @@ class Classify(unittest.TestCase):
     def test_top_k(self):
         full, _ = self.classify()
         top, _ = self.classify("--top-k", "2")
+        # Two processes: the fp32 kernel is measured and chosen in each, so the
+        # last bits of a cosine may differ between them.
         for a, b in zip(full["images"], top["images"]):
-            self.assertEqual(b["labels"], a["labels"][:2])
+            self.assertEqual([l["label"] for l in b["labels"]], [l["label"] for l in a["labels"][:2]])
+            for la, lb in zip(a["labels"], b["labels"]):
+                self.assertAlmostEqual(la["cosine"], lb["cosine"], delta=1e-5)
 
 
 class Errors(unittest.TestCase):

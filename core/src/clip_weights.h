@@ -87,7 +87,9 @@ void init_random(ClipWeights& w, uint64_t seed);
 StateDict to_state_dict(ClipWeights& w);
 
 // Between LibTorch tensors and the checkpoint readers' TensorData, as float32
-// on the CPU: a contiguous copy each way.
+// on the CPU. to_tensor uses the reader's buffer itself when the data is
+// float32, contiguous and not shared with another entry (no copy); otherwise,
+// and in to_tensor_data, a contiguous copy.
 TensorData to_tensor_data(const Tensor& t);
 Tensor to_tensor(const TensorData& t);
 

@@ -36,7 +36,7 @@ bool bit(unsigned value, int n) { return (value >> n) & 1u; }
 
 CpuFeatures detect() {
   CpuFeatures f;
-  const unsigned max_leaf = __get_cpuid_max(0, nullptr);
+  const unsigned max_leaf = static_cast<unsigned>(__get_cpuid_max(0, nullptr));
   const Regs l1 = cpuid(1);
   // The OS must save the wider registers, else the instructions fault.
   unsigned long long xcr0 = bit(l1.c, 27) ? xgetbv0() : 0;
@@ -59,7 +59,7 @@ CpuFeatures detect() {
     f.amx_bf16 = os_amx && bit(l7.d, 22) && bit(l7.d, 24);
     f.amx_int8 = os_amx && bit(l7.d, 25) && bit(l7.d, 24);
   }
-  if (__get_cpuid_max(0x80000000, nullptr) >= 0x80000004) {
+  if (static_cast<unsigned>(__get_cpuid_max(0x80000000u, nullptr)) >= 0x80000004u) {
     char brand[49] = {};
     for (unsigned i = 0; i < 3; ++i) {
       const Regs r = cpuid(0x80000002 + i);
