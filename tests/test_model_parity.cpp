@@ -325,12 +325,12 @@ TEST(TextEncoding, BatchesKeepEachTextInItsRow) {
 
 // Every float32 kernel (RUCLIP_FP32_KERNEL forces one instead of the
 // measured choice) gives upstream's latents, images and texts, at 1 and 2
-// threads (the split kernel divides the columns among them).
+// threads.
 TEST(Precision, EveryFp32KernelMatchesUpstream) {
   const auto pixels = fixture_pixels();
   std::vector<std::vector<int64_t>> ids;
   for (const auto& t : expected()["texts"]) ids.push_back(t["input_ids"].get<std::vector<int64_t>>());
-  for (const char* kernel : {"libtorch-blas", "sgemm-split", "onednn-f32"})
+  for (const char* kernel : {"libtorch-blas", "onednn-f32"})
     for (int threads : {1, 2}) {
       setenv("RUCLIP_FP32_KERNEL", kernel, 1);
       auto model = ruclip::Model::load(ruclip_test::tiny_model_dir(), opts("cpu", threads));
@@ -348,7 +348,7 @@ TEST(Precision, EveryFp32KernelMatchesUpstream) {
     }
   setenv("RUCLIP_FP32_KERNEL", "gemm", 1);
   EXPECT_NE(error_of([] { ruclip::Model::load(ruclip_test::tiny_model_dir(), opts("cpu", 1)); })
-                .find("RUCLIP_FP32_KERNEL='gemm': expected one of sgemm-split, onednn-f32, libtorch-blas"),
+                .find("RUCLIP_FP32_KERNEL='gemm': expected one of onednn-f32, libtorch-blas"),
             std::string::npos);
   unsetenv("RUCLIP_FP32_KERNEL");
 }

@@ -47,7 +47,7 @@ double matmul_gflops(const Model& model, double seconds) {
     }
     return best;
   }
-  for (detail::LinearKernel k : {detail::LinearKernel::kLibTorch, detail::LinearKernel::kSgemmSplit, detail::LinearKernel::kOneDnnF32,
+  for (detail::LinearKernel k : {detail::LinearKernel::kLibTorch, detail::LinearKernel::kOneDnnF32,
                                  detail::LinearKernel::kOneDnnBf16, detail::LinearKernel::kOneDnnInt8})
     if (kernel.rfind(detail::linear_kernel_name(k), 0) == 0) return detail::measure_linear_gflops(k, n, n, n, seconds);
   throw Error("matmul_gflops: unknown kernel '" + kernel + "'");

@@ -72,8 +72,8 @@ struct ClipWeights {
 // other one thread.
 //  - kBlas: OpenBLAS multithreads its products (training; the libtorch-blas
 //    inference kernel), everything else runs on one thread.
-//  - kOpenMp: LibTorch's OpenMP pool has the threads; oneDNN and the
-//    sgemm-split kernel run their products there too.
+//  - kOpenMp: LibTorch's OpenMP pool has the threads; oneDNN runs its
+//    products there too.
 // Process-wide, like the libraries' own settings.
 enum class ThreadPlan { kBlas, kOpenMp };
 void set_cpu_threads(int threads, ThreadPlan plan);

@@ -98,11 +98,13 @@ KernelPlan choose_kernels(Precision requested, const torch::Device& device, cons
     return g;
   };
 
-  // Exact float32: whichever of LibTorch's BLAS, the same BLAS split over the
-  // OpenMP pool, and oneDNN is fastest here (on AVX-512 machines usually
-  // oneDNN; on AVX2-only ones oneDNN's float32 kernels trail the BLAS).
+  // Exact float32: LibTorch's BLAS (OpenBLAS with its own threads) or oneDNN,
+  // whichever is faster here. Neither wins everywhere: on a Zen 4 oneDNN's
+  // AVX-512 kernels lead by ~10 %; capped to AVX2 the two trade places from
+  // run to run; on Zen 3 OpenBLAS was reported 35 % ahead. (An OpenBLAS
+  // one-thread sgemm per OpenMP thread was tried: OpenBLAS serializes
+  // concurrent calls, so it ran at half the rate.)
   std::vector<LinearKernel> fp32_candidates;
-  if (sgemm_available()) fp32_candidates.push_back(LinearKernel::kSgemmSplit);
   if (onednn_available()) fp32_candidates.push_back(LinearKernel::kOneDnnF32);
   fp32_candidates.push_back(LinearKernel::kLibTorch);
   if (const char* forced = std::getenv("RUCLIP_FP32_KERNEL")) {  // tests and benchmarks: no measurement

@@ -1,7 +1,6 @@
 #include "linear.h"
 
 #include <ATen/Parallel.h>
-#include <dlfcn.h>
 
 #include <chrono>
 #include <map>
@@ -20,7 +19,6 @@ namespace ruclip::detail {
 const char* linear_kernel_name(LinearKernel kernel) {
   switch (kernel) {
     case LinearKernel::kLibTorch: return "libtorch";
-    case LinearKernel::kSgemmSplit: return "sgemm-split";
     case LinearKernel::kOneDnnF32: return "onednn-f32";
     case LinearKernel::kOneDnnBf16: return "onednn-bf16";
     case LinearKernel::kOneDnnInt8: return "onednn-int8";
@@ -40,66 +38,7 @@ Tensor libtorch_forward(const Tensor& x, const Tensor& w, const Tensor& b, Epilo
   return y;
 }
 
-// The Fortran BLAS entry point, from whichever BLAS LibTorch was linked with
-// (OpenBLAS here): looked up at run time, as clip_weights.cpp finds
-// openblas_set_num_threads.
-using Sgemm = void (*)(const char* transa, const char* transb, const int* m, const int* n, const int* k,
-                       const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
-                       const float* beta, float* c, const int* ldc);
-Sgemm blas_sgemm() {
-  static const Sgemm sgemm = reinterpret_cast<Sgemm>(dlsym(RTLD_DEFAULT, "sgemm_"));
-  return sgemm;
-}
-
-// y = x W^T + b (+ epilogue), row-major, W [out, in]: each OpenMP thread
-// multiplies all of x by its own rows of W (a block of y's columns) with a
-// one-thread sgemm and adds the bias (and residual) to that block while it
-// is in cache. In column-major terms y^T[out, rows] = W[out, in] . x^T.
-Tensor sgemm_split_forward(const Tensor& x, const Tensor& w, const Tensor& b, Epilogue epilogue,
-                           const Tensor& residual) {
-  const int64_t in = w.size(1), out = w.size(0);
-  std::vector<int64_t> shape = x.sizes().vec();
-  shape.back() = out;
-  const Tensor src = x.reshape({-1, in}).contiguous();
-  const int rows = static_cast<int>(src.size(0));
-  Tensor dst = torch::empty({rows, out}, src.options());
-  const Tensor res = epilogue == Epilogue::kAddResidual ? residual.reshape({rows, out}).contiguous() : Tensor();
-  const float* xp = src.data_ptr<float>();
-  const float* wp = w.data_ptr<float>();
-  const float* bp = b.data_ptr<float>();
-  const float* rp = res.defined() ? res.data_ptr<float>() : nullptr;
-  float* yp = dst.data_ptr<float>();
-  const Sgemm sgemm = blas_sgemm();
-  // Blocks of 64 columns, so a thread's share is a whole number of them.
-  const int64_t blocks = (out + 63) / 64;
-  at::parallel_for(0, blocks, 1, [&](int64_t first, int64_t last) {
-    const int n0 = static_cast<int>(first * 64), n = static_cast<int>(std::min(out, last * 64) - n0);
-    const int k = static_cast<int>(in), ld = static_cast<int>(out);
-    const float one = 1, zero = 0;
-    sgemm("T", "N", &n, &rows, &k, &one, wp + static_cast<int64_t>(n0) * in, &k, xp, &k, &zero, yp + n0, &ld);
-    for (int r = 0; r < rows; ++r) {
-      float* y = yp + static_cast<int64_t>(r) * out + n0;
-      const float* bias = bp + n0;
-      if (rp) {
-        const float* add = rp + static_cast<int64_t>(r) * out + n0;
-        for (int j = 0; j < n; ++j) y[j] += bias[j] + add[j];
-      } else {
-        for (int j = 0; j < n; ++j) y[j] += bias[j];
-      }
-    }
-  });
-  if (epilogue == Epilogue::kQuickGelu) {
-    // y * sigmoid(1.702 y) = silu(1.702 y) / 1.702, in place, on ATen's vectorized kernels.
-    dst.mul_(1.702);
-    at::silu_(dst);
-    dst.div_(1.702);
-  }
-  return dst.view(shape);
-}
-
 }  // namespace
-
-bool sgemm_available() { return blas_sgemm() != nullptr; }
 
 #ifndef RUCLIP_HAVE_DNNL
 
@@ -108,12 +47,10 @@ bool cap_onednn_isa() { return false; }
 struct Linear::OneDnn {};
 
 Linear::Linear(const Tensor& w, const Tensor& b, LinearKernel kernel) : w_(w), b_(b), kernel_(kernel), defined_(true) {
-  if (kernel == LinearKernel::kSgemmSplit) w_ = w.contiguous(), b_ = b.contiguous();
-  else if (kernel != LinearKernel::kLibTorch) throw Error(std::string(linear_kernel_name(kernel)) + ": built without oneDNN");
+  if (kernel != LinearKernel::kLibTorch) throw Error(std::string(linear_kernel_name(kernel)) + ": built without oneDNN");
 }
 
 Tensor Linear::forward(const Tensor& x, Epilogue epilogue, const Tensor& residual) const {
-  if (kernel_ == LinearKernel::kSgemmSplit) return sgemm_split_forward(x, w_, b_, epilogue, residual);
   return libtorch_forward(x, w_, b_, epilogue, residual);
 }
 
@@ -232,11 +169,9 @@ struct Linear::OneDnn {
 };
 
 Linear::Linear(const Tensor& w, const Tensor& b, LinearKernel kernel) : kernel_(kernel), defined_(true) {
-  if (kernel == LinearKernel::kLibTorch || kernel == LinearKernel::kSgemmSplit) {
-    if (kernel == LinearKernel::kSgemmSplit && (!w.device().is_cpu() || w.scalar_type() != torch::kFloat32 || !blas_sgemm()))
-      throw Error("sgemm-split: float32 on the CPU with a BLAS only");
-    w_ = kernel == LinearKernel::kSgemmSplit ? w.contiguous() : w;
-    b_ = kernel == LinearKernel::kSgemmSplit ? b.contiguous() : b;
+  if (kernel == LinearKernel::kLibTorch) {
+    w_ = w;
+    b_ = b;
     return;
   }
   if (!w.device().is_cpu()) throw Error(std::string(linear_kernel_name(kernel)) + ": the CPU only");
@@ -273,7 +208,6 @@ Linear::Linear(const Tensor& w, const Tensor& b, LinearKernel kernel) : kernel_(
 }
 
 Tensor Linear::forward(const Tensor& x, Epilogue epilogue, const Tensor& residual) const {
-  if (kernel_ == LinearKernel::kSgemmSplit) return sgemm_split_forward(x, w_, b_, epilogue, residual);
   if (!onednn_) return libtorch_forward(x, w_, b_, epilogue, residual);
   const OneDnn& d = *onednn_;
   at::internal::lazy_init_num_threads();  // this thread's OpenMP team size, as LibTorch's own ops use it

@@ -17,9 +17,6 @@ using torch::Tensor;
 
 enum class LinearKernel {
   kLibTorch,    // torch::linear: OpenBLAS for float32 on the CPU, cuBLAS on CUDA
-  kSgemmSplit,  // float32, CPU: the BLAS's one-thread sgemm on each OpenMP
-                // thread's share of the output columns, so the products and
-                // everything around them share one pool of threads
   kOneDnnF32,   // oneDNN, float32
   kOneDnnBf16,  // oneDNN, bfloat16 activations and weights (CPUs with native bf16)
   kOneDnnInt8,  // oneDNN, activations quantized to u8 per call (asymmetric,
@@ -27,7 +24,6 @@ enum class LinearKernel {
 };
 const char* linear_kernel_name(LinearKernel kernel);  // "libtorch", "onednn-f32", ...
 bool onednn_available();                              // built against oneDNN
-bool sgemm_available();                               // the process has a BLAS sgemm_
 
 // What follows the product: y = x W^T + b, then
 enum class Epilogue {
