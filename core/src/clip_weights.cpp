@@ -27,11 +27,7 @@ Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b) {
 // when prepare_inference made one, else LibTorch's (training, autograd).
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, const Linear& layer, Epilogue epilogue = Epilogue::kNone,
               const Tensor& residual = {}) {
-  if (layer.defined()) return layer.forward(x, epilogue, residual);
-  Tensor y = torch::linear(x, w, b);
-  if (epilogue == Epilogue::kQuickGelu) return y * torch::sigmoid(1.702 * y);
-  if (epilogue == Epilogue::kAddResidual) return residual + y;
-  return y;
+  return layer.defined() ? layer.forward(x, epilogue, residual) : libtorch_linear(x, w, b, epilogue, residual);
 }
 
 // x + out_proj(nn.MultiheadAttention(h, h, h)) on batch-first [N, L, D] tensors, h = ln_1(x).

@@ -13,16 +13,22 @@
 namespace ruclip::detail {
 namespace {
 
-// GFLOP/s of `kernel` on an [m x k] x [k x n] product, measured once per
-// process (the machine doesn't change under a running process).
-double measured(LinearKernel kernel, ThreadPlan plan, int threads, int64_t m, int64_t k, int64_t n) {
+ThreadPlan plan_for(LinearKernel kernel) {
+  // LibTorch's float32 products on the CPU are OpenBLAS's: its own threads get the cores.
+  return kernel == LinearKernel::kLibTorch ? ThreadPlan::kBlas : ThreadPlan::kOpenMp;
+}
+
+// GFLOP/s of `kernel` on an [m x k] x [k x n] product under the thread plan
+// it runs with, measured once per process (the machine doesn't change under
+// a running process).
+double measured(LinearKernel kernel, int threads, int64_t m, int64_t k, int64_t n) {
   static std::mutex mutex;
-  static std::map<std::tuple<int, int, int, int64_t, int64_t, int64_t>, double> cache;
+  static std::map<std::tuple<int, int, int64_t, int64_t, int64_t>, double> cache;
   std::lock_guard<std::mutex> guard(mutex);
-  const auto key = std::make_tuple(static_cast<int>(kernel), static_cast<int>(plan), threads, m, k, n);
+  const auto key = std::make_tuple(static_cast<int>(kernel), threads, m, k, n);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
-  set_cpu_threads(threads, plan);
+  set_cpu_threads(threads, plan_for(kernel));
   const double gflops = measure_linear_gflops(kernel, m, k, n);
   cache.emplace(key, gflops);
   return gflops;
@@ -31,11 +37,6 @@ double measured(LinearKernel kernel, ThreadPlan plan, int threads, int64_t m, in
 // The names RUCLIP_FP32_KERNEL takes and the report shows.
 std::string fp32_kernel_name(LinearKernel kernel) {
   return kernel == LinearKernel::kLibTorch ? "libtorch-blas" : linear_kernel_name(kernel);
-}
-
-ThreadPlan plan_for(LinearKernel kernel) {
-  // LibTorch's float32 products on the CPU are OpenBLAS's: its own threads get the cores.
-  return kernel == LinearKernel::kLibTorch ? ThreadPlan::kBlas : ThreadPlan::kOpenMp;
 }
 
 std::string cpu_name() {
@@ -68,7 +69,7 @@ KernelPlan choose_kernels(Precision requested, const torch::Device& device, cons
   const CpuFeatures& cpu = cpu_features();
   r.cpu_model = cpu.model;
   r.cpu_features = cpu.names();
-  if (!cpu.isa_cap.empty() && cpu.isa_cap != "all") r.cpu_features.push_back("capped:" + cpu.isa_cap);
+  if (cpu.isa_cap != "all") r.cpu_features.push_back("capped:" + cpu.isa_cap);
 
   if (device.is_cuda()) {
     switch (requested) {
@@ -93,7 +94,7 @@ KernelPlan choose_kernels(Precision requested, const torch::Device& device, cons
   const int64_t tokens = (config.image_resolution / config.vision_patch_size) * (config.image_resolution / config.vision_patch_size) + 1;
   const int64_t m = std::min<int64_t>(8 * tokens, 400), k = config.vision_width, n = 4 * config.vision_width;
   auto rate = [&](LinearKernel kernel) {
-    const double g = measured(kernel, plan_for(kernel), num_threads, m, k, n);
+    const double g = measured(kernel, num_threads, m, k, n);
     r.measured_gflops.emplace_back(fp32_kernel_name(kernel), g);
     return g;
   };

@@ -26,9 +26,7 @@ const char* linear_kernel_name(LinearKernel kernel) {
   return "?";
 }
 
-namespace {
-
-Tensor libtorch_forward(const Tensor& x, const Tensor& w, const Tensor& b, Epilogue epilogue, const Tensor& residual) {
+Tensor libtorch_linear(const Tensor& x, const Tensor& w, const Tensor& b, Epilogue epilogue, const Tensor& residual) {
   Tensor y = torch::linear(x, w, b);
   switch (epilogue) {
     case Epilogue::kNone: return y;
@@ -37,8 +35,6 @@ Tensor libtorch_forward(const Tensor& x, const Tensor& w, const Tensor& b, Epilo
   }
   return y;
 }
-
-}  // namespace
 
 #ifndef RUCLIP_HAVE_DNNL
 
@@ -51,7 +47,7 @@ Linear::Linear(const Tensor& w, const Tensor& b, LinearKernel kernel) : w_(w), b
 }
 
 Tensor Linear::forward(const Tensor& x, Epilogue epilogue, const Tensor& residual) const {
-  return libtorch_forward(x, w_, b_, epilogue, residual);
+  return libtorch_linear(x, w_, b_, epilogue, residual);
 }
 
 #else
@@ -208,7 +204,7 @@ Linear::Linear(const Tensor& w, const Tensor& b, LinearKernel kernel) : kernel_(
 }
 
 Tensor Linear::forward(const Tensor& x, Epilogue epilogue, const Tensor& residual) const {
-  if (!onednn_) return libtorch_forward(x, w_, b_, epilogue, residual);
+  if (!onednn_) return libtorch_linear(x, w_, b_, epilogue, residual);
   const OneDnn& d = *onednn_;
   at::internal::lazy_init_num_threads();  // this thread's OpenMP team size, as LibTorch's own ops use it
   std::vector<int64_t> shape = x.sizes().vec();

@@ -32,6 +32,11 @@ enum class Epilogue {
   kAddResidual,  // y + residual
 };
 
+// x W^T + b and the epilogue as plain LibTorch ops (autograd works through
+// them): the kLibTorch kernel, and training's layers.
+Tensor libtorch_linear(const Tensor& x, const Tensor& w, const Tensor& b, Epilogue epilogue = Epilogue::kNone,
+                       const Tensor& residual = {});
+
 // One linear layer on one kernel. Immutable once built: forward() may run
 // concurrently from several threads.
 class Linear {
