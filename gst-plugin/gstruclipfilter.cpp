@@ -21,6 +21,21 @@
  * frames, and its results ride on later buffers, marked with the PTS of the
  * frame they came from; requests the worker can't keep up with are dropped and
  * counted (requests-dropped), never queued without bound.
+ *
+ * Many streams in one process (a media server, an NVR): every ruclipfilter
+ * asking for the same model folder, device and precision shares one loaded
+ * model (set model-instance-id to keep a separate one), and the sampled
+ * frames of all of them, sync and async, are embedded together in batches of
+ * up to batch-size, waiting at most batch-timeout for each other; streams
+ * take turns, and each result goes back to its own stream and frame. CPU
+ * threads (num-threads) are process-wide. The queueing, batching, drain and
+ * flush machinery is ruclip::InferenceScheduler (core/include/ruclip/scheduler.h).
+ *
+ * |[
+ * gst-launch-1.0 \
+ *   rtspsrc location=rtsp://cam1/stream ! decodebin ! ruclipfilter model=/models/m labels="человек;пусто" mode=async ! fakesink \
+ *   rtspsrc location=rtsp://cam2/stream ! decodebin ! ruclipfilter model=/models/m labels="человек;пусто" mode=async ! fakesink
+ * ]| (one copy of the model, one batch for both cameras)
  */
 #include "gstruclipfilter.h"
 
@@ -28,19 +43,17 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "ruclip/error.h"
 #include "ruclip/image.h"
 #include "ruclip/labels.h"
 #include "ruclip/model.h"
-#include "ruclip/tokenizer.h"
+#include "ruclip/scheduler.h"
+#include "ruclip/shared_model.h"
 #include "ruclip/zero_shot.h"
 #include "ruclipmeta.h"
 
@@ -115,6 +128,9 @@ enum {
   PROP_DEVICE,
   PROP_NUM_THREADS,
   PROP_BATCH_SIZE,
+  PROP_BATCH_TIMEOUT,
+  PROP_QUEUE_SIZE,
+  PROP_MODEL_INSTANCE_ID,
   PROP_MODE,
   PROP_POST_MESSAGES,
   PROP_ATTACH_EMBEDDING,
@@ -125,6 +141,10 @@ enum {
   PROP_STATS,
 };
 
+#define DEFAULT_BATCH_SIZE 8
+#define DEFAULT_BATCH_TIMEOUT (5 * GST_MSECOND)
+#define DEFAULT_QUEUE_SIZE 1
+
 namespace {
 
 // Properties read when the stream starts or labels are rebuilt (under settings_lock).
@@ -134,9 +154,12 @@ struct Settings {
   std::string labels_file;
   std::string templates;
   std::string device = "auto";
+  std::string model_instance_id;
   gint num_threads = 0;
   RuClipPrecision precision = RUCLIP_PRECISION_FP32;
-  guint batch_size = 1;
+  guint batch_size = DEFAULT_BATCH_SIZE;
+  guint64 batch_timeout = DEFAULT_BATCH_TIMEOUT;
+  guint queue_size = DEFAULT_QUEUE_SIZE;
   RuClipMode mode = RUCLIP_MODE_SYNC;
 };
 
@@ -173,6 +196,11 @@ struct Timing {
     nanoseconds += std::chrono::duration_cast<std::chrono::nanoseconds> (std::chrono::steady_clock::now () -
         since).count ();
   }
+  void add_ms (double ms)
+  {
+    count++;
+    nanoseconds += (guint64) (ms * 1e6);
+  }
   double mean_ms () const
   {
     const guint64 n = count;
@@ -193,15 +221,6 @@ struct Result {
   GstClockTime pts = GST_CLOCK_TIME_NONE;
   GstClockTime running_time = GST_CLOCK_TIME_NONE;
   std::string model;
-};
-
-// A sampled frame waiting for the async worker, already preprocessed so that
-// no GstBuffer (maybe from a small camera pool) is held.
-struct Request {
-  guint64 frame = 0;
-  GstClockTime pts = GST_CLOCK_TIME_NONE;
-  GstClockTime running_time = GST_CLOCK_TIME_NONE;
-  std::vector<float> pixels;
 };
 
 std::vector<std::string> collect_labels (const Settings & s)
@@ -284,39 +303,41 @@ void fill_result (GstStructure * s, const Result & r, bool fresh)
     set_double_array (s, "embedding", r.embedding.size (), [&](size_t i) { return r.embedding[i]; });
 }
 
+const char *
+precision_nick (RuClipPrecision precision)
+{
+  // The enum's nick ("fp32", "bf16", ...) is what ruclip::parse_precision takes.
+  return g_enum_get_value (G_ENUM_CLASS (g_type_class_peek (GST_TYPE_RUCLIP_PRECISION)), precision)->value_nick;
+}
+
 }  // namespace
 
-// Everything C++ the element owns; allocated in init, freed in finalize.
+// Everything C++ the element owns; allocated in init, freed in finalize. The
+// frames' queue, batching, drain, flush and label rebuilds live in the
+// model's shared ruclip::InferenceScheduler (core/include/ruclip/scheduler.h);
+// this is the glue between it and the element.
 struct RuClipFilterState {
   std::mutex settings_lock;
   Settings settings;
   AtomicKnobs knobs;
 
-  // Kept across READY<->PAUSED cycles while model, device and threads stay the same.
-  std::shared_ptr<ruclip::Model> model;
-  std::string model_key;
-
-  std::mutex labels_lock;  // guards label_set (swapped whole, never edited)
-  std::shared_ptr<const ruclip::LabelSet> label_set;
-
-  // Worker thread: label rebuilds (both modes) and frame analysis (async).
-  std::thread worker;
+  // Between start() and stop(), under `lock`; the streaming thread uses them
+  // without it (stop() runs when no buffer is in flight).
   std::mutex lock;
-  std::condition_variable wake, idle;
-  std::deque<Request> pending;
-  bool stopping = false;
-  bool busy = false;
-  bool labels_dirty = false;
-  bool running = false;  // between start() and stop(): label changes go to the worker
-  guint64 generation = 0;  // bumped by flushes: results of older requests are dropped
+  std::shared_ptr<ruclip::SharedModel> shared;
+  std::unique_ptr<ruclip::InferenceScheduler::Stream> stream;
+  bool running = false;  // label changes go to the stream
   std::shared_ptr<const Result> latest;
+  // An async analysis failed: every later buffer returns it, as queue keeps srcresult.
+  std::atomic<GstFlowReturn> worker_result{GST_FLOW_OK};
 
   // Streaming-thread state.
   guint64 frames_seen = 0;
   GstClockTime last_analyzed_pts = GST_CLOCK_TIME_NONE;
   Settings active;  // the settings the stream started with (model, mode, ...)
   // sync mode on a GPU: the model uploads a sampled frame once and
-  // preprocesses it there (encode_frames); otherwise the CPU does it here.
+  // preprocesses it there; otherwise the CPU does it on the streaming thread
+  // (in parallel across streams).
   bool frames_to_gpu = false;
 
   std::atomic<guint64> frames_analyzed{0};
@@ -336,13 +357,6 @@ G_DEFINE_TYPE (GstRuClipFilter, gst_ruclip_filter, GST_TYPE_VIDEO_FILTER);
 GST_ELEMENT_REGISTER_DEFINE_WITH_CODE (ruclipfilter, "ruclipfilter", GST_RANK_NONE, GST_TYPE_RUCLIP_FILTER,
     gst_ruclip_meta_register ());
 
-static std::shared_ptr<const ruclip::LabelSet>
-current_label_set (RuClipFilterState * st)
-{
-  std::lock_guard<std::mutex> guard (st->labels_lock);
-  return st->label_set;
-}
-
 static Settings
 copy_settings (RuClipFilterState * st)
 {
@@ -350,20 +364,21 @@ copy_settings (RuClipFilterState * st)
   return st->settings;
 }
 
-// Scores one image latent into a Result (top-k and threshold applied).
+// top-k and threshold as set now, on one analysis.
 static std::shared_ptr<Result>
-make_result (RuClipFilterState * st, const ruclip::LabelSet & set, const float *latent, int dim,
-    const Knobs & k)
+make_result (RuClipFilterState * st, ruclip::FrameAnalysis && a, const Knobs & k)
 {
   auto r = std::make_shared<Result> ();
-  r->scores = ruclip::score_image (set, latent, dim, st->model->logit_scale (), (int) k.top_k);
+  r->scores = std::move (a.scores);
+  if (k.top_k > 0 && r->scores.size () > k.top_k)
+    r->scores.resize (k.top_k);
   while (!r->scores.empty () && r->scores.back ().probability < k.threshold)
     r->scores.pop_back ();
-  if (k.attach_embedding) {
-    ruclip::Embeddings e{1, dim, std::vector<float> (latent, latent + dim)};
-    e.normalize_rows ();
-    r->embedding = std::move (e.data);
-  }
+  if (k.attach_embedding)
+    r->embedding = std::move (a.embedding);
+  r->frame = a.frame;
+  r->pts = a.pts;
+  r->running_time = a.running_time;
   r->model = st->active.model;
   return r;
 }
@@ -388,109 +403,74 @@ attach_result (GstBuffer * buffer, const Result & r, bool fresh)
   fill_result (gst_custom_meta_get_structure (meta), r, fresh);
 }
 
-// Rebuilds the label set from the current properties, off the streaming thread.
+// Counts the model time of one analysis and logs how it was batched.
 static void
-rebuild_labels (GstRuClipFilter * self)
+note_analysis (GstRuClipFilter * self, const ruclip::FrameAnalysis & a)
+{
+  self->state->inference.add_ms (a.inference_ms);
+  GST_LOG_OBJECT (self, "frame %" G_GUINT64_FORMAT " (pts %" GST_TIME_FORMAT "): in a batch of %d frames from %d "
+      "stream(s), %.1f ms after it was sampled", a.frame, GST_TIME_ARGS (a.pts), a.batch_frames, a.batch_streams,
+      a.latency_ms);
+}
+
+// async: the scheduler's thread delivers a result of this stream.
+static void
+on_async_result (GstRuClipFilter * self, ruclip::FrameAnalysis && a)
+{
+  RuClipFilterState *st = self->state;
+  note_analysis (self, a);
+  const Knobs k = st->knobs.load ();
+  std::shared_ptr<Result> r = make_result (st, std::move (a), k);
+  {
+    std::lock_guard<std::mutex> guard (st->lock);
+    st->latest = r;
+  }
+  st->frames_analyzed++;
+  if (k.post_messages)
+    post_result (self, *r, false);
+}
+
+static void
+on_async_error (GstRuClipFilter * self, const std::string & error)
+{
+  GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Frame analysis failed"), ("%s (model %s)", error.c_str (),
+          self->state->active.model.c_str ()));
+  self->state->worker_result = GST_FLOW_ERROR;
+}
+
+// Asks the stream for the labels as the properties say now (built off this thread).
+static void
+request_label_rebuild (GstRuClipFilter * self)
 {
   RuClipFilterState *st = self->state;
   const Settings s = copy_settings (st);
+  std::lock_guard<std::mutex> guard (st->lock);
+  if (!st->running)
+    return;  // not streaming: start() builds them (and re-checks at its end)
   try {
-    auto set = ruclip::build_label_set (*st->model, collect_labels (s), ruclip::split_list (s.templates));
-    std::lock_guard<std::mutex> guard (st->labels_lock);
-    st->label_set = std::move (set);
-    GST_INFO_OBJECT (self, "now scoring against %zu labels", st->label_set->labels.size ());
+    st->stream->set_labels (collect_labels (s), ruclip::split_list (s.templates));
+    GST_DEBUG_OBJECT (self, "label rebuild requested");
   } catch (const std::exception & e) {
-    // The stream goes on with the labels it had; the application hears why.
+    // A labels file that can't be read: the stream goes on with the labels it had.
     GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS, ("New labels not applied: %s", e.what ()), (NULL));
   }
 }
 
 static void
-worker_loop (GstRuClipFilter * self)
+close_stream (RuClipFilterState * st)
 {
-  RuClipFilterState *st = self->state;
-  std::unique_lock<std::mutex> lk (st->lock);
-  bool rebuilt = false;
-  for (;;) {
-    st->wake.wait (lk, [st] { return st->stopping || st->labels_dirty || !st->pending.empty (); });
-    if (st->stopping)
-      break;
-    // Waiting frames go between two rebuilds: label changes coming faster
-    // than a rebuild must not starve the analysis (nor hold back EOS).
-    if (st->labels_dirty && !(rebuilt && !st->pending.empty ())) {
-      st->labels_dirty = false;
-      lk.unlock ();
-      rebuild_labels (self);
-      lk.lock ();
-      rebuilt = true;
-      continue;
-    }
-    rebuilt = false;
-    const guint batch_size = st->active.batch_size;
-    std::vector<Request> batch;
-    while (!st->pending.empty () && batch.size () < std::max<guint> (1, batch_size)) {
-      batch.push_back (std::move (st->pending.front ()));
-      st->pending.pop_front ();
-    }
-    const guint64 generation = st->generation;
-    st->busy = true;
-    lk.unlock ();
-
-    std::vector<std::shared_ptr<Result>> results;
-    const Knobs k = st->knobs.load ();
-    try {
-      const auto start = std::chrono::steady_clock::now ();
-      const int per_image = 3 * st->model->config ().image_resolution * st->model->config ().image_resolution;
-      std::vector<float> pixels;
-      pixels.reserve (batch.size () * per_image);
-      for (const auto & r : batch)
-        pixels.insert (pixels.end (), r.pixels.begin (), r.pixels.end ());
-      const ruclip::Embeddings e = st->model->encode_pixels (pixels.data (), (int) batch.size ());
-      st->inference.add (start);
-      const auto set = current_label_set (st);
-      for (size_t i = 0; i < batch.size (); ++i) {
-        auto r = make_result (st, *set, e.row ((int) i), e.dim, k);
-        r->frame = batch[i].frame;
-        r->pts = batch[i].pts;
-        r->running_time = batch[i].running_time;
-        results.push_back (std::move (r));
-      }
-    } catch (const std::exception & e) {
-      GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Analysis failed: %s", e.what ()), (NULL));
-    }
-
-    lk.lock ();
-    st->busy = false;
-    if (generation == st->generation && !results.empty ()) {
-      st->latest = results.back ();
-      st->frames_analyzed += results.size ();
-      lk.unlock ();
-      if (k.post_messages)
-        for (const auto & r : results)
-          post_result (self, *r, false);
-      lk.lock ();
-    }
-    st->idle.notify_all ();
-  }
-}
-
-static void
-stop_worker (RuClipFilterState * st)
-{
+  std::unique_ptr<ruclip::InferenceScheduler::Stream> stream;
+  std::shared_ptr<ruclip::SharedModel> shared;
   {
     std::lock_guard<std::mutex> guard (st->lock);
-    st->stopping = true;
     st->running = false;
+    stream = std::move (st->stream);
+    shared = std::move (st->shared);
+    st->latest.reset ();
   }
-  st->wake.notify_all ();
-  if (st->worker.joinable ())
-    st->worker.join ();
-  std::lock_guard<std::mutex> guard (st->lock);
-  st->pending.clear ();
-  st->latest.reset ();
-  st->stopping = false;
-  st->busy = false;
-  st->labels_dirty = false;
+  // Outside the lock: close() waits for this stream's callbacks, which take it.
+  stream.reset ();
+  shared.reset ();  // the last element of a model frees it here
 }
 
 static gboolean
@@ -505,67 +485,80 @@ gst_ruclip_filter_start (GstBaseTransform * trans)
         (NULL));
     return FALSE;
   }
-  // The enum's nick ("fp32", "bf16", ...) is what ruclip::parse_precision takes.
-  const char *precision =
-      g_enum_get_value (G_ENUM_CLASS (g_type_class_peek (GST_TYPE_RUCLIP_PRECISION)), s.precision)->value_nick;
-  const std::string key = s.model + "|" + s.device + "|" + std::to_string (s.num_threads) + "|" + precision;
+  const char *precision = precision_nick (s.precision);
+  std::shared_ptr<ruclip::SharedModel> shared;
   try {
-    if (!st->model || st->model_key != key) {
-      st->model.reset ();
-      GST_INFO_OBJECT (self, "loading model %s on %s (%s)", s.model.c_str (), s.device.c_str (), precision);
-      ruclip::ModelOptions options;
-      options.device = ruclip::Device::parse (s.device);
-      options.num_threads = s.num_threads;
-      options.precision = ruclip::parse_precision (precision);
-      st->model = ruclip::Model::load (s.model, options);
-      st->model_key = key;
-      const ruclip::KernelReport & kernels = st->model->kernels ();
-      GST_INFO_OBJECT (self, "%s", kernels.summary ().c_str ());
-      for (const auto & w : kernels.warnings)
-        GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS, ("%s", w.c_str ()), ("model %s", s.model.c_str ()));
-    }
+    ruclip::ModelOptions options;
+    options.device = ruclip::Device::parse (s.device);
+    options.num_threads = s.num_threads;
+    options.precision = ruclip::parse_precision (precision);
+    const guint64 loads = ruclip::shared_model_loads ();
+    std::vector<std::string> warnings;
+    shared = ruclip::acquire_shared_model (s.model, options, s.model_instance_id, &warnings);
+    const bool loaded = ruclip::shared_model_loads () != loads && shared->holders () == 1;
+    GST_INFO_OBJECT (self, "model %s on %s (%s): %s instance %" G_GUINT64_FORMAT ", %ld user(s); %s",
+        s.model.c_str (), s.device.c_str (), precision, loaded ? "loaded" : "shares", shared->instance (),
+        shared->holders (), shared->model ().kernels ().summary ().c_str ());
+    for (const auto & w : warnings)
+      GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS, ("%s", w.c_str ()), ("model %s", s.model.c_str ()));
   } catch (const std::exception & e) {
     GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ, ("Cannot load model '%s': %s", s.model.c_str (), e.what ()),
         (NULL));
     return FALSE;
   }
+
+  ruclip::StreamOptions o;
+  o.mode = s.mode == RUCLIP_MODE_SYNC ? ruclip::StreamMode::kSync : ruclip::StreamMode::kAsync;
+  o.queue_size = (int) s.queue_size;
+  o.batch_size = (int) s.batch_size;
+  o.batch_timeout = std::chrono::microseconds (s.batch_timeout / 1000);
+  o.on_result = [self](ruclip::FrameAnalysis && a) { on_async_result (self, std::move (a)); };
+  o.on_error = [self](const std::string & e) { on_async_error (self, e); };
+  o.on_labels = [self](const std::shared_ptr<const ruclip::LabelSet> & set) {
+    GST_INFO_OBJECT (self, "now scoring against %zu labels", set->labels.size ());
+  };
+  o.on_labels_error = [self](const std::string & e) {
+    // The stream goes on with the labels it had; the application hears why.
+    GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS, ("New labels not applied: %s", e.c_str ()), (NULL));
+  };
+  std::unique_ptr<ruclip::InferenceScheduler::Stream> stream = shared->scheduler ().open_stream (o);
   try {
-    auto set = ruclip::build_label_set (*st->model, collect_labels (s), ruclip::split_list (s.templates));
-    std::lock_guard<std::mutex> guard (st->labels_lock);
-    st->label_set = std::move (set);
+    stream->set_labels_now (collect_labels (s), ruclip::split_list (s.templates));
   } catch (const std::exception & e) {
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Invalid labels or templates: %s", e.what ()), (NULL));
     return FALSE;
   }
 
   st->active = s;
-  st->frames_to_gpu = s.mode == RUCLIP_MODE_SYNC && st->model->device () != "cpu";
+  st->frames_to_gpu = s.mode == RUCLIP_MODE_SYNC && shared->model ().device () != "cpu";
   st->frames_seen = 0;
   st->last_analyzed_pts = GST_CLOCK_TIME_NONE;
   st->frames_analyzed = 0;
   st->requests_dropped = 0;
+  st->worker_result = GST_FLOW_OK;
   for (Timing * t : {&st->passed, &st->sampled, &st->preprocessing, &st->inference})
     t->reset ();
+  const size_t labels = stream->labels ()->labels.size ();
   {
     std::lock_guard<std::mutex> guard (st->lock);
+    st->shared = std::move (shared);
+    st->stream = std::move (stream);
     st->running = true;
-    // Labels set while this start() built the set from older ones: rebuild.
-    const Settings now = copy_settings (st);
-    st->labels_dirty = now.labels != s.labels || now.labels_file != s.labels_file || now.templates != s.templates;
   }
-  st->worker = std::thread (worker_loop, self);
-  GST_INFO_OBJECT (self, "model %s on %s, %zu labels, mode %s", s.model.c_str (), st->model->device ().c_str (),
-      current_label_set (st)->labels.size (), s.mode == RUCLIP_MODE_SYNC ? "sync" : "async");
+  // Labels set while this start() built the set from older ones: rebuild.
+  const Settings now = copy_settings (st);
+  if (now.labels != s.labels || now.labels_file != s.labels_file || now.templates != s.templates)
+    request_label_rebuild (self);
+  GST_INFO_OBJECT (self, "%zu labels, mode %s, batch-size %u, batch-timeout %" GST_TIME_FORMAT ", queue-size %u",
+      labels, s.mode == RUCLIP_MODE_SYNC ? "sync" : "async", s.batch_size, GST_TIME_ARGS (s.batch_timeout),
+      s.queue_size);
   return TRUE;
 }
 
 static gboolean
 gst_ruclip_filter_stop (GstBaseTransform * trans)
 {
-  RuClipFilterState *st = GST_RUCLIP_FILTER (trans)->state;
-  stop_worker (st);
-  std::lock_guard<std::mutex> guard (st->labels_lock);
-  st->label_set.reset ();
+  close_stream (GST_RUCLIP_FILTER (trans)->state);
   return TRUE;
 }
 
@@ -589,15 +582,19 @@ gst_ruclip_filter_transform_ip (GstBaseTransform * trans, GstBuffer * buffer)
   RuClipFilterState *st = self->state;
   if (!filter->negotiated)
     return GST_FLOW_NOT_NEGOTIATED;
+  const GstFlowReturn worker_result = st->worker_result;
+  if (worker_result != GST_FLOW_OK)
+    return worker_result;
 
   const auto start = std::chrono::steady_clock::now ();
   const Knobs k = st->knobs.load ();
   const Settings & s = st->active;  // only changes between streams (start())
+  ruclip::InferenceScheduler::Stream & stream = *st->stream;  // set from start() to stop()
   const guint64 index = st->frames_seen++;
   const GstClockTime pts = GST_BUFFER_PTS (buffer);
   const bool analyze = should_analyze (st, index, pts, k);
-  // The result this buffer carries, taken before its own request reaches the
-  // worker: in async mode a frame's own result must not land on it.
+  // The result this buffer carries, taken before its own request is queued:
+  // in async mode a frame's own result must not land on it.
   std::shared_ptr<const Result> latest;
   {
     std::lock_guard<std::mutex> guard (st->lock);
@@ -606,74 +603,76 @@ gst_ruclip_filter_transform_ip (GstBaseTransform * trans, GstBuffer * buffer)
 
   if (analyze) {
     st->last_analyzed_pts = pts;
-    Request req;
+    ruclip::FrameRequest req;
     req.frame = index;
     req.pts = pts;
     req.running_time = gst_segment_to_running_time (&trans->segment, GST_FORMAT_TIME, pts);
-    const ruclip::Normalization norm = st->model->normalization ();
-    const bool frame_to_gpu = st->frames_to_gpu;
-    ruclip::Embeddings gpu_latent;
-    if (!frame_to_gpu)
-      req.pixels.resize (3 * (size_t) norm.resolution * norm.resolution);
+    const ruclip::Normalization norm = st->shared->model ().normalization ();
 
     GstVideoFrame frame;
     if (!gst_video_frame_map (&frame, &filter->in_info, buffer, GST_MAP_READ)) {
       GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Could not map the video frame for reading"), (NULL));
       return GST_FLOW_ERROR;
     }
+    ruclip::FrameView view;
     try {
-      ruclip::FrameView view;
       if (!to_frame_view (&frame, &view))
         throw ruclip::Error ("unsupported format");
-      const auto preprocess_start = std::chrono::steady_clock::now ();
-      if (frame_to_gpu) {
-        gpu_latent = st->model->encode_frames ({view});
-        st->inference.add (preprocess_start);
+      if (st->frames_to_gpu) {
+        req.view = &view;  // mapped until submit() returns (sync mode)
       } else {
+        const auto preprocess_start = std::chrono::steady_clock::now ();
+        req.pixels.resize (3 * (size_t) norm.resolution * norm.resolution);
         ruclip::preprocess (view, norm, req.pixels.data ());
         st->preprocessing.add (preprocess_start);
       }
     } catch (const std::exception & e) {
       gst_video_frame_unmap (&frame);
-      GST_ELEMENT_ERROR (self, STREAM, FORMAT, ("Cannot read the frame: %s", e.what ()), (NULL));
+      GST_ELEMENT_ERROR (self, STREAM, FORMAT, ("Cannot read the frame"), ("%s", e.what ()));
       return GST_FLOW_ERROR;
     }
-    gst_video_frame_unmap (&frame);
 
     if (s.mode == RUCLIP_MODE_SYNC) {
-      try {
-        const auto inference_start = std::chrono::steady_clock::now ();
-        const ruclip::Embeddings e = frame_to_gpu ? std::move (gpu_latent) : st->model->encode_pixels (req.pixels.data (), 1);
-        if (!frame_to_gpu)
-          st->inference.add (inference_start);
-        auto r = make_result (st, *current_label_set (st), e.row (0), e.dim, k);
-        r->frame = req.frame;
-        r->pts = req.pts;
-        r->running_time = req.running_time;
-        {
-          std::lock_guard<std::mutex> guard (st->lock);
-          st->latest = r;
-        }
-        st->frames_analyzed++;
-        attach_result (buffer, *r, true);
-        if (k.post_messages)
-          post_result (self, *r, true);
-        st->sampled.add (start);
-      } catch (const std::exception & e) {
-        GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Analysis failed: %s", e.what ()), (NULL));
-        return GST_FLOW_ERROR;
+      ruclip::FrameAnalysis a;
+      std::string error;
+      const auto submitted = stream.submit (std::move (req), &a, &error);
+      gst_video_frame_unmap (&frame);
+      switch (submitted) {
+        case ruclip::InferenceScheduler::Stream::Submitted::kFlushing:
+          GST_DEBUG_OBJECT (self, "flushing: frame %" G_GUINT64_FORMAT " not analyzed", index);
+          return GST_FLOW_FLUSHING;
+        case ruclip::InferenceScheduler::Stream::Submitted::kFailed:
+          GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Frame analysis failed"), ("%s (model %s, frame %"
+                  G_GUINT64_FORMAT ")", error.c_str (), s.model.c_str (), index));
+          return GST_FLOW_ERROR;
+        default:
+          break;
       }
+      note_analysis (self, a);
+      std::shared_ptr<Result> r = make_result (st, std::move (a), k);
+      {
+        std::lock_guard<std::mutex> guard (st->lock);
+        st->latest = r;
+      }
+      st->frames_analyzed++;
+      attach_result (buffer, *r, true);
+      if (k.post_messages)
+        post_result (self, *r, true);
+      st->sampled.add (start);
       return GST_FLOW_OK;
     }
 
-    std::lock_guard<std::mutex> guard (st->lock);
-    // Keep at most batch-size requests: the newest win, stale ones are dropped.
-    while (st->pending.size () >= std::max<guint> (1, s.batch_size)) {
-      st->pending.pop_front ();
-      st->requests_dropped++;
+    gst_video_frame_unmap (&frame);
+    guint64 dropped = 0;
+    if (stream.submit (std::move (req), nullptr, nullptr, &dropped) ==
+        ruclip::InferenceScheduler::Stream::Submitted::kFlushing)
+      return GST_FLOW_FLUSHING;
+    if (dropped) {
+      st->requests_dropped += dropped;
+      GST_DEBUG_OBJECT (self, "frame %" G_GUINT64_FORMAT ": dropped %" G_GUINT64_FORMAT " older waiting frame(s) "
+          "(queue-size %u; %" G_GUINT64_FORMAT " so far)", index, dropped, s.queue_size,
+          (guint64) st->requests_dropped);
     }
-    st->pending.push_back (std::move (req));
-    st->wake.notify_one ();
   }
 
   if (latest)
@@ -685,23 +684,32 @@ gst_ruclip_filter_transform_ip (GstBaseTransform * trans, GstBuffer * buffer)
 static gboolean
 gst_ruclip_filter_sink_event (GstBaseTransform * trans, GstEvent * event)
 {
-  RuClipFilterState *st = GST_RUCLIP_FILTER (trans)->state;
+  GstRuClipFilter *self = GST_RUCLIP_FILTER (trans);
+  RuClipFilterState *st = self->state;
   switch (GST_EVENT_TYPE (event)) {
-    case GST_EVENT_EOS: {
-      // Drain: every sampled frame is analyzed (and posted) before EOS goes on.
-      std::unique_lock<std::mutex> lk (st->lock);
-      st->idle.wait (lk, [st] { return st->pending.empty () && !st->busy; });
+    case GST_EVENT_EOS:
+      // Drain: every sampled frame is analyzed (and posted) before EOS goes
+      // on; a flush meanwhile ends the wait.
+      if (st->stream) {
+        GST_DEBUG_OBJECT (self, "EOS: draining");
+        const bool drained = st->stream->drain ();
+        GST_DEBUG_OBJECT (self, "EOS: %s", drained ? "drained" : "drain interrupted by a flush");
+      }
       break;
-    }
-    case GST_EVENT_FLUSH_START: {
-      std::lock_guard<std::mutex> guard (st->lock);
-      st->pending.clear ();
-      st->latest.reset ();
-      st->generation++;
+    case GST_EVENT_FLUSH_START:
+      if (st->stream) {
+        // After this no result of an earlier frame is delivered.
+        st->stream->flush_start ();
+        std::lock_guard<std::mutex> guard (st->lock);
+        st->latest.reset ();
+        GST_DEBUG_OBJECT (self, "flush: waiting frames dropped, results in flight discarded");
+      }
       break;
-    }
     case GST_EVENT_FLUSH_STOP:
+      if (st->stream)
+        st->stream->flush_stop ();
       st->last_analyzed_pts = GST_CLOCK_TIME_NONE;
+      st->worker_result = GST_FLOW_OK;
       break;
     default:
       break;
@@ -710,19 +718,10 @@ gst_ruclip_filter_sink_event (GstBaseTransform * trans, GstEvent * event)
 }
 
 static void
-request_label_rebuild (RuClipFilterState * st)
-{
-  std::lock_guard<std::mutex> guard (st->lock);
-  if (!st->running)
-    return;  // not streaming: start() builds them (and re-checks at its end)
-  st->labels_dirty = true;
-  st->wake.notify_one ();
-}
-
-static void
 gst_ruclip_filter_set_property (GObject * object, guint prop_id, const GValue * value, GParamSpec * pspec)
 {
-  RuClipFilterState *st = GST_RUCLIP_FILTER (object)->state;
+  GstRuClipFilter *self = GST_RUCLIP_FILTER (object);
+  RuClipFilterState *st = self->state;
   bool labels_changed = false;
   {
     std::lock_guard<std::mutex> guard (st->settings_lock);
@@ -738,9 +737,12 @@ gst_ruclip_filter_set_property (GObject * object, guint prop_id, const GValue * 
       case PROP_TOP_K: st->knobs.top_k = g_value_get_uint (value); break;
       case PROP_THRESHOLD: st->knobs.threshold = g_value_get_double (value); break;
       case PROP_DEVICE: s.device = str (); break;
+      case PROP_MODEL_INSTANCE_ID: s.model_instance_id = str (); break;
       case PROP_NUM_THREADS: s.num_threads = g_value_get_int (value); break;
       case PROP_PRECISION: s.precision = (RuClipPrecision) g_value_get_enum (value); break;
       case PROP_BATCH_SIZE: s.batch_size = g_value_get_uint (value); break;
+      case PROP_BATCH_TIMEOUT: s.batch_timeout = g_value_get_uint64 (value); break;
+      case PROP_QUEUE_SIZE: s.queue_size = g_value_get_uint (value); break;
       case PROP_MODE: s.mode = (RuClipMode) g_value_get_enum (value); break;
       case PROP_POST_MESSAGES: st->knobs.post_messages = g_value_get_boolean (value); break;
       case PROP_ATTACH_EMBEDDING: st->knobs.attach_embedding = g_value_get_boolean (value); break;
@@ -748,20 +750,47 @@ gst_ruclip_filter_set_property (GObject * object, guint prop_id, const GValue * 
     }
   }
   if (labels_changed)
-    request_label_rebuild (st);
+    request_label_rebuild (self);
 }
 
 static void
 gst_ruclip_filter_get_property (GObject * object, guint prop_id, GValue * value, GParamSpec * pspec)
 {
   RuClipFilterState *st = GST_RUCLIP_FILTER (object)->state;
-  if (prop_id == PROP_ACTIVE_LABELS) {
-    auto set = current_label_set (st);
-    std::string joined;
-    if (set)
-      for (const auto & l : set->labels)
-        joined += (joined.empty () ? "" : ";") + l;
-    g_value_set_string (value, joined.c_str ());
+  if (prop_id == PROP_ACTIVE_LABELS || prop_id == PROP_STATS) {
+    std::shared_ptr<const ruclip::LabelSet> set;
+    ruclip::InferenceScheduler::Stream::Stats stream_stats;
+    guint64 instance = 0;
+    long holders = 0;
+    {
+      std::lock_guard<std::mutex> guard (st->lock);
+      if (st->stream) {
+        set = st->stream->labels ();
+        stream_stats = st->stream->stats ();
+        instance = st->shared->instance ();
+        holders = st->shared->holders ();
+      }
+    }
+    if (prop_id == PROP_ACTIVE_LABELS) {
+      std::string joined;
+      if (set)
+        for (const auto & l : set->labels)
+          joined += (joined.empty () ? "" : ";") + l;
+      g_value_set_string (value, joined.c_str ());
+      return;
+    }
+    g_value_take_boxed (value, gst_structure_new ("ruclip-stats",
+            "frames", G_TYPE_UINT64, (guint64) (st->passed.count + st->sampled.count),
+            "frames-sampled", G_TYPE_UINT64, (guint64) st->sampled.count,
+            "passthrough-ms", G_TYPE_DOUBLE, st->passed.mean_ms (),
+            "sampled-ms", G_TYPE_DOUBLE, st->sampled.mean_ms (),
+            "preprocess-ms", G_TYPE_DOUBLE, st->preprocessing.mean_ms (),
+            "inference-ms", G_TYPE_DOUBLE, st->inference.mean_ms (),
+            "inference-calls", G_TYPE_UINT64, (guint64) st->inference.count,
+            "latency-p50-ms", G_TYPE_DOUBLE, stream_stats.latency_p50_ms,
+            "latency-p95-ms", G_TYPE_DOUBLE, stream_stats.latency_p95_ms,
+            "model-instance", G_TYPE_UINT64, instance,
+            "model-users", G_TYPE_INT, (gint) holders, NULL));
     return;
   }
   if (prop_id == PROP_FRAMES_ANALYZED) {
@@ -770,17 +799,6 @@ gst_ruclip_filter_get_property (GObject * object, guint prop_id, GValue * value,
   }
   if (prop_id == PROP_REQUESTS_DROPPED) {
     g_value_set_uint64 (value, st->requests_dropped);
-    return;
-  }
-  if (prop_id == PROP_STATS) {
-    g_value_take_boxed (value, gst_structure_new ("ruclip-stats",
-            "frames", G_TYPE_UINT64, (guint64) (st->passed.count + st->sampled.count),
-            "frames-sampled", G_TYPE_UINT64, (guint64) st->sampled.count,
-            "passthrough-ms", G_TYPE_DOUBLE, st->passed.mean_ms (),
-            "sampled-ms", G_TYPE_DOUBLE, st->sampled.mean_ms (),
-            "preprocess-ms", G_TYPE_DOUBLE, st->preprocessing.mean_ms (),
-            "inference-ms", G_TYPE_DOUBLE, st->inference.mean_ms (),
-            "inference-calls", G_TYPE_UINT64, (guint64) st->inference.count, NULL));
     return;
   }
   const Knobs k = st->knobs.load ();
@@ -801,9 +819,12 @@ gst_ruclip_filter_get_property (GObject * object, guint prop_id, GValue * value,
     case PROP_LABELS_FILE: g_value_set_string (value, s.labels_file.c_str ()); break;
     case PROP_TEMPLATES: g_value_set_string (value, s.templates.c_str ()); break;
     case PROP_DEVICE: g_value_set_string (value, s.device.c_str ()); break;
+    case PROP_MODEL_INSTANCE_ID: g_value_set_string (value, s.model_instance_id.c_str ()); break;
     case PROP_NUM_THREADS: g_value_set_int (value, s.num_threads); break;
     case PROP_PRECISION: g_value_set_enum (value, s.precision); break;
     case PROP_BATCH_SIZE: g_value_set_uint (value, s.batch_size); break;
+    case PROP_BATCH_TIMEOUT: g_value_set_uint64 (value, s.batch_timeout); break;
+    case PROP_QUEUE_SIZE: g_value_set_uint (value, s.queue_size); break;
     case PROP_MODE: g_value_set_enum (value, s.mode); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec); break;
   }
@@ -813,7 +834,7 @@ static void
 gst_ruclip_filter_finalize (GObject * object)
 {
   GstRuClipFilter *self = GST_RUCLIP_FILTER (object);
-  stop_worker (self->state);
+  close_stream (self->state);
   delete self->state;
   self->state = NULL;
   G_OBJECT_CLASS (parent_class)->finalize (object);
@@ -848,12 +869,16 @@ gst_ruclip_filter_class_init (GstRuClipFilterClass * klass)
   g_object_class_install_property (gobject_class, PROP_MODEL,
       g_param_spec_string ("model", "Model folder",
           "ruCLIP model folder: config.json, the weights (model.safetensors or pytorch_model.bin) and the "
-          "tokenizer (bpe.model or sentencepiece.model), e.g. a published ai-forever/ruclip-vit-* folder",
+          "tokenizer (bpe.model or sentencepiece.model), e.g. a published ai-forever/ruclip-vit-* folder. "
+          "Elements of one process asking for the same folder, device and precision share one loaded copy "
+          "(see model-instance-id)",
           NULL, rw_ready));
   g_object_class_install_property (gobject_class, PROP_LABELS,
       g_param_spec_string ("labels", "Labels",
           "Russian labels separated by ';', e.g. \"человек;автомобиль;пустая улица\". Changeable while "
-          "PLAYING: the new text embeddings are computed off the streaming thread and swapped in whole",
+          "PLAYING: the new text embeddings are computed off the streaming thread and swapped in whole. Each "
+          "element has its own; elements sharing a model with the identical labels and templates share their "
+          "embeddings (computed once)",
           NULL, rw_playing));
   g_object_class_install_property (gobject_class, PROP_LABELS_FILE,
       g_param_spec_string ("labels-file", "Labels file",
@@ -863,8 +888,8 @@ gst_ruclip_filter_class_init (GstRuClipFilterClass * klass)
   g_object_class_install_property (gobject_class, PROP_TEMPLATES,
       g_param_spec_string ("templates", "Templates",
           "Prompt templates separated by ';', '{}' marks the label, e.g. \"фото, на котором изображено {}\"; "
-          "each label's embedding is averaged over the templates. Empty: the reference ruCLIP's six "
-          "default templates",
+          "each label's embedding is averaged over the templates. Empty: the model's own (config.json), else "
+          "the reference ruCLIP's six default templates",
           NULL, rw_playing));
   g_object_class_install_property (gobject_class, PROP_INTERVAL,
       g_param_spec_uint ("interval", "Interval", "Analyze every Nth frame (1 = every frame)", 1, G_MAXUINT, 1,
@@ -884,11 +909,19 @@ gst_ruclip_filter_class_init (GstRuClipFilterClass * klass)
       g_param_spec_string ("device", "Device",
           "Where the model runs: cpu, cuda, cuda:N, or auto (the first GPU when there is one, else cpu)", "auto",
           rw_ready));
+  g_object_class_install_property (gobject_class, PROP_MODEL_INSTANCE_ID,
+      g_param_spec_string ("model-instance-id", "Model instance id",
+          "Empty (default): share the loaded model, its label embeddings and its batching with every element "
+          "of the process asking for the same model, device and precision. Any other value: share only with "
+          "the elements giving the same id (a separate copy of the weights and its own scheduler)",
+          NULL, rw_ready));
   g_object_class_install_property (gobject_class, PROP_NUM_THREADS,
-      g_param_spec_int ("num-threads", "Threads", "CPU threads for inference (0 = all online CPUs). Process-wide: "
-          "LibTorch's thread pool is shared by every element in the process, and the last model loaded sets it",
-          0, 1024, 0,
-          rw_ready));
+      g_param_spec_int ("num-threads", "Threads",
+          "CPU threads for inference (0 = all online CPUs). Process-wide: every model of the process computes "
+          "on LibTorch's one thread pool. The first element (or application) to load a model sets it; while "
+          "that model is in use, a different value here is not applied and the element posts a warning "
+          "saying what runs. An application sets it for all with ruclip::set_process_cpu_threads",
+          0, 1024, 0, rw_ready));
   g_object_class_install_property (gobject_class, PROP_PRECISION,
       g_param_spec_enum ("precision", "Precision",
           "Arithmetic of the model: fp32; bf16 (CPUs with AVX-512 BF16 or AMX, and GPUs; elsewhere fp32 and a "
@@ -896,9 +929,21 @@ gst_ruclip_filter_class_init (GstRuClipFilterClass * klass)
           GST_TYPE_RUCLIP_PRECISION, RUCLIP_PRECISION_FP32, rw_ready));
   g_object_class_install_property (gobject_class, PROP_BATCH_SIZE,
       g_param_spec_uint ("batch-size", "Batch size",
-          "async mode: how many sampled frames may wait and are embedded together; older ones are dropped "
-          "beyond that. sync mode analyzes each frame as it comes",
-          1, 256, 1, rw_ready));
+          "Most sampled frames embedded in one model call. Frames of every element sharing the model are "
+          "batched together, up to the largest batch-size among them. One sync stream alone sends one frame "
+          "at a time",
+          1, 256, DEFAULT_BATCH_SIZE, rw_ready));
+  g_object_class_install_property (gobject_class, PROP_BATCH_TIMEOUT,
+      g_param_spec_uint64 ("batch-timeout", "Batch timeout",
+          "Nanoseconds a sampled frame may wait for frames of other streams sharing the model to join its "
+          "batch (the smallest value among them applies). A batch starts earlier when it is full or every "
+          "stream has a frame waiting",
+          0, 10 * GST_SECOND, DEFAULT_BATCH_TIMEOUT, rw_ready));
+  g_object_class_install_property (gobject_class, PROP_QUEUE_SIZE,
+      g_param_spec_uint ("queue-size", "Queue size",
+          "async mode: how many of this element's sampled frames may wait for the model; a newer frame "
+          "pushes the oldest out (counted in requests-dropped). 1: only the newest waits",
+          1, 256, DEFAULT_QUEUE_SIZE, rw_ready));
   g_object_class_install_property (gobject_class, PROP_MODE,
       g_param_spec_enum ("mode", "Mode",
           "sync: a sampled frame waits for its own result (exact, for files); async: frames never wait, "
@@ -923,13 +968,19 @@ gst_ruclip_filter_class_init (GstRuClipFilterClass * klass)
           G_MAXUINT64, 0, ro));
   g_object_class_install_property (gobject_class, PROP_REQUESTS_DROPPED,
       g_param_spec_uint64 ("requests-dropped", "Requests dropped",
-          "async mode: sampled frames dropped because the worker was busy", 0, G_MAXUINT64, 0, ro));
+          "async mode: sampled frames of this element dropped because more than queue-size waited", 0,
+          G_MAXUINT64, 0, ro));
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
           "Since the stream started: frames, frames-sampled, mean milliseconds this element spent on a "
           "passed-through frame (passthrough-ms) and on a sampled one (sampled-ms; in sync mode it includes "
-          "the model), of which preprocess-ms (CPU preprocessing; on a GPU in sync mode it is part of the model "
-          "call); inference-ms per model call (inference-calls); see scripts/bench-pipeline.py",
+          "the wait for the model), of which preprocess-ms (CPU preprocessing); inference-ms, the mean "
+          "duration of the model calls that embedded this element's frames (a call embeds up to batch-size "
+          "frames, maybe of several streams), and inference-calls, how many of its frames were embedded; "
+          "latency-p50-ms and "
+          "latency-p95-ms from sampling a frame to its result (the last 1024 analyses); model-instance (the "
+          "same number for every element sharing one loaded model) and model-users (how many share it); see "
+          "scripts/bench-pipeline.py and bench/streams.py",
           GST_TYPE_STRUCTURE, ro));
 
   GstCaps *caps = gst_caps_from_string (GST_VIDEO_CAPS_MAKE (VIDEO_FORMATS));

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The element tests that drive ruclipfilter from several threads at once (an
-# application thread setting properties while frames stream, the async
-# worker, EOS drains, flushes, state cycles) under ThreadSanitizer, in
-# ./build-tsan. A race TSan reports in our code (gst-plugin/, core/) fails the
+# Under ThreadSanitizer, in ./build-tsan: the shared scheduler's and model
+# registry's tests (tests/test_scheduler.cpp, every one: streams submitting
+# from their own threads, flushes during drains, label rebuilds, closes), and
+# the element tests that drive ruclipfilter from several threads at once (an
+# application thread setting properties while frames stream, many streams
+# sharing one model, EOS drains, flushes, state cycles). A race TSan reports in our code (gst-plugin/, core/) fails the
 # run; tests/tsan.supp only holds entries for libraries that are not ours.
 # Extra arguments go to the test binary.
 set -euo pipefail
@@ -11,7 +13,7 @@ bash scripts/install-deps.sh
 if [ ! -f build-tsan/build.ninja ]; then
   meson setup build-tsan --buildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false
 fi
-ninja -C build-tsan -j "$(nproc)" tests/test_element gst-plugin/libgstruclip.so
+ninja -C build-tsan -j "$(nproc)" tests/test_element tests/test_scheduler gst-plugin/libgstruclip.so
 
 export GST_PLUGIN_PATH="$PWD/build-tsan/gst-plugin"
 # Load plugins in this process: the (uninstrumented) plugin scanner can't load them.
@@ -29,4 +31,9 @@ tests+=":Element.PropertiesChangeFromAnotherThreadWhileStreaming:Element.LabelsS
 tests+=":Element.FrequentLabelChangesDoNotStarveAnalysisOrEos:Element.AsyncAppliesRuntimeReportingProperties"
 tests+=":Element.AsyncResultsRideOnLaterBuffersAndEosDrains:Element.FlushDropsPendingAndStaleResults"
 tests+=":Element.AsyncAddsNoLatencyOnALiveSourceWithASlowModel:Element.HundredPlayingNullCycles"
-./build-tsan/tests/test_element --gtest_filter="$tests" "$@"
+tests+=":Element.ManyLiveStreamsShareOneModelAndKeepTheirOwnResults:Element.FlushDuringEosDrainWakesIt"
+tests+=":Element.InstanceIdAndProcessWideThreads"
+status=0
+./build-tsan/tests/test_scheduler "$@" || status=$?
+./build-tsan/tests/test_element --gtest_filter="$tests" "$@" || status=$?
+exit $status

@@ -960,3 +960,210 @@ TEST_F(Element, ShippedModelNamesColourAndShapeInEveryFormat) {
     EXPECT_GE(seen_right, (seen * 95 + 99) / 100) << gst_video_format_to_string(format);
   }
 }
+
+namespace {
+
+// One live camera of the many-streams test: a solid colour through its own
+// ruclipfilter, every buffer's meta checked at the sink.
+struct Camera {
+  std::string colour_label;  // what the shipped model must say for this stream
+  GstElement* pipeline = nullptr;
+  GstElement* filter = nullptr;
+  std::atomic<int> with_meta{0}, right{0}, wrong{0}, new_labels{0};
+  std::string first_wrong;
+  std::mutex wrong_lock;
+};
+
+void on_camera_buffer(GstElement*, GstBuffer* buffer, GstPad*, gpointer data) {
+  auto* cam = static_cast<Camera*>(data);
+  LabelResult r;
+  if (!read_meta(buffer, &r) || r.labels.empty()) return;
+  ++cam->with_meta;
+  if (r.labels.size() == 3) ++cam->new_labels;
+  if (r.labels[0] == cam->colour_label) {
+    ++cam->right;
+  } else if (++cam->wrong == 1) {
+    std::lock_guard<std::mutex> guard(cam->wrong_lock);
+    cam->first_wrong = r.labels[0];
+  }
+}
+
+guint64 model_instance(GstElement* filter) {
+  GstStructure* stats = nullptr;
+  g_object_get(filter, "stats", &stats, NULL);
+  guint64 instance = 0;
+  if (stats) gst_structure_get_uint64(stats, "model-instance", &instance);
+  if (stats) gst_structure_free(stats);
+  return instance;
+}
+
+int model_users(GstElement* filter) {
+  GstStructure* stats = nullptr;
+  g_object_get(filter, "stats", &stats, NULL);
+  gint users = 0;
+  if (stats) gst_structure_get_int(stats, "model-users", &users);
+  if (stats) gst_structure_free(stats);
+  return users;
+}
+
+bool has_error(GstElement* pipeline, std::string* text) {
+  GstBus* bus = gst_element_get_bus(pipeline);
+  GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+  gst_object_unref(bus);
+  if (!m) return false;
+  GError* err = nullptr;
+  gst_message_parse_error(m, &err, nullptr);
+  *text = err ? err->message : "?";
+  g_clear_error(&err);
+  gst_message_unref(m);
+  return true;
+}
+
+}  // namespace
+
+// Five live cameras of different colours in one process, sharing the shipped
+// model, in sync mode, async mode and both at once: while one camera's
+// labels change and another stops and starts again, every result on every
+// camera is that camera's own colour (a result of one stream landing on
+// another would be another colour), nothing hangs, one model serves all.
+TEST_F(Element, ManyLiveStreamsShareOneModelAndKeepTheirOwnResults) {
+  const std::string model = std::string(RUCLIP_SOURCE_ROOT) + "/models/ruclip-shapes-ru";
+  const char* labels = "красный фон;синий фон;зелёный фон;жёлтый фон;белый фон;чёрный фон";
+  const std::vector<std::pair<const char*, const char*>> colours = {
+      {"0xffff0000", "красный фон"}, {"0xff0000ff", "синий фон"}, {"0xff00ff00", "зелёный фон"},
+      {"0xffffff00", "жёлтый фон"}, {"0xff000000", "чёрный фон"}};
+  for (const char* modes : {"sync", "async", "mixed"}) {
+    SCOPED_TRACE(modes);
+    std::vector<std::unique_ptr<Camera>> cams;
+    for (size_t i = 0; i < colours.size(); ++i) {
+      auto cam = std::make_unique<Camera>();
+      cam->colour_label = colours[i].second;
+      const bool async = std::string(modes) == "async" || (std::string(modes) == "mixed" && i % 2);
+      const std::string desc = std::string("videotestsrc is-live=true pattern=solid-color foreground-color=") +
+                               colours[i].first + " ! video/x-raw,format=I420,width=160,height=120,framerate=30/1 ! "
+                               "ruclipfilter name=rc batch-size=4 mode=" + (async ? "async" : "sync") +
+                               " labels=\"" + labels + "\" model=" + gst_quote(model) +
+                               " ! fakesink name=sink sync=false signal-handoffs=true";
+      cam->pipeline = gst_parse_launch(desc.c_str(), nullptr);
+      ASSERT_NE(cam->pipeline, nullptr);
+      cam->filter = gst_bin_get_by_name(GST_BIN(cam->pipeline), "rc");
+      GstElement* sink = gst_bin_get_by_name(GST_BIN(cam->pipeline), "sink");
+      g_signal_connect(sink, "handoff", G_CALLBACK(on_camera_buffer), cam.get());
+      gst_object_unref(sink);
+      cams.push_back(std::move(cam));
+    }
+    for (auto& cam : cams) ASSERT_NE(gst_element_set_state(cam->pipeline, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+    auto wait_for = [&](auto done, int seconds) {
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+      while (!done() && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      return done();
+    };
+    ASSERT_TRUE(wait_for([&] {
+      for (auto& cam : cams)
+        if (cam->with_meta < 10) return false;
+      return true;
+    }, 60)) << "not every stream got results";
+    const guint64 instance = model_instance(cams[0]->filter);
+    EXPECT_NE(instance, 0u);
+    for (auto& cam : cams) EXPECT_EQ(model_instance(cam->filter), instance) << "a second copy of the model was loaded";
+    EXPECT_EQ(model_users(cams[0]->filter), int(cams.size()));
+
+    // Camera 1 changes its labels (its colour stays the best one); camera 2
+    // stops and comes back while the others go on.
+    g_object_set(cams[1]->filter, "labels", "синий фон;красный круг;жёлтая звезда", NULL);
+    ASSERT_EQ(gst_element_set_state(cams[2]->pipeline, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+    const int before_restart = cams[2]->with_meta;
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    EXPECT_EQ(model_users(cams[0]->filter), int(cams.size()) - 1);
+    ASSERT_NE(gst_element_set_state(cams[2]->pipeline, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+    EXPECT_TRUE(wait_for([&] { return cams[1]->new_labels >= 10 && cams[2]->with_meta >= before_restart + 10; }, 60))
+        << "the label change or the restart did not take";
+    EXPECT_EQ(model_instance(cams[2]->filter), instance) << "the restarted stream loaded the model again";
+    gchar* active = nullptr;
+    g_object_get(cams[1]->filter, "active-labels", &active, NULL);
+    EXPECT_STREQ(active, "синий фон;красный круг;жёлтая звезда");
+    g_free(active);
+    gchar* others = nullptr;
+    g_object_get(cams[3]->filter, "active-labels", &others, NULL);
+    EXPECT_STREQ(others, labels) << "one element's label change reached another";
+    g_free(others);
+
+    for (auto& cam : cams) {
+      std::string error;
+      EXPECT_FALSE(has_error(cam->pipeline, &error)) << cam->colour_label << ": " << error;
+      ASSERT_EQ(gst_element_set_state(cam->pipeline, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+      const int total = cam->right + cam->wrong;
+      std::printf("%s %s: %d results, %d right\n", modes, cam->colour_label.c_str(), total, cam->right.load());
+      EXPECT_GE(cam->right, 0.99 * total) << cam->colour_label << " got " << cam->first_wrong;
+      gst_object_unref(cam->filter);
+      gst_object_unref(cam->pipeline);
+    }
+  }
+}
+
+// A FLUSH_START while EOS waits for a drain ends the wait (the streaming
+// thread would otherwise hang). The drain is made to wait: a second element
+// shares the model but sends nothing, so A's frame waits for it up to
+// batch-timeout (10 s).
+TEST_F(Element, FlushDuringEosDrainWakesIt) {
+  const auto rgb = fixture_rgb()[0];
+  std::string caps;
+  gst_buffer_unref(make_buffer(rgb, GST_VIDEO_FORMAT_RGB, &caps));
+  GstHarness* a = make_harness("mode=async batch-timeout=10000000000", caps);
+  GstHarness* idle = make_harness("mode=async batch-timeout=10000000000", caps);
+  EXPECT_EQ(model_instance(a->element), model_instance(idle->element));
+  push_frames(a, rgb, GST_VIDEO_FORMAT_RGB, 1, GST_SECOND / 30);
+  std::atomic<bool> eos_done{false};
+  std::thread eos([&] {
+    gst_harness_push_event(a, gst_event_new_eos());
+    eos_done = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_FALSE(eos_done) << "EOS did not wait for the frame: this test proves nothing";
+  gst_harness_push_event(a, gst_event_new_flush_start());
+  for (int i = 0; i < 200 && !eos_done; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_TRUE(eos_done) << "FLUSH_START did not wake the EOS drain";
+  gst_harness_push_event(idle, gst_event_new_eos());  // lets the batch go if the drain was not woken
+  eos.join();
+  gst_harness_push_event(a, gst_event_new_flush_stop(TRUE));
+  EXPECT_EQ(get_u64(a, "frames-analyzed"), 0u);  // the flushed frame's result is discarded
+  gst_harness_teardown(idle);
+  gst_harness_teardown(a);
+}
+
+// model-instance-id keeps a separate instance; num-threads different from
+// what the process runs posts a warning instead of changing the others.
+TEST_F(Element, InstanceIdAndProcessWideThreads) {
+  const auto rgb = fixture_rgb()[0];
+  std::string caps;
+  gst_buffer_unref(make_buffer(rgb, GST_VIDEO_FORMAT_RGB, &caps));
+  GstHarness* shared = make_harness("", caps);
+  GstHarness* own = make_harness("model-instance-id=door-camera", caps);
+  EXPECT_NE(model_instance(shared->element), model_instance(own->element));
+  EXPECT_EQ(model_users(own->element), 1);
+  GstElement* e = make_filter("");
+  g_object_set(e, "num-threads", 1, NULL);  // make_filter says 2: the models here run with 2
+  GstBus* bus = gst_bus_new();
+  gst_element_set_bus(e, bus);
+  GstHarness* third = gst_harness_new_with_element(e, "sink", "src");
+  gst_object_unref(e);
+  gst_harness_set_src_caps_str(third, caps.c_str());
+  EXPECT_EQ(model_instance(third->element), model_instance(shared->element));
+  bool warned = false;
+  while (GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_WARNING)) {
+    GError* err = nullptr;
+    gst_message_parse_warning(m, &err, nullptr);
+    warned |= std::string(err->message).find("num-threads=1 not applied") != std::string::npos;
+    g_clear_error(&err);
+    gst_message_unref(m);
+  }
+  EXPECT_TRUE(warned) << "a num-threads that can't apply must say so";
+  // Both still analyze.
+  EXPECT_FALSE(analyze_one(third, make_buffer(rgb, GST_VIDEO_FORMAT_RGB, &caps)).labels.empty());
+  EXPECT_FALSE(analyze_one(own, make_buffer(rgb, GST_VIDEO_FORMAT_RGB, &caps)).labels.empty());
+  gst_harness_teardown(third);
+  gst_harness_teardown(own);
+  gst_harness_teardown(shared);
+  gst_object_unref(bus);
+}

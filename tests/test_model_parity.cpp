@@ -332,10 +332,14 @@ TEST(Precision, EveryFp32KernelMatchesUpstream) {
   for (const auto& t : expected()["texts"]) ids.push_back(t["input_ids"].get<std::vector<int64_t>>());
   for (const char* kernel : {"libtorch-blas", "onednn-f32"})
     for (int threads : {1, 2}) {
+      // CPU threads are process-wide and tiny_model() holds them: set them for every model on purpose.
+      ruclip::set_process_cpu_threads(threads);
+      ASSERT_EQ(ruclip::process_cpu_threads(), threads);
       setenv("RUCLIP_FP32_KERNEL", kernel, 1);
       auto model = ruclip::Model::load(ruclip_test::tiny_model_dir(), opts("cpu", threads));
       unsetenv("RUCLIP_FP32_KERNEL");
       EXPECT_EQ(model->kernels().linear_kernel, kernel);
+      EXPECT_TRUE(model->kernels().warnings.empty()) << model->kernels().warnings[0];
       const auto images = model->encode_pixels(pixels.data(), 5);
       for (int i = 0; i < 5; ++i)
         EXPECT_LE(max_abs_diff(row(images, i), expected()["images"][i]["image_latent"].get<std::vector<float>>()),
@@ -346,6 +350,7 @@ TEST(Precision, EveryFp32KernelMatchesUpstream) {
         EXPECT_LE(max_abs_diff(row(texts, j), expected()["texts"][j]["text_latent"].get<std::vector<float>>()), 1e-4)
             << kernel << " text " << j;
     }
+  ruclip::set_process_cpu_threads(2);  // as tiny_model() asked
   setenv("RUCLIP_FP32_KERNEL", "gemm", 1);
   EXPECT_NE(error_of([] { ruclip::Model::load(ruclip_test::tiny_model_dir(), opts("cpu", 1)); })
                 .find("RUCLIP_FP32_KERNEL='gemm': expected one of onednn-f32, libtorch-blas"),

@@ -78,6 +78,21 @@ struct ClipWeights {
 enum class ThreadPlan { kBlas, kOpenMp };
 void set_cpu_threads(int threads, ThreadPlan plan);
 
+// The policy models load under, since every model of the process shares
+// those pools: the first model loaded claims the setting (its num-threads,
+// 0: all CPUs, and its kernel's plan) until the last model holding it is
+// gone; models loaded meanwhile run with it and may not change it under the
+// others. ruclip::set_process_cpu_threads (model.h) overrides it on purpose.
+// Returns a warning for a model that asked for something else ("" when it got
+// what it asked for); every claim is released once (release_cpu_threads).
+// `threads_for_claim` is the count a model asking for `requested` will get.
+// Thread-safe.
+std::string claim_cpu_threads(int requested, ThreadPlan plan);
+void release_cpu_threads();
+int threads_for_claim(int requested);
+// Puts the claimed setting back after a measurement changed it (no-op before a claim).
+void restore_claimed_cpu_threads();
+
 // Fills `w` from a state dict; throws one ruclip::Error listing every missing,
 // unexpected and mis-shaped weight. `origin` names the weights file.
 void load_state_dict(ClipWeights& w, StateDict dict, const std::string& origin);

@@ -30,6 +30,7 @@ double measured(LinearKernel kernel, int threads, int64_t m, int64_t k, int64_t 
   if (it != cache.end()) return it->second;
   set_cpu_threads(threads, plan_for(kernel));
   const double gflops = measure_linear_gflops(kernel, m, k, n);
+  restore_claimed_cpu_threads();  // models already running keep theirs
   cache.emplace(key, gflops);
   return gflops;
 }
@@ -62,8 +63,10 @@ torch::Device to_torch_device(const Device& device) {
 }
 
 KernelPlan choose_kernels(Precision requested, const torch::Device& device, const ModelConfig& config,
-                          int num_threads) {
+                          int requested_threads) {
   KernelPlan plan;
+  // Measured under the threads this model will get (the first model's, when one is loaded).
+  const int num_threads = threads_for_claim(requested_threads);
   KernelReport& r = plan.report;
   r.requested = precision_name(requested);
   const CpuFeatures& cpu = cpu_features();
@@ -82,7 +85,7 @@ KernelPlan choose_kernels(Precision requested, const torch::Device& device, cons
     plan.precision = requested == Precision::kAuto ? Precision::kFp16 : requested;
     r.precision = precision_name(plan.precision);
     r.linear_kernel = "cuda";
-    set_cpu_threads(num_threads, ThreadPlan::kOpenMp);
+    if (std::string w = claim_cpu_threads(requested_threads, ThreadPlan::kOpenMp); !w.empty()) r.warnings.push_back(w);
     return plan;
   }
   if (requested == Precision::kFp16) throw Error("precision 'fp16' needs a CUDA device; on the CPU use bf16, int8 or fp32");
@@ -173,7 +176,7 @@ KernelPlan choose_kernels(Precision requested, const torch::Device& device, cons
   plan.threads = plan_for(plan.kernel);
   r.precision = precision_name(precision);
   r.linear_kernel = fp32_kernel_name(plan.kernel);
-  set_cpu_threads(num_threads, plan.threads);
+  if (std::string w = claim_cpu_threads(requested_threads, plan.threads); !w.empty()) r.warnings.push_back(w);
   return plan;
 }
 

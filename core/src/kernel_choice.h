@@ -23,9 +23,11 @@ struct KernelPlan {
 torch::Device to_torch_device(const Device& device);
 
 // Throws ruclip::Error for a precision the device can't run at all (fp16 on
-// the CPU, int8 on CUDA or without oneDNN). Sets the process-wide CPU threads
-// (num_threads, 0: all) the way the chosen kernel wants them. Measurements
-// are made once per process and shape, under the thread setting.
+// the CPU, int8 on CUDA or without oneDNN). The first model of the process
+// sets the process-wide CPU threads (num_threads, 0: all) the way its kernel
+// wants them; a later one asking for other threads gets a warning in its
+// report (claim_cpu_threads). Measurements are made once per process and
+// shape, under the thread setting.
 KernelPlan choose_kernels(Precision requested, const torch::Device& device, const ModelConfig& config,
                           int num_threads);
 

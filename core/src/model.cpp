@@ -122,6 +122,12 @@ struct Model::Impl {
     if (options.num_threads < 0) throw Error("num-threads must be 0 (all CPUs) or positive");
     device = detail::to_torch_device(options.device);
     plan = detail::choose_kernels(options.precision, device, config, options.num_threads);
+    holds_threads = true;
+  }
+  // choose_kernels claimed the process's CPU thread setting for this model.
+  bool holds_threads = false;
+  ~Impl() {
+    if (holds_threads) detail::release_cpu_threads();
   }
   void place_weights() {
     logit_scale = std::exp(weights->logit_scale.item<float>());

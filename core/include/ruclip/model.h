@@ -50,9 +50,19 @@ const char* precision_name(Precision precision);
 
 struct ModelOptions {
   Device device;
-  int num_threads = 0;  // 0: all online CPUs. Process-wide (LibTorch's pool): see Model::load.
+  int num_threads = 0;  // 0: all online CPUs. Process-wide: see set_process_cpu_threads.
   Precision precision = Precision::kFp32;
 };
+
+// CPU threads are process-wide: every model of the process computes on
+// LibTorch's OpenMP pool (and, with the libtorch-blas kernel, OpenBLAS's).
+// The first model loaded sets them from its ModelOptions::num_threads; while
+// it or any later model is alive, a model asking for another count runs with
+// the current one and says so in kernels().warnings (no model changes the
+// threads under another). An application may set them on purpose for every
+// model, now and later (0: all online CPUs); throws ruclip::Error below 0.
+void set_process_cpu_threads(int threads);
+int process_cpu_threads();  // what models run with now (or the next model would get)
 
 // What Model::load chose for this machine, for logs and `ruclip bench`.
 struct KernelReport {
@@ -79,8 +89,8 @@ class Model {
   // Reads DIR/config.json, the tokenizer, and DIR/model.safetensors or
   // DIR/pytorch_model.bin. Throws ruclip::Error naming what is wrong.
   // On the CPU, picks the linear-layer kernels for this machine (CPU features,
-  // then a measurement of well under a second, once per process and shape)
-  // and sets the process-wide CPU thread count to options.num_threads.
+  // then a measurement of well under a second, once per process and shape);
+  // the first model of the process sets the CPU threads (see above).
   static std::unique_ptr<Model> load(const std::string& model_dir, const ModelOptions& options = {});
   // A model of this geometry with upstream's random initialization and no
   // tokenizer (tokenize/encode_text throw; encode_token_ids works): for
