@@ -17,6 +17,9 @@ packages=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good python3-gi python3-gst-1.0
   gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
+  # examples/rtsp_server.c: an RTSP server on gst-rtsp-server (its clients' rtspsrc,
+  # rtpjpegdepay and the server's jpegenc, rtpjpegpay are in gstreamer1.0-plugins-good)
+  libgstrtspserver-1.0-dev
   # tests (clang and its runtime: the libFuzzer targets, scripts/fuzz.sh)
   libgtest-dev valgrind fortunes-ru clang libclang-rt-14-dev
 )

@@ -11,15 +11,9 @@ import sys
 import tempfile
 import unittest
 
-# Under AddressSanitizer (scripts/sanitize.sh --all) the shipped model's
-# SentencePiece tokenizer can't load beside LibTorch: its module needs
-# RTLD_DEEPBIND, which ASan refuses (core/src/sentencepiece_tokenizer.cpp).
-if "address" in os.environ.get("RUCLIP_SANITIZE", ""):
-    print("SKIP: the shipped model's SentencePiece tokenizer can't load beside LibTorch under AddressSanitizer")
-    sys.exit(77)
+from shipped_model import MODEL, ROOT, skip_under_asan
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODEL = os.path.join(ROOT, "models", "ruclip-shapes-ru")
+skip_under_asan()
 LABELS = "красный фон;синий фон;зелёный фон;чёрный фон;белый круг;жёлтый круг"
 
 
