@@ -53,6 +53,7 @@
 #include "ruclip/labels.h"
 #include "ruclip/model.h"
 #include "ruclip/scheduler.h"
+#include "ruclip/segments.h"
 #include "ruclip/shared_model.h"
 #include "ruclip/zero_shot.h"
 #include "ruclipmeta.h"
@@ -139,6 +140,12 @@ enum {
   PROP_REQUESTS_DROPPED,
   PROP_PRECISION,
   PROP_STATS,
+  PROP_SEGMENTS,
+  PROP_SMOOTHING,
+  PROP_SEGMENT_START,
+  PROP_SEGMENT_END,
+  PROP_SEGMENT_MIN_DURATION,
+  PROP_LABEL_THRESHOLDS,
 };
 
 #define DEFAULT_BATCH_SIZE 8
@@ -161,6 +168,12 @@ struct Settings {
   guint64 batch_timeout = DEFAULT_BATCH_TIMEOUT;
   guint queue_size = DEFAULT_QUEUE_SIZE;
   RuClipMode mode = RUCLIP_MODE_SYNC;
+  // Smoothing and segments (ruclip/segments.h); off unless segments or smoothing is set.
+  bool segments = false;
+  guint64 smoothing = 0;
+  gdouble segment_start = 0.5, segment_end = 0.4;
+  guint64 segment_min_duration = 0;
+  std::string label_thresholds;
 };
 
 // Properties read for every frame: plain values, so that a frame that is only
@@ -216,6 +229,8 @@ struct Timing {
 // One analysis: what goes into the meta and the bus message.
 struct Result {
   std::vector<ruclip::LabelScore> scores;  // best first, after top-k and threshold
+  std::vector<double> smoothed;            // each of `scores`' labels smoothed over time (segments.h); may be empty
+  std::vector<ruclip::LabelScore> all;     // every label (kept only when a segment tracker reads them)
   std::vector<float> embedding;            // normalized; empty unless attach-embedding
   guint64 frame = 0;
   GstClockTime pts = GST_CLOCK_TIME_NONE;
@@ -301,6 +316,22 @@ void fill_result (GstStructure * s, const Result & r, bool fresh)
       "fresh", G_TYPE_BOOLEAN, fresh, "model", G_TYPE_STRING, r.model.c_str (), NULL);
   if (!r.embedding.empty ())
     set_double_array (s, "embedding", r.embedding.size (), [&](size_t i) { return r.embedding[i]; });
+  if (!r.smoothed.empty ())
+    set_double_array (s, "smoothed-scores", r.smoothed.size (), [&](size_t i) { return r.smoothed[i]; });
+}
+
+// A segment event as the "ruclip-segment" message and downstream event carry it.
+GstStructure *segment_structure (const ruclip::SegmentEvent & e, const std::string & model)
+{
+  const ruclip::Segment & seg = e.segment;
+  return gst_structure_new ("ruclip-segment",
+      "event", G_TYPE_STRING, e.kind == ruclip::SegmentEvent::Kind::kStart ? "start" : "end",
+      "label", G_TYPE_STRING, seg.label.c_str (),
+      "start-pts", G_TYPE_UINT64, (guint64) seg.start, "end-pts", G_TYPE_UINT64, (guint64) seg.end,
+      "start-running-time", G_TYPE_UINT64, (guint64) seg.start_running_time,
+      "end-running-time", G_TYPE_UINT64, (guint64) seg.end_running_time,
+      "mean-score", G_TYPE_DOUBLE, seg.mean_score, "peak-score", G_TYPE_DOUBLE, seg.peak_score,
+      "frames", G_TYPE_UINT64, (guint64) seg.frames, "model", G_TYPE_STRING, model.c_str (), NULL);
 }
 
 const char *
@@ -340,6 +371,11 @@ struct RuClipFilterState {
   // (in parallel across streams).
   bool frames_to_gpu = false;
 
+  // segments/smoothing: fed each result once, in stream order, on the streaming thread.
+  std::unique_ptr<ruclip::SegmentTracker> tracker;
+  guint64 last_tracked_frame = G_MAXUINT64;
+  GstClockTime stream_end = GST_CLOCK_TIME_NONE;  // PTS + duration of the last buffer
+
   std::atomic<guint64> frames_analyzed{0};
   std::atomic<guint64> requests_dropped{0};
   // Time in transform_ip for frames only passed through / sampled for
@@ -369,6 +405,8 @@ static std::shared_ptr<Result>
 make_result (RuClipFilterState * st, ruclip::FrameAnalysis && a, const Knobs & k)
 {
   auto r = std::make_shared<Result> ();
+  if (st->tracker)
+    r->all = a.scores;
   r->scores = std::move (a.scores);
   if (k.top_k > 0 && r->scores.size () > k.top_k)
     r->scores.resize (k.top_k);
@@ -394,6 +432,20 @@ post_result (GstRuClipFilter * self, const Result & r, bool fresh)
 }
 
 static void
+push_segments (GstRuClipFilter * self, const std::vector<ruclip::SegmentEvent> & events)
+{
+  for (const auto & e : events) {
+    GST_DEBUG_OBJECT (self, "segment %s: '%s' from %" GST_TIME_FORMAT " to %" GST_TIME_FORMAT ", %" G_GUINT64_FORMAT
+        " analyses, mean %.3f", e.kind == ruclip::SegmentEvent::Kind::kStart ? "starts" : "ends",
+        e.segment.label.c_str (), GST_TIME_ARGS (e.segment.start), GST_TIME_ARGS (e.segment.end),
+        (guint64) e.segment.frames, e.segment.mean_score);
+    GstStructure *s = segment_structure (e, self->state->active.model);
+    gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self), gst_structure_copy (s)));
+    gst_pad_push_event (GST_BASE_TRANSFORM_SRC_PAD (self), gst_event_new_custom (GST_EVENT_CUSTOM_DOWNSTREAM, s));
+  }
+}
+
+static void
 attach_result (GstBuffer * buffer, const Result & r, bool fresh)
 {
   // A second ruclipfilter downstream replaces the first one's result.
@@ -401,6 +453,32 @@ attach_result (GstBuffer * buffer, const Result & r, bool fresh)
     gst_buffer_remove_meta (buffer, (GstMeta *) old);
   GstCustomMeta *meta = gst_buffer_add_custom_meta (buffer, RUCLIP_META_NAME);
   fill_result (gst_custom_meta_get_structure (meta), r, fresh);
+}
+
+// Feeds a result to the segment tracker the first time the stream sees it:
+// returns the result with its smoothed scores (to attach and keep as the
+// latest), and posts/pushes the segments that start or end there.
+static std::shared_ptr<const Result>
+track (GstRuClipFilter * self, std::shared_ptr<const Result> r)
+{
+  RuClipFilterState *st = self->state;
+  if (!st->tracker || !r || r->frame == st->last_tracked_frame)
+    return r;
+  st->last_tracked_frame = r->frame;
+  std::vector<ruclip::SegmentEvent> events;
+  const std::vector<double> smoothed = st->tracker->add (r->pts, r->running_time, r->all, &events);
+  auto with = std::make_shared<Result> (*r);
+  for (const auto & shown : with->scores)
+    for (size_t i = 0; i < r->all.size (); ++i)
+      if (r->all[i].label == shown.label)
+        with->smoothed.push_back (smoothed[i]);
+  {
+    std::lock_guard<std::mutex> guard (st->lock);
+    if (st->latest == r)
+      st->latest = with;
+  }
+  push_segments (self, events);
+  return with;
 }
 
 // Counts the model time of one analysis and logs how it was batched.
@@ -529,6 +607,22 @@ gst_ruclip_filter_start (GstBaseTransform * trans)
     return FALSE;
   }
 
+  st->tracker.reset ();
+  if (s.segments || s.smoothing > 0) {
+    try {
+      ruclip::SegmentOptions so;
+      so.smoothing = s.smoothing;
+      so.thresholds = {s.segment_start, s.segment_end};
+      so.per_label = ruclip::parse_label_thresholds (s.label_thresholds, so.thresholds);
+      so.min_duration = s.segment_min_duration;
+      st->tracker = std::make_unique<ruclip::SegmentTracker> (so);
+    } catch (const std::exception & e) {
+      GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Invalid segment settings: %s", e.what ()), (NULL));
+      return FALSE;
+    }
+  }
+  st->last_tracked_frame = G_MAXUINT64;
+  st->stream_end = GST_CLOCK_TIME_NONE;
   st->active = s;
   st->frames_to_gpu = s.mode == RUCLIP_MODE_SYNC && shared->model ().device () != "cpu";
   st->frames_seen = 0;
@@ -592,6 +686,8 @@ gst_ruclip_filter_transform_ip (GstBaseTransform * trans, GstBuffer * buffer)
   ruclip::InferenceScheduler::Stream & stream = *st->stream;  // set from start() to stop()
   const guint64 index = st->frames_seen++;
   const GstClockTime pts = GST_BUFFER_PTS (buffer);
+  if (GST_CLOCK_TIME_IS_VALID (pts))
+    st->stream_end = pts + (GST_BUFFER_DURATION_IS_VALID (buffer) ? GST_BUFFER_DURATION (buffer) : 0);
   const bool analyze = should_analyze (st, index, pts, k);
   // The result this buffer carries, taken before its own request is queued:
   // in async mode a frame's own result must not land on it.
@@ -649,12 +745,13 @@ gst_ruclip_filter_transform_ip (GstBaseTransform * trans, GstBuffer * buffer)
           break;
       }
       note_analysis (self, a);
-      std::shared_ptr<Result> r = make_result (st, std::move (a), k);
+      std::shared_ptr<const Result> r = make_result (st, std::move (a), k);
       {
         std::lock_guard<std::mutex> guard (st->lock);
         st->latest = r;
       }
       st->frames_analyzed++;
+      r = track (self, r);
       attach_result (buffer, *r, true);
       if (k.post_messages)
         post_result (self, *r, true);
@@ -675,6 +772,7 @@ gst_ruclip_filter_transform_ip (GstBaseTransform * trans, GstBuffer * buffer)
     }
   }
 
+  latest = track (self, latest);  // async: a new result reaches the stream
   if (latest)
     attach_result (buffer, *latest, false);
   (analyze ? st->sampled : st->passed).add (start);
@@ -695,6 +793,19 @@ gst_ruclip_filter_sink_event (GstBaseTransform * trans, GstEvent * event)
         const bool drained = st->stream->drain ();
         GST_DEBUG_OBJECT (self, "EOS: %s", drained ? "drained" : "drain interrupted by a flush");
       }
+      if (st->tracker) {
+        // The last result (async: maybe not on any buffer yet), then every open segment ends.
+        std::shared_ptr<const Result> latest;
+        {
+          std::lock_guard<std::mutex> guard (st->lock);
+          latest = st->latest;
+        }
+        track (self, latest);
+        std::vector<ruclip::SegmentEvent> events;
+        st->tracker->finish (st->stream_end, gst_segment_to_running_time (&trans->segment, GST_FORMAT_TIME,
+                st->stream_end), &events);
+        push_segments (self, events);
+      }
       break;
     case GST_EVENT_FLUSH_START:
       if (st->stream) {
@@ -708,6 +819,9 @@ gst_ruclip_filter_sink_event (GstBaseTransform * trans, GstEvent * event)
     case GST_EVENT_FLUSH_STOP:
       if (st->stream)
         st->stream->flush_stop ();
+      if (st->tracker)
+        st->tracker->reset ();
+      st->last_tracked_frame = G_MAXUINT64;
       st->last_analyzed_pts = GST_CLOCK_TIME_NONE;
       st->worker_result = GST_FLOW_OK;
       break;
@@ -746,6 +860,12 @@ gst_ruclip_filter_set_property (GObject * object, guint prop_id, const GValue * 
       case PROP_MODE: s.mode = (RuClipMode) g_value_get_enum (value); break;
       case PROP_POST_MESSAGES: st->knobs.post_messages = g_value_get_boolean (value); break;
       case PROP_ATTACH_EMBEDDING: st->knobs.attach_embedding = g_value_get_boolean (value); break;
+      case PROP_SEGMENTS: s.segments = g_value_get_boolean (value); break;
+      case PROP_SMOOTHING: s.smoothing = g_value_get_uint64 (value); break;
+      case PROP_SEGMENT_START: s.segment_start = g_value_get_double (value); break;
+      case PROP_SEGMENT_END: s.segment_end = g_value_get_double (value); break;
+      case PROP_SEGMENT_MIN_DURATION: s.segment_min_duration = g_value_get_uint64 (value); break;
+      case PROP_LABEL_THRESHOLDS: s.label_thresholds = str (); break;
       default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec); break;
     }
   }
@@ -762,6 +882,7 @@ gst_ruclip_filter_get_property (GObject * object, guint prop_id, GValue * value,
     ruclip::InferenceScheduler::Stream::Stats stream_stats;
     guint64 instance = 0;
     long holders = 0;
+    ruclip::InferenceScheduler::Totals totals;
     {
       std::lock_guard<std::mutex> guard (st->lock);
       if (st->stream) {
@@ -769,6 +890,7 @@ gst_ruclip_filter_get_property (GObject * object, guint prop_id, GValue * value,
         stream_stats = st->stream->stats ();
         instance = st->shared->instance ();
         holders = st->shared->holders ();
+        totals = st->shared->scheduler ().totals ();
       }
     }
     if (prop_id == PROP_ACTIVE_LABELS) {
@@ -789,6 +911,7 @@ gst_ruclip_filter_get_property (GObject * object, guint prop_id, GValue * value,
             "inference-calls", G_TYPE_UINT64, (guint64) st->inference.count,
             "latency-p50-ms", G_TYPE_DOUBLE, stream_stats.latency_p50_ms,
             "latency-p95-ms", G_TYPE_DOUBLE, stream_stats.latency_p95_ms,
+            "batch-mean-frames", G_TYPE_DOUBLE, totals.batches ? (double) totals.frames / totals.batches : 0.0,
             "model-instance", G_TYPE_UINT64, instance,
             "model-users", G_TYPE_INT, (gint) holders, NULL));
     return;
@@ -826,6 +949,12 @@ gst_ruclip_filter_get_property (GObject * object, guint prop_id, GValue * value,
     case PROP_BATCH_TIMEOUT: g_value_set_uint64 (value, s.batch_timeout); break;
     case PROP_QUEUE_SIZE: g_value_set_uint (value, s.queue_size); break;
     case PROP_MODE: g_value_set_enum (value, s.mode); break;
+    case PROP_SEGMENTS: g_value_set_boolean (value, s.segments); break;
+    case PROP_SMOOTHING: g_value_set_uint64 (value, s.smoothing); break;
+    case PROP_SEGMENT_START: g_value_set_double (value, s.segment_start); break;
+    case PROP_SEGMENT_END: g_value_set_double (value, s.segment_end); break;
+    case PROP_SEGMENT_MIN_DURATION: g_value_set_uint64 (value, s.segment_min_duration); break;
+    case PROP_LABEL_THRESHOLDS: g_value_set_string (value, s.label_thresholds.c_str ()); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec); break;
   }
 }
@@ -978,10 +1107,38 @@ gst_ruclip_filter_class_init (GstRuClipFilterClass * klass)
           "duration of the model calls that embedded this element's frames (a call embeds up to batch-size "
           "frames, maybe of several streams), and inference-calls, how many of its frames were embedded; "
           "latency-p50-ms and "
-          "latency-p95-ms from sampling a frame to its result (the last 1024 analyses); model-instance (the "
+          "latency-p95-ms from sampling a frame to its result (the last 1024 analyses); batch-mean-frames, the "
+          "mean frames per model call of the shared model since it was loaded; model-instance (the "
           "same number for every element sharing one loaded model) and model-users (how many share it); see "
           "scripts/bench-pipeline.py and bench/streams.py",
           GST_TYPE_STRUCTURE, ro));
+
+  g_object_class_install_property (gobject_class, PROP_SEGMENTS,
+      g_param_spec_boolean ("segments", "Segments",
+          "Turn results into time segments: when a label starts or stops holding (its score, smoothed if "
+          "'smoothing' is set, reaches segment-start / falls below segment-end), post an element message "
+          "\"ruclip-segment\" and send the same structure downstream as a custom event (event: start|end, "
+          "label, start-pts, end-pts, start-running-time, end-running-time, mean-score, peak-score, frames, "
+          "model); at EOS every open segment ends", FALSE, rw_ready));
+  g_object_class_install_property (gobject_class, PROP_SMOOTHING,
+      g_param_spec_uint64 ("smoothing", "Smoothing",
+          "Time constant, in nanoseconds of PTS, of the exponential smoothing of each label's score over the "
+          "analyzed frames (0 = none). Smoothed scores go into the meta as \"smoothed-scores\" beside the raw "
+          "ones, and segments follow them", 0, G_MAXUINT64, 0, rw_ready));
+  g_object_class_install_property (gobject_class, PROP_SEGMENT_START,
+      g_param_spec_double ("segment-start", "Segment start",
+          "A label's segment starts when its (smoothed) probability reaches this", 0.0, 1.0, 0.5, rw_ready));
+  g_object_class_install_property (gobject_class, PROP_SEGMENT_END,
+      g_param_spec_double ("segment-end", "Segment end",
+          "... and ends when it falls below this (hysteresis: at most segment-start)", 0.0, 1.0, 0.4, rw_ready));
+  g_object_class_install_property (gobject_class, PROP_SEGMENT_MIN_DURATION,
+      g_param_spec_uint64 ("segment-min-duration", "Segment minimum duration",
+          "Nanoseconds a label must hold before its segment is reported (its start message then carries the "
+          "start it had); shorter ones are dropped", 0, G_MAXUINT64, 0, rw_ready));
+  g_object_class_install_property (gobject_class, PROP_LABEL_THRESHOLDS,
+      g_param_spec_string ("label-thresholds", "Label thresholds",
+          "Per-label segment-start[:segment-end], ';'-separated, e.g. \"человек:0.6:0.3;собака:0.7\"", NULL,
+          rw_ready));
 
   GstCaps *caps = gst_caps_from_string (GST_VIDEO_CAPS_MAKE (VIDEO_FORMATS));
   gst_element_class_add_pad_template (element_class, gst_pad_template_new ("sink", GST_PAD_SINK, GST_PAD_ALWAYS, caps));

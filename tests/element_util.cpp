@@ -25,6 +25,7 @@ LabelResult read_structure(const GstStructure* s) {
   r.scores = doubles(s, "scores");
   r.cosines = doubles(s, "cosines");
   r.embedding = doubles(s, "embedding");
+  r.smoothed = doubles(s, "smoothed-scores");
   gst_structure_get_uint64(s, "frame", &r.frame);
   r.source_pts = ruclip_result_source_pts(s);
   r.fresh = ruclip_result_is_fresh(s);

@@ -20,6 +20,7 @@ struct LabelResult {
   bool fresh = false;
   std::string model;
   std::vector<double> embedding;
+  std::vector<double> smoothed;  // "smoothed-scores" (smoothing or segments on)
 };
 
 // The RuClipMeta on `buffer`; false when there is none.

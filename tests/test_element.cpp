@@ -886,9 +886,14 @@ TEST_F(Element, InspectDocumentsEveryProperty) {
 #endif
   const std::string out = run_command("gst-inspect-1.0 ruclipfilter 2>&1");
   for (const char* prop : {"model", "labels", "labels-file", "templates", "interval", "interval-time", "top-k",
-                           "threshold", "device", "num-threads", "batch-size", "mode", "post-messages",
-                           "attach-embedding", "active-labels", "frames-analyzed", "requests-dropped"})
-    EXPECT_NE(out.find(std::string("  ") + prop + "  "), std::string::npos) << prop << " missing:\n" << out;
+                           "threshold", "device", "num-threads", "batch-size", "batch-timeout", "queue-size",
+                           "model-instance-id", "mode", "post-messages", "attach-embedding", "active-labels",
+                           "frames-analyzed", "requests-dropped", "stats", "segments", "smoothing", "segment-start",
+                           "segment-end", "segment-min-duration", "label-thresholds"})
+    // "  name   : blurb" (a long name gets a single space before the colon)
+    EXPECT_TRUE(out.find(std::string("\n  ") + prop + " ") != std::string::npos ||
+                out.find(std::string("\n  ") + prop + ":") != std::string::npos)
+        << prop << " missing:\n" << out;
   EXPECT_NE(out.find("changeable in NULL, READY, PAUSED or PLAYING state"), std::string::npos);
   EXPECT_NE(out.find("changeable only in NULL or READY state"), std::string::npos);
   EXPECT_NE(out.find("RuClipMeta"), std::string::npos);
@@ -1237,5 +1242,81 @@ TEST_F(Element, InstanceIdAndProcessWideThreads) {
   gst_harness_teardown(third);
   gst_harness_teardown(own);
   gst_harness_teardown(shared);
+  gst_object_unref(bus);
+}
+
+// segments=true: a scene change becomes a "ruclip-segment" end and start,
+// both as bus messages and as custom events downstream (in stream order);
+// EOS ends what is open; the meta carries the smoothed scores.
+TEST_F(Element, SegmentsAsMessagesAndDownstreamEvents) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "the shipped model's SentencePiece tokenizer can't load beside LibTorch under AddressSanitizer";
+#endif
+  const std::string model = std::string(RUCLIP_SOURCE_ROOT) + "/models/ruclip-shapes-ru";
+  auto solid = [](uint8_t r, uint8_t g, uint8_t b) {
+    element_test::Rgb rgb{64, 48, {}};
+    for (int i = 0; i < 64 * 48; ++i) rgb.pixels.insert(rgb.pixels.end(), {r, g, b});
+    return rgb;
+  };
+  const auto red = solid(255, 0, 0), blue = solid(0, 0, 255);
+  std::string caps;
+  gst_buffer_unref(make_buffer(red, GST_VIDEO_FORMAT_RGB, &caps));
+  GError* error = nullptr;
+  GstElement* e = gst_parse_launch(("ruclipfilter segments=true smoothing=100000000 segment-min-duration=200000000 "
+                                    "labels=\"красный фон;синий фон;зелёный фон\" model=" + gst_quote(model)).c_str(),
+                                   &error);
+  ASSERT_NE(e, nullptr) << (error ? error->message : "");
+  GstBus* bus = gst_bus_new();
+  gst_element_set_bus(e, bus);
+  GstHarness* h = gst_harness_new_with_element(e, "sink", "src");
+  gst_object_unref(e);
+  gst_harness_set_src_caps_str(h, caps.c_str());
+  const Pushed a = push_frames(h, red, GST_VIDEO_FORMAT_RGB, 10, GST_SECOND / 10);
+  const Pushed b = push_frames(h, blue, GST_VIDEO_FORMAT_RGB, 10, GST_SECOND / 10, GST_SECOND);
+  gst_harness_push_event(h, gst_event_new_eos());
+  ASSERT_EQ(a.metas[0].smoothed.size(), a.metas[0].labels.size());
+  EXPECT_NEAR(a.metas[0].smoothed[0], a.metas[0].scores[0], 1e-6);  // the first analysis is its own average
+  EXPECT_LT(b.metas[0].smoothed[0], b.metas[0].scores[0]);          // blue just began: smoothed lags behind
+
+  struct Seg {
+    std::string event, label;
+    guint64 start, end;
+  };
+  auto read = [](const GstStructure* s) {
+    Seg g{gst_structure_get_string(s, "event"), gst_structure_get_string(s, "label"), 0, 0};
+    gst_structure_get_uint64(s, "start-pts", &g.start);
+    gst_structure_get_uint64(s, "end-pts", &g.end);
+    return g;
+  };
+  std::vector<Seg> messages, events;
+  while (GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_ELEMENT)) {
+    if (gst_structure_has_name(gst_message_get_structure(m), "ruclip-segment"))
+      messages.push_back(read(gst_message_get_structure(m)));
+    gst_message_unref(m);
+  }
+  while (GstEvent* ev = gst_harness_try_pull_event(h)) {
+    if (GST_EVENT_TYPE(ev) == GST_EVENT_CUSTOM_DOWNSTREAM && gst_event_has_name(ev, "ruclip-segment"))
+      events.push_back(read(gst_event_get_structure(ev)));
+    gst_event_unref(ev);
+  }
+  ASSERT_EQ(messages.size(), 4u);
+  EXPECT_EQ(messages[0].event, "start");
+  EXPECT_EQ(messages[0].label, "красный фон");
+  EXPECT_EQ(messages[0].start, 0u);  // reported after 0.2 s, dated back to its start
+  EXPECT_EQ(messages[0].end, GST_CLOCK_TIME_NONE);
+  EXPECT_EQ(messages[1].event, "end");
+  EXPECT_EQ(messages[1].label, "красный фон");
+  EXPECT_GE(messages[1].end, GST_SECOND);  // smoothing (tau 0.1 s) delays the switch a little
+  EXPECT_LE(messages[1].end, GST_SECOND + 3 * GST_SECOND / 10);
+  EXPECT_EQ(messages[3].event, "end");
+  EXPECT_EQ(messages[3].label, "синий фон");
+  EXPECT_EQ(messages[3].end, 2 * GST_SECOND);  // EOS closes it at the end of the last frame
+  ASSERT_EQ(events.size(), messages.size());
+  for (size_t i = 0; i < events.size(); ++i) {
+    EXPECT_EQ(events[i].event, messages[i].event);
+    EXPECT_EQ(events[i].label, messages[i].label);
+    EXPECT_EQ(events[i].start, messages[i].start);
+  }
+  gst_harness_teardown(h);
   gst_object_unref(bus);
 }

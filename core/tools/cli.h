@@ -132,5 +132,8 @@ struct Command {
 
 // Each command file defines one of these.
 extern const Command kTokenize, kEmbed, kClassify, kTrain, kEval, kSynth, kBench;
+#ifdef RUCLIP_HAVE_GST
+extern const Command kTag;  // tag_command.cpp: built where GStreamer is
+#endif
 
 }  // namespace ruclip_cli

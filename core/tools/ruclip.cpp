@@ -16,6 +16,9 @@ const ruclip_cli::Command* const kCommands[] = {
     &ruclip_cli::kTrain,
     &ruclip_cli::kSynth,
     &ruclip_cli::kBench,
+#ifdef RUCLIP_HAVE_GST
+    &ruclip_cli::kTag,
+#endif
 };
 
 void usage(std::ostream& out) {
