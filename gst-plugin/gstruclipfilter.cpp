@@ -41,6 +41,7 @@
 
 #include <gst/video/video.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -99,6 +100,28 @@ ruclip_precision_get_type (void)
   return type;
 }
 
+typedef enum {
+  RUCLIP_REGION_FULL_FRAME,
+  RUCLIP_REGION_ROI_LIST,
+} RuClipRegion;
+
+#define GST_TYPE_RUCLIP_REGION (ruclip_region_get_type ())
+static GType
+ruclip_region_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    {RUCLIP_REGION_FULL_FRAME, "Classify the whole frame", "full-frame"},
+    {RUCLIP_REGION_ROI_LIST, "Classify each GstVideoRegionOfInterestMeta of the frame (sync mode)", "roi-list"},
+    {0, NULL, NULL},
+  };
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstRuClipFilterInferenceRegion", values);
+    g_once_init_leave (&type, t);
+  }
+  return type;
+}
+
 #define GST_TYPE_RUCLIP_MODE (ruclip_mode_get_type ())
 static GType
 ruclip_mode_get_type (void)
@@ -146,7 +169,13 @@ enum {
   PROP_SEGMENT_END,
   PROP_SEGMENT_MIN_DURATION,
   PROP_LABEL_THRESHOLDS,
+  PROP_INFERENCE_REGION,
+  PROP_OBJECT_CLASS,
 };
+
+// Regions smaller than this (either side, after clipping to the frame) are
+// not classified: too few pixels to say anything.
+#define MIN_REGION_SIDE 4
 
 #define DEFAULT_BATCH_SIZE 8
 #define DEFAULT_BATCH_TIMEOUT (5 * GST_MSECOND)
@@ -174,6 +203,8 @@ struct Settings {
   gdouble segment_start = 0.5, segment_end = 0.4;
   guint64 segment_min_duration = 0;
   std::string label_thresholds;
+  RuClipRegion inference_region = RUCLIP_REGION_FULL_FRAME;
+  std::string object_class;  // roi types to classify, ';' or ',' separated; empty: all
 };
 
 // Properties read for every frame: plain values, so that a frame that is only
@@ -227,8 +258,18 @@ struct Timing {
 };
 
 // One analysis: what goes into the meta and the bus message.
+// One classified region (inference-region=roi-list).
+struct RegionResult {
+  gint id = 0;
+  std::string type;
+  guint x = 0, y = 0, w = 0, h = 0;  // as the region meta says (not clipped)
+  std::vector<ruclip::LabelScore> scores;  // best first, after top-k and threshold
+};
+
 struct Result {
   std::vector<ruclip::LabelScore> scores;  // best first, after top-k and threshold
+  bool regions_mode = false;               // roi-list: `regions` is the result, `scores` empty
+  std::vector<RegionResult> regions;
   std::vector<double> smoothed;            // each of `scores`' labels smoothed over time (segments.h); may be empty
   std::vector<ruclip::LabelScore> all;     // every label (kept only when a segment tracker reads them)
   std::vector<float> embedding;            // normalized; empty unless attach-embedding
@@ -306,12 +347,42 @@ void set_double_array (GstStructure * s, const char *field, size_t n, Get get)
   gst_structure_take_value (s, field, &array);
 }
 
+// labels, scores, cosines of `scores`.
+void set_scores (GstStructure * s, const std::vector<ruclip::LabelScore> & scores)
+{
+  set_string_array (s, "labels", scores);
+  set_double_array (s, "scores", scores.size (), [&](size_t i) { return scores[i].probability; });
+  set_double_array (s, "cosines", scores.size (), [&](size_t i) { return scores[i].cosine; });
+}
+
+// A region's result as its GstVideoRegionOfInterestMeta param and as an item
+// of RuClipMeta's "regions".
+GstStructure *region_structure (const RegionResult & r, const std::string & model, bool with_box)
+{
+  GstStructure *s = gst_structure_new_empty (with_box ? "ruclip-region" : "ruclip");
+  set_scores (s, r.scores);
+  gst_structure_set (s, "model", G_TYPE_STRING, model.c_str (), NULL);
+  if (with_box)
+    gst_structure_set (s, "id", G_TYPE_INT, r.id, "roi-type", G_TYPE_STRING, r.type.c_str (), "x", G_TYPE_UINT, r.x,
+        "y", G_TYPE_UINT, r.y, "w", G_TYPE_UINT, r.w, "h", G_TYPE_UINT, r.h, NULL);
+  return s;
+}
+
 // The fields shared by RuClipMeta and the bus message.
 void fill_result (GstStructure * s, const Result & r, bool fresh)
 {
-  set_string_array (s, "labels", r.scores);
-  set_double_array (s, "scores", r.scores.size (), [&](size_t i) { return r.scores[i].probability; });
-  set_double_array (s, "cosines", r.scores.size (), [&](size_t i) { return r.scores[i].cosine; });
+  set_scores (s, r.scores);
+  if (r.regions_mode) {
+    GValue array = G_VALUE_INIT, v = G_VALUE_INIT;
+    gst_value_array_init (&array, r.regions.size ());
+    g_value_init (&v, GST_TYPE_STRUCTURE);
+    for (const auto & region : r.regions) {
+      g_value_take_boxed (&v, region_structure (region, r.model, true));
+      gst_value_array_append_value (&array, &v);
+    }
+    g_value_unset (&v);
+    gst_structure_take_value (s, "regions", &array);
+  }
   gst_structure_set (s, "source-pts", G_TYPE_UINT64, (guint64) r.pts, "frame", G_TYPE_UINT64, r.frame,
       "fresh", G_TYPE_BOOLEAN, fresh, "model", G_TYPE_STRING, r.model.c_str (), NULL);
   if (!r.embedding.empty ())
@@ -400,7 +471,17 @@ copy_settings (RuClipFilterState * st)
   return st->settings;
 }
 
-// top-k and threshold as set now, on one analysis.
+// top-k and threshold as set now.
+static void
+apply_knobs (std::vector<ruclip::LabelScore> * scores, const Knobs & k)
+{
+  if (k.top_k > 0 && scores->size () > k.top_k)
+    scores->resize (k.top_k);
+  while (!scores->empty () && scores->back ().probability < k.threshold)
+    scores->pop_back ();
+}
+
+// One analysis of the whole frame.
 static std::shared_ptr<Result>
 make_result (RuClipFilterState * st, ruclip::FrameAnalysis && a, const Knobs & k)
 {
@@ -408,10 +489,7 @@ make_result (RuClipFilterState * st, ruclip::FrameAnalysis && a, const Knobs & k
   if (st->tracker)
     r->all = a.scores;
   r->scores = std::move (a.scores);
-  if (k.top_k > 0 && r->scores.size () > k.top_k)
-    r->scores.resize (k.top_k);
-  while (!r->scores.empty () && r->scores.back ().probability < k.threshold)
-    r->scores.pop_back ();
+  apply_knobs (&r->scores, k);
   if (k.attach_embedding)
     r->embedding = std::move (a.embedding);
   r->frame = a.frame;
@@ -607,6 +685,11 @@ gst_ruclip_filter_start (GstBaseTransform * trans)
     return FALSE;
   }
 
+  if (s.inference_region == RUCLIP_REGION_ROI_LIST && (s.mode != RUCLIP_MODE_SYNC || s.segments || s.smoothing)) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("inference-region=roi-list needs mode=sync and no segments or "
+            "smoothing (they follow whole-frame labels)"), (NULL));
+    return FALSE;
+  }
   st->tracker.reset ();
   if (s.segments || s.smoothing > 0) {
     try {
@@ -668,6 +751,108 @@ should_analyze (RuClipFilterState * st, guint64 index, GstClockTime pts, const K
   return true;
 }
 
+static bool
+wanted_region_type (const Settings & s, const char *type)
+{
+  if (s.object_class.empty ())
+    return true;
+  std::string list = s.object_class;
+  std::replace (list.begin (), list.end (), ',', ';');
+  for (const auto & want : ruclip::split_list (list))
+    if (want == (type ? type : ""))
+      return true;
+  return false;
+}
+
+// inference-region=roi-list on a sampled frame (sync mode): every region of
+// the wanted types is cropped (clipped to the frame), preprocessed as a
+// picture of its own, and all go to the model together; each region's meta
+// gets a "ruclip" param, and the buffer a RuClipMeta listing them.
+static GstFlowReturn
+analyze_regions (GstRuClipFilter * self, GstBuffer * buffer, GstVideoFrame * frame, const ruclip::FrameView & view,
+    const ruclip::FrameRequest & tags, const Knobs & k)
+{
+  RuClipFilterState *st = self->state;
+  const Settings & s = st->active;
+  const ruclip::Normalization norm = st->shared->model ().normalization ();
+  std::vector<GstVideoRegionOfInterestMeta *> metas;
+  std::vector<ruclip::FrameRequest> requests;
+  const auto preprocess_start = std::chrono::steady_clock::now ();
+  gpointer state = NULL;
+  while (GstMeta * m = gst_buffer_iterate_meta_filtered (buffer, &state, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
+    auto *roi = (GstVideoRegionOfInterestMeta *) m;
+    const char *type = g_quark_to_string (roi->roi_type);
+    if (!wanted_region_type (s, type)) {
+      GST_LOG_OBJECT (self, "region %d (%s) skipped: not in object-class", roi->id, type);
+      continue;
+    }
+    const ruclip::FrameView crop = ruclip::crop (view, (int) std::min<guint> (roi->x, G_MAXINT),
+        (int) std::min<guint> (roi->y, G_MAXINT), (int) std::min<guint> (roi->w, G_MAXINT),
+        (int) std::min<guint> (roi->h, G_MAXINT));
+    if (crop.width < MIN_REGION_SIDE || crop.height < MIN_REGION_SIDE) {
+      GST_LOG_OBJECT (self, "region %d (%s, %ux%u at %u,%u) skipped: %dx%d inside the frame", roi->id, type, roi->w,
+          roi->h, roi->x, roi->y, crop.width, crop.height);
+      continue;
+    }
+    ruclip::FrameRequest req = tags;
+    req.pixels.resize (3 * (size_t) norm.resolution * norm.resolution);
+    try {
+      ruclip::preprocess (crop, norm, req.pixels.data ());
+    } catch (const std::exception & e) {
+      gst_video_frame_unmap (frame);
+      GST_ELEMENT_ERROR (self, STREAM, FORMAT, ("Cannot read a region of the frame"), ("region %d: %s", roi->id,
+              e.what ()));
+      return GST_FLOW_ERROR;
+    }
+    requests.push_back (std::move (req));
+    metas.push_back (roi);
+  }
+  if (!requests.empty ())
+    st->preprocessing.add (preprocess_start);
+  // The pixels are copied out: unmapped, the buffer is writable again for the metas.
+  gst_video_frame_unmap (frame);
+  std::vector<ruclip::FrameAnalysis> analyses;
+  std::string error;
+  switch (st->stream->submit_all (std::move (requests), &analyses, &error)) {
+    case ruclip::InferenceScheduler::Stream::Submitted::kFlushing:
+      return GST_FLOW_FLUSHING;
+    case ruclip::InferenceScheduler::Stream::Submitted::kFailed:
+      GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Frame analysis failed"), ("%s (model %s, frame %" G_GUINT64_FORMAT
+              ", regions)", error.c_str (), s.model.c_str (), tags.frame));
+      return GST_FLOW_ERROR;
+    default:
+      break;
+  }
+  auto r = std::make_shared<Result> ();
+  r->regions_mode = true;
+  r->frame = tags.frame;
+  r->pts = tags.pts;
+  r->running_time = tags.running_time;
+  r->model = s.model;
+  for (size_t i = 0; i < analyses.size (); ++i) {
+    note_analysis (self, analyses[i]);
+    GstVideoRegionOfInterestMeta *roi = metas[i];
+    RegionResult region;
+    region.id = roi->id;
+    region.type = g_quark_to_string (roi->roi_type) ? g_quark_to_string (roi->roi_type) : "";
+    region.x = roi->x, region.y = roi->y, region.w = roi->w, region.h = roi->h;
+    region.scores = std::move (analyses[i].scores);
+    apply_knobs (&region.scores, k);
+    gst_video_region_of_interest_meta_add_param (roi, region_structure (region, s.model, false));
+    r->regions.push_back (std::move (region));
+  }
+  GST_LOG_OBJECT (self, "frame %" G_GUINT64_FORMAT ": %zu region(s) classified", tags.frame, r->regions.size ());
+  {
+    std::lock_guard<std::mutex> guard (st->lock);
+    st->latest = r;
+  }
+  st->frames_analyzed++;
+  attach_result (buffer, *r, true);
+  if (k.post_messages)
+    post_result (self, *r, true);
+  return GST_FLOW_OK;
+}
+
 static GstFlowReturn
 gst_ruclip_filter_transform_ip (GstBaseTransform * trans, GstBuffer * buffer)
 {
@@ -714,6 +899,11 @@ gst_ruclip_filter_transform_ip (GstBaseTransform * trans, GstBuffer * buffer)
     try {
       if (!to_frame_view (&frame, &view))
         throw ruclip::Error ("unsupported format");
+      if (s.inference_region == RUCLIP_REGION_ROI_LIST) {
+        const GstFlowReturn ret = analyze_regions (self, buffer, &frame, view, req, k);  // unmaps the frame
+        st->sampled.add (start);
+        return ret;
+      }
       if (st->frames_to_gpu) {
         req.view = &view;  // mapped until submit() returns (sync mode)
       } else {
@@ -866,6 +1056,8 @@ gst_ruclip_filter_set_property (GObject * object, guint prop_id, const GValue * 
       case PROP_SEGMENT_END: s.segment_end = g_value_get_double (value); break;
       case PROP_SEGMENT_MIN_DURATION: s.segment_min_duration = g_value_get_uint64 (value); break;
       case PROP_LABEL_THRESHOLDS: s.label_thresholds = str (); break;
+      case PROP_INFERENCE_REGION: s.inference_region = (RuClipRegion) g_value_get_enum (value); break;
+      case PROP_OBJECT_CLASS: s.object_class = str (); break;
       default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec); break;
     }
   }
@@ -955,6 +1147,8 @@ gst_ruclip_filter_get_property (GObject * object, guint prop_id, GValue * value,
     case PROP_SEGMENT_END: g_value_set_double (value, s.segment_end); break;
     case PROP_SEGMENT_MIN_DURATION: g_value_set_uint64 (value, s.segment_min_duration); break;
     case PROP_LABEL_THRESHOLDS: g_value_set_string (value, s.label_thresholds.c_str ()); break;
+    case PROP_INFERENCE_REGION: g_value_set_enum (value, s.inference_region); break;
+    case PROP_OBJECT_CLASS: g_value_set_string (value, s.object_class.c_str ()); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec); break;
   }
 }
@@ -1140,6 +1334,20 @@ gst_ruclip_filter_class_init (GstRuClipFilterClass * klass)
           "Per-label segment-start[:segment-end], ';'-separated, e.g. \"человек:0.6:0.3;собака:0.7\"", NULL,
           rw_ready));
 
+  g_object_class_install_property (gobject_class, PROP_INFERENCE_REGION,
+      g_param_spec_enum ("inference-region", "Inference region",
+          "full-frame: classify the frame. roi-list: classify each GstVideoRegionOfInterestMeta of a sampled "
+          "frame (a detector's boxes): its crop, clipped to the frame, goes through the same preprocessing as a "
+          "picture of its own, the crops of a frame share model calls, and each region's meta gets a param "
+          "structure \"ruclip\" (labels, scores, cosines, model); RuClipMeta lists them in \"regions\" (id, "
+          "roi-type, x, y, w, h, labels, scores, cosines). Regions outside the frame or under 4x4 pixels inside "
+          "it are skipped; a sampled frame without regions gets a RuClipMeta with no regions. Sync mode only",
+          GST_TYPE_RUCLIP_REGION, RUCLIP_REGION_FULL_FRAME, rw_ready));
+  g_object_class_install_property (gobject_class, PROP_OBJECT_CLASS,
+      g_param_spec_string ("object-class", "Object class",
+          "inference-region=roi-list: classify only regions of these types (roi_type, e.g. \"face;person\"; "
+          "';' or ',' separated). Empty: every region", NULL, rw_ready));
+
   GstCaps *caps = gst_caps_from_string (GST_VIDEO_CAPS_MAKE (VIDEO_FORMATS));
   gst_element_class_add_pad_template (element_class, gst_pad_template_new ("sink", GST_PAD_SINK, GST_PAD_ALWAYS, caps));
   gst_element_class_add_pad_template (element_class, gst_pad_template_new ("src", GST_PAD_SRC, GST_PAD_ALWAYS, caps));
@@ -1156,6 +1364,7 @@ gst_ruclip_filter_class_init (GstRuClipFilterClass * klass)
   trans_class->transform_ip_on_passthrough = FALSE;
 
   gst_type_mark_as_plugin_api (GST_TYPE_RUCLIP_MODE, (GstPluginAPIFlags) 0);
+  gst_type_mark_as_plugin_api (GST_TYPE_RUCLIP_REGION, (GstPluginAPIFlags) 0);
   gst_type_mark_as_plugin_api (GST_TYPE_RUCLIP_PRECISION, (GstPluginAPIFlags) 0);
   GST_DEBUG_CATEGORY_INIT (gst_ruclip_filter_debug, "ruclipfilter", 0, "ruCLIP zero-shot video labels");
 }

@@ -811,3 +811,37 @@ TEST(Preprocess, PathsFollowTheCpuFeatures) {
   ruclip::detail::set_preprocess_simd(true);
   EXPECT_EQ(ruclip::detail::preprocess_path(), paths.back());
 }
+
+// crop(): a view of a rectangle, clipped to the frame; preprocessing it
+// equals preprocessing a copy of those pixels. YUV origins move to even.
+TEST(Preprocess, CropIsAViewOfTheRectangleClippedToTheFrame) {
+  const Image rgb = to_rgb(load_fixture("images/img1_64x48_RGB.png"));
+  auto copy_of = [&](int x, int y, int w, int h) {
+    Image c;
+    c.format = PixelFormat::RGB;
+    c.width = w;
+    c.height = h;
+    for (int r = y; r < y + h; ++r)
+      c.pixels.insert(c.pixels.end(), rgb.pixels.begin() + (size_t(r) * rgb.width + x) * 3,
+                      rgb.pixels.begin() + (size_t(r) * rgb.width + x + w) * 3);
+    return c;
+  };
+  const Normalization norm = tiny_norm();
+  EXPECT_EQ(run(ruclip::crop(rgb.view(), 10, 5, 30, 20), norm), run(copy_of(10, 5, 30, 20).view(), norm));
+  // Half outside: clipped to what is inside.
+  const FrameView clipped = ruclip::crop(rgb.view(), 40, -10, 100, 30);
+  EXPECT_EQ(clipped.width, 24);
+  EXPECT_EQ(clipped.height, 20);
+  EXPECT_EQ(run(clipped, norm), run(copy_of(40, 0, 24, 20).view(), norm));
+  // Outside or empty: an empty view.
+  for (auto [x, y, w, h] : {std::tuple{70, 0, 10, 10}, {0, 48, 10, 10}, {-20, -20, 10, 10}, {5, 5, 0, 9}, {5, 5, -4, 9}})
+    EXPECT_EQ(ruclip::crop(rgb.view(), x, y, w, h).width * ruclip::crop(rgb.view(), x, y, w, h).height, 0);
+  // I420 and NV12: the origin moves to even coordinates, inside the frame.
+  for (PixelFormat format : {PixelFormat::I420, PixelFormat::NV12}) {
+    const OwnedFrame yuv = make_yuv_bt601_limited(rgb, format, 7);
+    const FrameView odd = ruclip::crop(yuv.view, 11, 7, 20, 20), even = ruclip::crop(yuv.view, 10, 6, 21, 21);
+    EXPECT_EQ(odd.width, 21);
+    EXPECT_EQ(odd.height, 21);
+    EXPECT_EQ(run(odd, norm), run(even, norm));
+  }
+}

@@ -400,3 +400,27 @@ TEST(Scheduler, NoCallbackAfterClose) {
     EXPECT_EQ(late, 0) << "round " << round;
   }
 }
+
+// The regions of one frame go in together: one model call, results in order.
+TEST(Scheduler, SubmitAllSharesOneCallAndKeepsTheOrder) {
+  auto shared = tiny();
+  StreamOptions o;
+  o.batch_size = 8;
+  auto s = shared->scheduler().open_stream(o);
+  s->set_labels_now(kLabels);
+  std::vector<FrameRequest> regions;
+  for (int i : {3, 0, 4, 1, 2}) regions.push_back(request(i, uint64_t(i)));
+  std::vector<FrameAnalysis> out;
+  const auto before = shared->scheduler().totals();
+  ASSERT_EQ(s->submit_all(std::move(regions), &out), Submitted::kAnalyzed);
+  ASSERT_EQ(out.size(), 5u);
+  const int order[] = {3, 0, 4, 1, 2};
+  for (size_t i = 0; i < out.size(); ++i) {
+    EXPECT_EQ(which_image(out[i].embedding), order[i]);
+    EXPECT_EQ(out[i].frame, uint64_t(order[i]));
+    EXPECT_EQ(out[i].batch_frames, 5);
+  }
+  EXPECT_EQ(shared->scheduler().totals().batches - before.batches, 1u);
+  EXPECT_EQ(s->submit_all({}, &out), Submitted::kAnalyzed);  // nothing to do: no call
+  EXPECT_TRUE(out.empty());
+}

@@ -835,4 +835,35 @@ bool preprocess_simd_active() { return active_path() != PreprocessPath::Portable
 
 }  // namespace detail
 
+FrameView crop(const FrameView& frame, int x, int y, int w, int h) {
+  FrameView v = frame;
+  // Clip in 64 bits: the rectangle comes from metadata and may be anything.
+  const int64_t x0 = std::max<int64_t>(0, x), y0 = std::max<int64_t>(0, y);
+  const int64_t x1 = std::min<int64_t>(frame.width, int64_t(x) + std::max(0, w));
+  const int64_t y1 = std::min<int64_t>(frame.height, int64_t(y) + std::max(0, h));
+  int64_t cx = x0, cy = y0;
+  const bool subsampled = frame.format == PixelFormat::I420 || frame.format == PixelFormat::NV12;
+  if (subsampled) cx &= ~int64_t(1), cy &= ~int64_t(1);
+  v.width = static_cast<int>(std::max<int64_t>(0, x1 - cx));
+  v.height = static_cast<int>(std::max<int64_t>(0, y1 - cy));
+  if (v.width == 0 || v.height == 0 || x0 >= x1 || y0 >= y1) {
+    v.width = v.height = 0;
+    return v;
+  }
+  detail::PackedLayout layout;
+  if (detail::packed_layout(frame.format, &layout)) {
+    v.planes[0] = frame.planes[0] + cy * frame.strides[0] + cx * layout.bytes_per_pixel;
+  } else if (frame.format == PixelFormat::GRAY8) {
+    v.planes[0] = frame.planes[0] + cy * frame.strides[0] + cx;
+  } else if (frame.format == PixelFormat::I420) {
+    v.planes[0] = frame.planes[0] + cy * frame.strides[0] + cx;
+    v.planes[1] = frame.planes[1] + (cy / 2) * frame.strides[1] + cx / 2;
+    v.planes[2] = frame.planes[2] + (cy / 2) * frame.strides[2] + cx / 2;
+  } else {  // NV12: interleaved UV, one pair per 2x2 luma pixels
+    v.planes[0] = frame.planes[0] + cy * frame.strides[0] + cx;
+    v.planes[1] = frame.planes[1] + (cy / 2) * frame.strides[1] + cx;
+  }
+  return v;
+}
+
 }  // namespace ruclip

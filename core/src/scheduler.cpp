@@ -444,37 +444,70 @@ std::shared_ptr<const LabelSet> InferenceScheduler::Stream::labels() const {
 
 InferenceScheduler::Stream::Submitted InferenceScheduler::Stream::submit(FrameRequest request, FrameAnalysis* out,
                                                                          std::string* error, uint64_t* dropped) {
+  if (state_->options.mode == StreamMode::kSync) {
+    std::vector<FrameRequest> one;
+    one.push_back(std::move(request));
+    std::vector<FrameAnalysis> analyses;
+    const Submitted s = submit_all(std::move(one), &analyses, error);
+    if (s == Submitted::kAnalyzed && out) *out = std::move(analyses[0]);
+    return s;
+  }
   Impl& impl = *scheduler_;
   State& s = *state_;
-  const bool sync = s.options.mode == StreamMode::kSync;
-  if (!sync && request.view) throw Error("an async frame must carry its pixels (a view is only valid during submit)");
-  std::unique_lock<std::mutex> lk(impl.mu);
+  if (request.view) throw Error("an async frame must carry its pixels (a view is only valid during submit)");
+  std::lock_guard<std::mutex> guard(impl.mu);
   if (!s.labels) throw Error("no labels: set_labels_now() before the first frame");
   if (dropped) *dropped = 0;
   if (s.flushing || s.closed) return Submitted::kFlushing;
-  Pending p{std::move(request), Clock::now(), s.generation, nullptr};
-  std::shared_ptr<SyncSlot> slot;
-  if (sync) p.slot = slot = std::make_shared<SyncSlot>();
-  s.queue.push_back(std::move(p));
+  s.queue.push_back(Pending{std::move(request), Clock::now(), s.generation, nullptr});
   ++impl.waiting;
   ++s.stats.submitted;
-  // async: the newest frames win; the oldest waiting ones make room.
-  while (!sync && s.queue.size() > static_cast<size_t>(s.options.queue_size)) {
+  // The newest frames win; the oldest waiting ones make room.
+  while (s.queue.size() > static_cast<size_t>(s.options.queue_size)) {
     s.queue.pop_front();
     --impl.waiting;
     ++s.stats.dropped;
     if (dropped) ++*dropped;
   }
   impl.wake.notify_one();
-  if (!sync) return Submitted::kQueued;
-  const uint64_t generation = s.generation;
-  s.changed.wait(lk, [&] { return slot->done || s.generation != generation || s.closed; });
-  if (!slot->done) return Submitted::kFlushing;
-  if (slot->failed) {
-    if (error) *error = slot->error;
-    return Submitted::kFailed;
+  return Submitted::kQueued;
+}
+
+InferenceScheduler::Stream::Submitted InferenceScheduler::Stream::submit_all(std::vector<FrameRequest> requests,
+                                                                             std::vector<FrameAnalysis>* out,
+                                                                             std::string* error) {
+  Impl& impl = *scheduler_;
+  State& s = *state_;
+  if (s.options.mode != StreamMode::kSync) throw Error("submit_all: sync streams only");
+  std::unique_lock<std::mutex> lk(impl.mu);
+  if (!s.labels) throw Error("no labels: set_labels_now() before the first frame");
+  if (s.flushing || s.closed) return Submitted::kFlushing;
+  if (out) out->clear();
+  if (requests.empty()) return Submitted::kAnalyzed;
+  const auto now = Clock::now();
+  std::vector<std::shared_ptr<SyncSlot>> slots;
+  for (auto& r : requests) {
+    slots.push_back(std::make_shared<SyncSlot>());
+    s.queue.push_back(Pending{std::move(r), now, s.generation, slots.back()});
+    ++impl.waiting;
+    ++s.stats.submitted;
   }
-  if (out) *out = std::move(slot->analysis);
+  impl.wake.notify_one();
+  const uint64_t generation = s.generation;
+  auto all_done = [&] {
+    for (const auto& slot : slots)
+      if (!slot->done) return false;
+    return true;
+  };
+  s.changed.wait(lk, [&] { return all_done() || s.generation != generation || s.closed; });
+  if (!all_done()) return Submitted::kFlushing;
+  for (const auto& slot : slots)
+    if (slot->failed) {
+      if (error) *error = slot->error;
+      return Submitted::kFailed;
+    }
+  if (out)
+    for (auto& slot : slots) out->push_back(std::move(slot->analysis));
   return Submitted::kAnalyzed;
 }
 

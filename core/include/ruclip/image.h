@@ -32,6 +32,13 @@ struct Normalization {
   std::array<float, 3> std{0.26862954f, 0.26130258f, 0.27577711f};
 };
 
+// The part of `frame` inside the rectangle (x, y, w, h), clipped to the
+// frame: a view of the same pixels, nothing copied. For I420 and NV12 the
+// rectangle's origin moves to even coordinates (and its size shrinks to
+// stay inside), so that chroma samples line up. Empty (width or height 0)
+// when nothing of it is inside.
+FrameView crop(const FrameView& frame, int x, int y, int w, int h);
+
 // Writes 3 x resolution x resolution floats (C, H, W) to `out`.
 // Throws ruclip::Error for an empty frame or missing planes.
 void preprocess(const FrameView& frame, const Normalization& norm, float* out);

@@ -138,6 +138,10 @@ class InferenceScheduler::Stream {
   // ruclip::Error when no label set was set.
   Submitted submit(FrameRequest request, FrameAnalysis* out = nullptr, std::string* error = nullptr,
                    uint64_t* dropped = nullptr);
+  // sync only: several requests at once (the regions of one frame), queued
+  // together so they share model calls; waits for all of them, `out` in order.
+  Submitted submit_all(std::vector<FrameRequest> requests, std::vector<FrameAnalysis>* out,
+                       std::string* error = nullptr);
 
   // Waits until every frame submitted so far is analyzed and delivered
   // (on_result has returned). false when flush_start() or close() interrupted it.
