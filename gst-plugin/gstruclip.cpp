@@ -1,7 +1,8 @@
-/* The "ruclip" GStreamer plugin: registers the ruclipfilter element. */
+/* The "ruclip" GStreamer plugin: registers the ruclipfilter and ruclippublish elements. */
 #include <gst/gst.h>
 
 #include "gstruclipfilter.h"
+#include "gstruclippublish.h"
 
 #ifndef PACKAGE
 #define PACKAGE "ruclip-gst"
@@ -10,7 +11,10 @@
 static gboolean
 plugin_init (GstPlugin * plugin)
 {
-  return GST_ELEMENT_REGISTER (ruclipfilter, plugin);
+  gboolean ret = FALSE;
+  ret |= GST_ELEMENT_REGISTER (ruclipfilter, plugin);
+  ret |= GST_ELEMENT_REGISTER (ruclippublish, plugin);
+  return ret;
 }
 
 GST_PLUGIN_DEFINE (GST_VERSION_MAJOR, GST_VERSION_MINOR, ruclip,

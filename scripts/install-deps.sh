@@ -20,6 +20,9 @@ packages=(
   # examples/rtsp_server.c: an RTSP server on gst-rtsp-server (its clients' rtspsrc,
   # rtpjpegdepay and the server's jpegenc, rtpjpegpay are in gstreamer1.0-plugins-good)
   libgstrtspserver-1.0-dev
+  # ruclippublish (gst-plugin/gstruclippublish.cpp): MQTT through libmosquitto; the
+  # broker and its command-line clients for its test (tests/test_publish.py)
+  libmosquitto-dev mosquitto mosquitto-clients
   # tests (clang and its runtime: the libFuzzer targets, scripts/fuzz.sh)
   libgtest-dev valgrind fortunes-ru clang libclang-rt-14-dev
 )
