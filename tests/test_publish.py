@@ -506,6 +506,28 @@ class Publish(unittest.TestCase):
         self.assertIn("/nonexistent/ca.pem", text)
 
     # (e) A "ruclip-segment" event becomes one "segment" document and goes on unchanged.
+    # The whole chain: ruclipfilter segments=true sends its segment events, and ruclippublish
+    # writes them between the analyses, in stream order.
+    def test_filter_segments_to_file(self):
+        out = os.path.join(self.tmp, "segments.jsonl")
+        scenes = ("concat name=c ! ruclipfilter segments=true labels=\"красный фон;синий фон\" "
+                  f"model=\"{MODEL}\" interval=3 ! ruclippublish method=file stream-id=cam location=\"{out}\" ! "
+                  "fakesink "
+                  "videotestsrc num-buffers=30 pattern=solid-color foreground-color=0xffff0000 ! "
+                  "video/x-raw,width=160,height=120,framerate=30/1 ! c. "
+                  "videotestsrc num-buffers=30 pattern=solid-color foreground-color=0xff0000ff ! "
+                  "video/x-raw,width=160,height=120,framerate=30/1 ! c.")
+        run = Run(scenes)
+        run.close()
+        self.assertTrue(run.eos, run.errors)
+        with open(out, encoding="utf-8") as f:
+            docs = [json.loads(line) for line in f]
+        # concat restarts PTS with each source: the running time is the timeline here.
+        segments = [(d["event"], d["label"], round(d["running_time"], 6)) for d in docs if d["type"] == "segment"]
+        self.assertEqual(segments, [("start", "красный фон", 0.0), ("start", "синий фон", 1.0),
+                                    ("end", "красный фон", 1.0), ("end", "синий фон", 2.0)])
+        self.assertEqual(len([d for d in docs if d["type"] == "analysis"]), 20)
+
     def test_segment_events(self):
         out = os.path.join(self.tmp, "segments.jsonl")
         pipeline = Gst.parse_launch(
