@@ -1,7 +1,9 @@
-/* The "ruclip" GStreamer plugin: registers the ruclipfilter and ruclippublish elements. */
+/* The "ruclip" GStreamer plugin: registers the ruclipfilter, ruclippublish and
+ * ruclipoverlay elements. */
 #include <gst/gst.h>
 
 #include "gstruclipfilter.h"
+#include "gstruclipoverlay.h"
 #include "gstruclippublish.h"
 
 #ifndef PACKAGE
@@ -14,6 +16,7 @@ plugin_init (GstPlugin * plugin)
   gboolean ret = FALSE;
   ret |= GST_ELEMENT_REGISTER (ruclipfilter, plugin);
   ret |= GST_ELEMENT_REGISTER (ruclippublish, plugin);
+  ret |= GST_ELEMENT_REGISTER (ruclipoverlay, plugin);
   return ret;
 }
 

@@ -23,6 +23,9 @@ packages=(
   # ruclippublish (gst-plugin/gstruclippublish.cpp): MQTT through libmosquitto; the
   # broker and its command-line clients for its test (tests/test_publish.py)
   libmosquitto-dev mosquitto mosquitto-clients
+  # ruclipoverlay (gst-plugin/gstruclipoverlay.cpp): draws the labels with Pango/Cairo;
+  # DejaVu has the Cyrillic glyphs ("Sans" resolves to it)
+  libpango1.0-dev libcairo2-dev fonts-dejavu-core
   # tests (clang and its runtime: the libFuzzer targets, scripts/fuzz.sh)
   libgtest-dev valgrind fortunes-ru clang libclang-rt-14-dev
 )
