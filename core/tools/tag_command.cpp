@@ -118,6 +118,15 @@ void on_pad_added(GstElement*, GstPad* pad, gpointer data) {
   gst_object_unref(sink);
 }
 
+// decodebin's "missing-plugin" element message: the media type it had no decoder for.
+void note_missing_plugin(const GstStructure* st, Pipeline* p) {
+  if (!gst_structure_has_name(st, "missing-plugin") || !p->missing.empty()) return;
+  const GValue* detail = gst_structure_get_value(st, "detail");
+  if (!detail || !GST_VALUE_HOLDS_CAPS(detail)) return;
+  const GstCaps* caps = gst_value_get_caps(detail);
+  if (gst_caps_get_size(caps) > 0) p->missing = gst_structure_get_name(gst_caps_get_structure(caps, 0));
+}
+
 void print_progress(const std::string& file, double position, double duration, uint64_t samples,
                     std::chrono::steady_clock::time_point started) {
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -194,9 +203,19 @@ TaggedFile tag_file(const std::string& file, const TagSettings& s) {
           std::string text = err ? err->message : "?";
           // decodebin's errors name no file and say "missing a plug-in" for
           // audio it was not asked to decode: say what is wrong with this file.
-          if (!p.linked_video && !p.missing.empty())
-            text = p.missing.rfind("video/", 0) == 0 ? "no decoder installed for its video (" + p.missing + ")"
-                                                     : "no video stream (found " + p.missing.substr(0, p.missing.find('/')) + " only)";
+          // Its "missing-plugin" message may come after the error (another thread).
+          if (!p.linked_video) {
+            while (GstMessage* more = gst_bus_pop_filtered(bus, GST_MESSAGE_ELEMENT)) {
+              note_missing_plugin(gst_message_get_structure(more), &p);
+              gst_message_unref(more);
+            }
+            if (!p.missing.empty())
+              text = p.missing.rfind("video/", 0) == 0
+                         ? "no decoder installed for its video (" + p.missing + ")"
+                         : "no video stream (found " + p.missing.substr(0, p.missing.find('/')) + " only)";
+            else if (err && g_error_matches(err, GST_CORE_ERROR, GST_CORE_ERROR_MISSING_PLUGIN))
+              text = "no video stream the installed GStreamer plugins can decode";
+          }
           out.settings_error = GST_MESSAGE_SRC(m) == GST_OBJECT(p.filter) && err &&
                                err->domain == GST_RESOURCE_ERROR;
           out.error = text;
@@ -208,11 +227,7 @@ TaggedFile tag_file(const std::string& file, const TagSettings& s) {
         case GST_MESSAGE_ELEMENT: {
           const GstStructure* st = gst_message_get_structure(m);
           if (gst_structure_has_name(st, "missing-plugin")) {
-            const GValue* detail = gst_structure_get_value(st, "detail");
-            if (detail && GST_VALUE_HOLDS_CAPS(detail) && p.missing.empty()) {
-              const GstCaps* caps = gst_value_get_caps(detail);
-              if (gst_caps_get_size(caps) > 0) p.missing = gst_structure_get_name(gst_caps_get_structure(caps, 0));
-            }
+            note_missing_plugin(st, &p);
           } else if (gst_structure_has_name(st, "ruclip")) {
             ++samples;
             guint64 pts = GST_CLOCK_TIME_NONE;
