@@ -123,6 +123,47 @@ class Classify(unittest.TestCase):
                 self.assertAlmostEqual(la["cosine"], lb["cosine"], delta=1e-5)
 
 
+class RankAndSimilarity(unittest.TestCase):
+    """Both from upstream's latents: cosines of its normalized text and image latents."""
+
+    def files(self):
+        return [os.path.join(MODEL, im["file"]) for im in EXPECTED["images"]]
+
+    def test_similarity_matrix_matches_upstream_latents(self):
+        texts = [t["text"] for t in EXPECTED["texts"][:4]]
+        args = ["similarity", "--model", MODEL]
+        for t in texts:
+            args += ["--text", t]
+        for f in self.files():
+            args += ["--image", f]
+        out = ok_json(*args)
+        self.assertEqual(out["texts"], texts)
+        self.assertEqual(out["images"], self.files())
+        for i, t in enumerate(EXPECTED["texts"][:4]):
+            for j, im in enumerate(EXPECTED["images"]):
+                self.assertAlmostEqual(out["cosine"][i][j], cosine(t["text_latent"], im["image_latent"]), delta=1e-4)
+
+    def test_rank_orders_images_by_the_query(self):
+        query = EXPECTED["texts"][1]
+        want = sorted(range(len(EXPECTED["images"])),
+                      key=lambda j: -cosine(query["text_latent"], EXPECTED["images"][j]["image_latent"]))
+        # template "{}": the query as written, so upstream's text latent is the query's embedding
+        out = ok_json("rank", "--model", MODEL, "--query", query["text"], "--template", "{}", *self.files())
+        self.assertEqual(out["query"], query["text"])
+        self.assertEqual([im["file"] for im in out["images"]], [self.files()[j] for j in want])
+        cosines = [im["cosine"] for im in out["images"]]
+        self.assertEqual(cosines, sorted(cosines, reverse=True))
+        self.assertAlmostEqual(sum(im["probability"] for im in out["images"]), 1.0, places=5)
+
+    def test_usage_errors(self):
+        self.assertEqual(run("rank", "--model", MODEL, *self.files()).returncode, 2)  # no --query
+        self.assertEqual(run("rank", "--model", MODEL, "--query", "кошка").returncode, 2)  # no image
+        self.assertEqual(run("similarity", "--model", MODEL, "--text", "кошка").returncode, 2)
+        p = run("rank", "--model", MODEL, "--query", "кошка", "/nonexistent.png")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("/nonexistent.png", p.stderr.decode())
+
+
 class Errors(unittest.TestCase):
     def assert_fails(self, args, code, *fragments):
         p = run(*args)

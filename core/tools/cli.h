@@ -131,7 +131,7 @@ struct Command {
 };
 
 // Each command file defines one of these.
-extern const Command kTokenize, kEmbed, kClassify, kTrain, kEval, kSynth, kBench;
+extern const Command kTokenize, kEmbed, kClassify, kRank, kSimilarity, kTrain, kEval, kSynth, kBench;
 #ifdef RUCLIP_HAVE_GST
 extern const Command kTag;  // tag_command.cpp: built where GStreamer is
 #endif

@@ -1,6 +1,9 @@
 // tokenize, embed, classify: the model as upstream ruCLIP's processor,
 // encoders and Predictor expose it.
+#include <algorithm>
+#include <cmath>
 #include <iostream>
+#include <numeric>
 
 #include "cli.h"
 #include "ruclip/config.h"
@@ -60,6 +63,74 @@ int classify(const Args& args) {
   return 0;
 }
 
+// The normalized image embeddings of `paths`, one model call per 16 images.
+ruclip::Embeddings image_embeddings(ruclip::Model& model, const std::vector<std::string>& paths) {
+  ruclip::Embeddings all;
+  for (size_t first = 0; first < paths.size(); first += 16) {
+    std::vector<ruclip::Image> images;
+    for (size_t i = first; i < std::min(paths.size(), first + 16); ++i) images.push_back(ruclip::load_image(paths[i]));
+    std::vector<ruclip::FrameView> views;
+    for (const auto& image : images) views.push_back(image.view());
+    ruclip::Embeddings e = model.encode_frames(views);
+    all.dim = e.dim;
+    all.rows += e.rows;
+    all.data.insert(all.data.end(), e.data.begin(), e.data.end());
+  }
+  all.normalize_rows();
+  return all;
+}
+
+float dot(const float* a, const float* b, int n) {
+  float d = 0;
+  for (int i = 0; i < n; ++i) d += a[i] * b[i];
+  return d;
+}
+
+// Images ranked by a free query, as the ruCLIP article ranks memes by «смешной мем».
+int rank(const Args& args) {
+  const std::string query = args.required("query");
+  if (args.positional.empty()) throw UsageError("rank needs at least one IMAGE");
+  auto model = load_model(args);
+  // The query through the templates, like a label (default: the model's own, else upstream's six).
+  const auto set = ruclip::build_label_set(*model, {query}, args.all("template"));
+  const ruclip::Embeddings images = image_embeddings(*model, args.positional);
+  std::vector<float> cos(images.rows);
+  for (int i = 0; i < images.rows; ++i) cos[i] = dot(set->text.row(0), images.row(i), images.dim);
+  // softmax(logit_scale * cosine) over the images: how sure the model is that each is the best match.
+  const float top = *std::max_element(cos.begin(), cos.end());
+  std::vector<double> p(cos.size());
+  double sum = 0;
+  for (size_t i = 0; i < cos.size(); ++i) sum += p[i] = std::exp(model->logit_scale() * (cos[i] - top));
+  std::vector<size_t> order(cos.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return cos[a] > cos[b]; });
+  json ranked = json::array();
+  for (size_t i : order)
+    ranked.push_back({{"file", args.positional[i]}, {"cosine", cos[i]}, {"probability", p[i] / sum}});
+  std::cout << json{{"query", query}, {"images", ranked}}.dump() << "\n";
+  return 0;
+}
+
+// The cosine matrix of texts against images (the article's similarity picture, as numbers).
+int similarity(const Args& args) {
+  if (!args.positional.empty()) throw UsageError("unexpected argument '" + args.positional[0] + "' (images go after --image)");
+  const auto& texts = args.all("text");
+  const auto& paths = args.all("image");
+  if (texts.empty() || paths.empty()) throw UsageError("similarity needs at least one --text and one --image");
+  auto model = load_model(args);
+  ruclip::Embeddings t = model->encode_text(texts);  // the texts as written, as upstream's notebook does
+  t.normalize_rows();
+  const ruclip::Embeddings images = image_embeddings(*model, paths);
+  json matrix = json::array();
+  for (int i = 0; i < t.rows; ++i) {
+    json row = json::array();
+    for (int j = 0; j < images.rows; ++j) row.push_back(dot(t.row(i), images.row(j), t.dim));
+    matrix.push_back(std::move(row));
+  }
+  std::cout << json{{"texts", texts}, {"images", paths}, {"cosine", matrix}}.dump() << "\n";
+  return 0;
+}
+
 }  // namespace
 
 const Command kTokenize{"tokenize", "ruclip tokenize --model DIR [TEXT...]   (no TEXT: one text per line of stdin)",
@@ -69,5 +140,10 @@ const Command kEmbed{"embed", "ruclip embed --model DIR [--text T]... [--image F
 const Command kClassify{"classify",
                         "ruclip classify --model DIR --label L [--label L]... [--template T]... [--top-k K] IMAGE...",
                         {"model", "label", "template", "top-k", "device", "threads", "precision"}, classify};
+
+const Command kRank{"rank", "ruclip rank --model DIR --query TEXT [--template T]... IMAGE...",
+                    {"model", "query", "template", "device", "threads", "precision"}, rank};
+const Command kSimilarity{"similarity", "ruclip similarity --model DIR (--text T)... (--image FILE)...",
+                          {"model", "text", "image", "device", "threads", "precision"}, similarity};
 
 }  // namespace ruclip_cli

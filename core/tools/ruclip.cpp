@@ -12,6 +12,8 @@ const ruclip_cli::Command* const kCommands[] = {
     &ruclip_cli::kTokenize,
     &ruclip_cli::kEmbed,
     &ruclip_cli::kClassify,
+    &ruclip_cli::kRank,
+    &ruclip_cli::kSimilarity,
     &ruclip_cli::kEval,
     &ruclip_cli::kTrain,
     &ruclip_cli::kSynth,
