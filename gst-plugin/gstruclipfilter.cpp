@@ -46,6 +46,7 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -446,6 +447,8 @@ struct RuClipFilterState {
   std::unique_ptr<ruclip::SegmentTracker> tracker;
   guint64 last_tracked_frame = G_MAXUINT64;
   GstClockTime stream_end = GST_CLOCK_TIME_NONE;  // PTS + duration of the last buffer
+  // inference-region=roi-list: the object-class types, parsed at start (empty: every region).
+  std::set<std::string> object_classes;
 
   std::atomic<guint64> frames_analyzed{0};
   std::atomic<guint64> requests_dropped{0};
@@ -706,6 +709,10 @@ gst_ruclip_filter_start (GstBaseTransform * trans)
   }
   st->last_tracked_frame = G_MAXUINT64;
   st->stream_end = GST_CLOCK_TIME_NONE;
+  std::string classes = s.object_class;
+  std::replace (classes.begin (), classes.end (), ',', ';');
+  const std::vector<std::string> types = ruclip::split_list (classes);
+  st->object_classes = std::set<std::string> (types.begin (), types.end ());
   st->active = s;
   st->frames_to_gpu = s.mode == RUCLIP_MODE_SYNC && shared->model ().device () != "cpu";
   st->frames_seen = 0;
@@ -752,16 +759,9 @@ should_analyze (RuClipFilterState * st, guint64 index, GstClockTime pts, const K
 }
 
 static bool
-wanted_region_type (const Settings & s, const char *type)
+wanted_region_type (const RuClipFilterState * st, const char *type)
 {
-  if (s.object_class.empty ())
-    return true;
-  std::string list = s.object_class;
-  std::replace (list.begin (), list.end (), ',', ';');
-  for (const auto & want : ruclip::split_list (list))
-    if (want == (type ? type : ""))
-      return true;
-  return false;
+  return st->object_classes.empty () || st->object_classes.count (type ? type : "") > 0;
 }
 
 // inference-region=roi-list on a sampled frame (sync mode): every region of
@@ -782,7 +782,7 @@ analyze_regions (GstRuClipFilter * self, GstBuffer * buffer, GstVideoFrame * fra
   while (GstMeta * m = gst_buffer_iterate_meta_filtered (buffer, &state, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
     auto *roi = (GstVideoRegionOfInterestMeta *) m;
     const char *type = g_quark_to_string (roi->roi_type);
-    if (!wanted_region_type (s, type)) {
+    if (!wanted_region_type (st, type)) {
       GST_LOG_OBJECT (self, "region %d (%s) skipped: not in object-class", roi->id, type);
       continue;
     }

@@ -52,10 +52,11 @@ std::string shell_quote(const std::string& s) {
   return q + "'";
 }
 
-// `ruclip classify` on files: label -> probability, per file.
-std::vector<std::map<std::string, double>> classify_cli(const std::vector<std::string>& files) {
-  std::string cmd = shell_quote(std::getenv("RUCLIP_EXE")) + " classify --model " + shell_quote(ruclip_test::tiny_model_dir());
-  for (const auto& l : kLabels) cmd += " --label " + shell_quote(l);
+// `ruclip classify` of `files` with `model` and `labels`: label -> probability, per file.
+std::vector<std::map<std::string, double>> classify_with(const std::string& model, const std::vector<std::string>& labels,
+                                                         const std::vector<std::string>& files) {
+  std::string cmd = shell_quote(std::getenv("RUCLIP_EXE")) + " classify --model " + shell_quote(model);
+  for (const auto& l : labels) cmd += " --label " + shell_quote(l);
   for (const auto& f : files) cmd += " " + shell_quote(f);
   const auto json = nlohmann::json::parse(run_command(cmd));
   std::vector<std::map<std::string, double>> out;
@@ -65,6 +66,11 @@ std::vector<std::map<std::string, double>> classify_cli(const std::vector<std::s
     out.push_back(m);
   }
   return out;
+}
+
+// The same with the test model and kLabels.
+std::vector<std::map<std::string, double>> classify_cli(const std::vector<std::string>& files) {
+  return classify_with(ruclip_test::tiny_model_dir(), kLabels, files);
 }
 
 GstElement* make_filter(const std::string& extra_props = "") {
@@ -1323,22 +1329,6 @@ TEST_F(Element, SegmentsAsMessagesAndDownstreamEvents) {
 }
 
 namespace {
-
-// `ruclip classify` of `files` with `model` and `labels`: label -> probability, per file.
-std::vector<std::map<std::string, double>> classify_with(const std::string& model, const std::vector<std::string>& labels,
-                                                         const std::vector<std::string>& files) {
-  std::string cmd = shell_quote(std::getenv("RUCLIP_EXE")) + " classify --model " + shell_quote(model);
-  for (const auto& l : labels) cmd += " --label " + shell_quote(l);
-  for (const auto& f : files) cmd += " " + shell_quote(f);
-  const auto json = nlohmann::json::parse(run_command(cmd));
-  std::vector<std::map<std::string, double>> out;
-  for (const auto& image : json["images"]) {
-    std::map<std::string, double> m;
-    for (const auto& l : image["labels"]) m[l["label"]] = l["probability"];
-    out.push_back(m);
-  }
-  return out;
-}
 
 // A region's "ruclip" param: label -> probability, and the best label.
 bool region_param(GstVideoRegionOfInterestMeta* roi, std::map<std::string, double>* scores, std::string* best) {

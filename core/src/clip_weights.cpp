@@ -212,6 +212,14 @@ void apply(const ThreadClaim& c) {
 
 int resolve(int requested) { return requested > 0 ? requested : online_cpus(); }
 
+// Why a model asking for `requested` threads runs with the claimed ones ("": it doesn't). Under claim_mutex.
+std::string not_applied(int requested) {
+  if (!claim || requested <= 0 || requested == claim->threads) return "";
+  return "num-threads=" + std::to_string(requested) + " not applied: CPU threads are process-wide and the models "
+         "already loaded in this process run with " + std::to_string(claim->threads) +
+         (claim->requested ? "" : " (all CPUs)") + "; this one runs with those too";
+}
+
 }  // namespace
 
 std::string claim_cpu_threads(int requested, ThreadPlan plan) {
@@ -226,16 +234,17 @@ std::string claim_cpu_threads(int requested, ThreadPlan plan) {
              "threads to " + std::to_string(claim->threads);
     return "";
   }
-  std::string warning;
-  if (requested > 0 && requested != claim->threads)
-    warning = "num-threads=" + std::to_string(requested) + " not applied: CPU threads are process-wide and the models "
-              "already loaded in this process run with " + std::to_string(claim->threads) +
-              (claim->requested ? "" : " (all CPUs)") + "; this one runs with those too";
+  const std::string warning = not_applied(requested);
   if (plan != claim->plan && !claim->mixed) {
     claim->mixed = true;
     apply(*claim);
   }
   return warning;
+}
+
+std::string cpu_threads_not_applied(int requested) {
+  std::lock_guard<std::mutex> guard(claim_mutex);
+  return not_applied(requested);
 }
 
 void release_cpu_threads() {

@@ -90,6 +90,9 @@ void set_cpu_threads(int threads, ThreadPlan plan);
 std::string claim_cpu_threads(int requested, ThreadPlan plan);
 void release_cpu_threads();
 int threads_for_claim(int requested);
+// The warning claim_cpu_threads would give a model asking for `requested`
+// now, without claiming ("" when it gets them): for a user of a model already loaded.
+std::string cpu_threads_not_applied(int requested);
 // Puts the claimed setting back after a measurement changed it (no-op before a claim).
 void restore_claimed_cpu_threads();
 

@@ -5,6 +5,7 @@
 #include <map>
 #include <mutex>
 
+#include "clip_weights.h"
 #include "kernel_choice.h"
 
 namespace ruclip {
@@ -57,11 +58,7 @@ std::shared_ptr<SharedModel> acquire_shared_model(const std::string& model_dir, 
   if (shared) {
     if (warnings) {
       *warnings = shared->model().kernels().warnings;
-      const int threads = process_cpu_threads();
-      if (options.num_threads > 0 && options.num_threads != threads)
-        warnings->push_back("num-threads=" + std::to_string(options.num_threads) +
-                            " not applied: CPU threads are process-wide and this shared model runs with " +
-                            std::to_string(threads));
+      if (std::string w = detail::cpu_threads_not_applied(options.num_threads); !w.empty()) warnings->push_back(w);
     }
     return shared;
   }
