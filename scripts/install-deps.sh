@@ -26,6 +26,9 @@ packages=(
   # ruclipoverlay (gst-plugin/gstruclipoverlay.cpp): draws the labels with Pango/Cairo;
   # DejaVu has the Cyrillic glyphs ("Sans" resolves to it)
   libpango1.0-dev libcairo2-dev fonts-dejavu-core
+  # `ruclip index` / `ruclip search` (core/tools/index_command.cpp): the index is one
+  # SQLite file; FAISS serves the approximate search past what an exact scan serves
+  libsqlite3-dev libfaiss-dev
   # tests (clang and its runtime: the libFuzzer targets, scripts/fuzz.sh)
   libgtest-dev valgrind fortunes-ru clang libclang-rt-14-dev
 )

@@ -279,5 +279,159 @@ class Bench(unittest.TestCase):
         self.assertEqual(p.returncode, 2)
         self.assertIn("either --model DIR or --geometry NAME", p.stderr.decode())
 
+
+def write_png(path, width, height, rgb):
+    """A solid-colour 8-bit RGB PNG (zlib, filter 0 on every row)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    raw = b"".join(b"\0" + bytes(rgb) * width for _ in range(height))
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) +
+                chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def read_png(path):
+    """(width, height, rows of (r, g, b) tuples) of an 8-bit RGB or RGBA, non-interlaced PNG."""
+    import struct
+    import zlib
+    with open(path, "rb") as f:
+        data = f.read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", path
+    pos, idat = 8, b""
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        if kind == b"IHDR":
+            width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", body)
+            assert depth == 8 and colour in (2, 6) and interlace == 0, (depth, colour, interlace)
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    bpp = 3 if colour == 2 else 4
+    raw, stride = zlib.decompress(idat), width * bpp
+    rows, prev = [], bytearray(stride)
+    for y in range(height):
+        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+            if kind == 1:
+                line[i] = (line[i] + a) & 255
+            elif kind == 2:
+                line[i] = (line[i] + b) & 255
+            elif kind == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif kind == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append([tuple(line[x * bpp:x * bpp + 3]) for x in range(width)])
+        prev = line
+    return width, height, rows
+
+
+class SimilarityPicture(unittest.TestCase):
+    """`similarity --png`: the picture's geometry (SimilarityLayout in core/tools/similarity_picture.h)
+    and that it shows the JSON's matrix."""
+    MARGIN, TITLE, LABELS, CELL, PAD, BAR = 16, 40, 260, 96, 6, 16 + 18 + 56
+
+    def grid(self):
+        return self.MARGIN + self.LABELS, self.MARGIN + self.TITLE + self.CELL
+
+    def draw(self, texts, images, out):
+        args = ["similarity", "--model", MODEL, "--png", out]
+        for t in texts:
+            args += ["--text", t]
+        for f in images:
+            args += ["--image", f]
+        p = run(*args)
+        if p.returncode != 0 and b"built without Pango" in p.stderr:
+            self.skipTest("ruclip built without Pango/Cairo")
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        self.assertNotIn("no glyphs", p.stderr.decode())
+        return json.loads(p.stdout)
+
+    def test_picture_shows_the_matrix(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            # Solid pictures, one wide and one tall, whose thumbnails can be found to the pixel,
+            # then upstream's test images (RGB, gray, RGBA; various sizes).
+            solids = [(60, 30, (220, 30, 30)), (20, 40, (30, 60, 200))]
+            files = []
+            for k, (w, h, rgb) in enumerate(solids):
+                files.append(os.path.join(tmp, f"solid{k}.png"))
+                write_png(files[-1], w, h, rgb)
+            files += [os.path.join(MODEL, im["file"]) for im in EXPECTED["images"]]
+            texts = [EXPECTED["texts"][i]["text"] for i in (0, 1, 2, 6)]  # 6: too long for its column
+            out = self.draw(texts, files, os.path.join(tmp, "sim.png"))
+            self.assertEqual((out["texts"], out["images"]), (texts, files))
+            width, height, px = read_png(os.path.join(tmp, "sim.png"))
+
+        gx, gy = self.grid()
+        self.assertEqual(width, gx + len(files) * self.CELL + self.BAR + self.MARGIN)
+        self.assertEqual(height, gy + len(texts) * self.CELL + self.MARGIN)
+
+        def luma(c):
+            return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]
+
+        # Each cell: one fill (the four corners agree), the number printed in its middle,
+        # and fills ordered as the cosines (viridis: the higher, the lighter).
+        cells = []
+        for i in range(len(texts)):
+            for j in range(len(files)):
+                x, y, c = gx + j * self.CELL, gy + i * self.CELL, self.CELL
+                corners = [px[y + dy][x + dx] for dy in (6, c - 7) for dx in (6, c - 7)]
+                self.assertEqual(len(set(corners)), 1, (i, j, corners))
+                middle = {px[y + c // 2 + dy][x + dx] for dy in range(-8, 9) for dx in range(c // 4, 3 * c // 4)}
+                self.assertGreater(len(middle), 3, f"no number in cell {i},{j}")
+                cells.append((out["cosine"][i][j], luma(corners[0])))
+        lo, hi = min(cells)[0], max(cells)[0]
+        for ca, la in cells:
+            for cb, lb in cells:
+                if ca < cb:
+                    self.assertLessEqual(la, lb + 1.0, (ca, cb))
+                if cb - ca > 0.05 * (hi - lo):
+                    self.assertLess(la, lb, (ca, cb))
+        self.assertGreater(max(cells)[1] - min(cells)[1], 150)  # the full colour range is used
+
+        # Thumbnails: the solid ones scaled into their square, aspect kept, centred; the others drawn.
+        box, top = self.CELL - 2 * self.PAD, self.MARGIN + self.TITLE
+        for j, (w, h, rgb) in enumerate(solids):
+            s = min(box / w, box / h)
+            dw, dh = round(w * s), round(h * s)
+            x, y = gx + j * self.CELL + (self.CELL - dw) // 2, top + (self.CELL - dh) // 2
+            for xx, yy in ((x, y), (x + dw - 1, y), (x, y + dh - 1), (x + dw - 1, y + dh - 1), (x + dw // 2, y + dh // 2)):
+                self.assertTrue(all(abs(a - b) <= 2 for a, b in zip(px[yy][xx], rgb)), (j, xx, yy, px[yy][xx]))
+            for xx, yy in ((x - 3, y + dh // 2), (x + dw + 2, y + dh // 2), (x + dw // 2, y - 3), (x + dw // 2, y + dh + 2)):
+                self.assertEqual(px[yy][xx], (255, 255, 255), (j, xx, yy))
+        for j in range(len(solids), len(files)):
+            x0 = gx + j * self.CELL + self.PAD
+            thumb = {px[y][x] for y in range(top + self.PAD, top + self.CELL - self.PAD)
+                     for x in range(x0, x0 + box)}
+            self.assertGreater(len(thumb), 10, f"thumbnail {j} is blank")
+
+        # The texts: ink in each row's label column, right-aligned against the grid.
+        for i in range(len(texts)):
+            ys = range(gy + i * self.CELL, gy + (i + 1) * self.CELL)
+            ink = [x for y in ys for x in range(self.MARGIN, gx) if luma(px[y][x]) < 128]
+            self.assertTrue(ink, f"text {i} not drawn")
+            self.assertGreater(max(ink), gx - 12 - 15)
+            self.assertLess(max(ink), gx - 12 + 1)  # within its column: long texts wrap or are cut
+            self.assertGreaterEqual(min(ink), self.MARGIN)
+
+    def test_png_errors_name_the_file(self):
+        image = os.path.join(MODEL, EXPECTED["images"][0]["file"])
+        p = run("similarity", "--model", MODEL, "--text", "кошка", "--image", image,
+                "--png", "/nonexistent-dir/sim.png")
+        if b"built without Pango" in p.stderr:
+            self.skipTest("ruclip built without Pango/Cairo")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("cannot write '/nonexistent-dir/sim.png': No such file or directory", p.stderr.decode())
+        self.assertEqual(p.stdout, b"")
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

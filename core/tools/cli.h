@@ -120,6 +120,9 @@ inline std::unique_ptr<ruclip::Model> load_model(const Args& args) {
   return model;
 }
 
+// The normalized image embeddings of image files, one model call per 16
+// images (inference_commands.cpp).
+ruclip::Embeddings image_embeddings(ruclip::Model& model, const std::vector<std::string>& paths);
 
 // One subcommand: its name, options it knows, and what it does.
 struct Command {
@@ -133,7 +136,7 @@ struct Command {
 // Each command file defines one of these.
 extern const Command kTokenize, kEmbed, kClassify, kRank, kSimilarity, kTrain, kEval, kSynth, kBench;
 #ifdef RUCLIP_HAVE_GST
-extern const Command kTag;  // tag_command.cpp: built where GStreamer is
+extern const Command kTag, kIndex, kSearch, kBenchSearch;  // tag_command.cpp, index_command.cpp: built where GStreamer is
 #endif
 
 }  // namespace ruclip_cli

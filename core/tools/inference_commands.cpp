@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "cli.h"
+#include "similarity_picture.h"
 #include "ruclip/config.h"
 #include "ruclip/error.h"
 #include "ruclip/image.h"
@@ -13,6 +14,23 @@
 #include "ruclip/zero_shot.h"
 
 namespace ruclip_cli {
+
+ruclip::Embeddings image_embeddings(ruclip::Model& model, const std::vector<std::string>& paths) {
+  ruclip::Embeddings all;
+  for (size_t first = 0; first < paths.size(); first += 16) {
+    std::vector<ruclip::Image> images;
+    for (size_t i = first; i < std::min(paths.size(), first + 16); ++i) images.push_back(ruclip::load_image(paths[i]));
+    std::vector<ruclip::FrameView> views;
+    for (const auto& image : images) views.push_back(image.view());
+    ruclip::Embeddings e = model.encode_frames(views);
+    all.dim = e.dim;
+    all.rows += e.rows;
+    all.data.insert(all.data.end(), e.data.begin(), e.data.end());
+  }
+  all.normalize_rows();
+  return all;
+}
+
 namespace {
 
 int tokenize(const Args& args) {
@@ -63,23 +81,6 @@ int classify(const Args& args) {
   return 0;
 }
 
-// The normalized image embeddings of `paths`, one model call per 16 images.
-ruclip::Embeddings image_embeddings(ruclip::Model& model, const std::vector<std::string>& paths) {
-  ruclip::Embeddings all;
-  for (size_t first = 0; first < paths.size(); first += 16) {
-    std::vector<ruclip::Image> images;
-    for (size_t i = first; i < std::min(paths.size(), first + 16); ++i) images.push_back(ruclip::load_image(paths[i]));
-    std::vector<ruclip::FrameView> views;
-    for (const auto& image : images) views.push_back(image.view());
-    ruclip::Embeddings e = model.encode_frames(views);
-    all.dim = e.dim;
-    all.rows += e.rows;
-    all.data.insert(all.data.end(), e.data.begin(), e.data.end());
-  }
-  all.normalize_rows();
-  return all;
-}
-
 float dot(const float* a, const float* b, int n) {
   float d = 0;
   for (int i = 0; i < n; ++i) d += a[i] * b[i];
@@ -111,22 +112,31 @@ int rank(const Args& args) {
   return 0;
 }
 
-// The cosine matrix of texts against images (the article's similarity picture, as numbers).
+// The cosine matrix of texts against images (the article's similarity picture, as numbers)
+// and, with --png, as the picture (similarity_picture.h).
 int similarity(const Args& args) {
   if (!args.positional.empty()) throw UsageError("unexpected argument '" + args.positional[0] + "' (images go after --image)");
   const auto& texts = args.all("text");
   const auto& paths = args.all("image");
   if (texts.empty() || paths.empty()) throw UsageError("similarity needs at least one --text and one --image");
+  const std::string png = args.one("png");
+#ifndef RUCLIP_HAVE_PANGO
+  if (!png.empty())
+    throw ruclip::Error("option --png: this ruclip was built without Pango/Cairo (install libpango1.0-dev and "
+                        "libcairo2-dev, then rebuild)");
+#endif
   auto model = load_model(args);
   ruclip::Embeddings t = model->encode_text(texts);  // the texts as written, as upstream's notebook does
   t.normalize_rows();
   const ruclip::Embeddings images = image_embeddings(*model, paths);
-  json matrix = json::array();
-  for (int i = 0; i < t.rows; ++i) {
-    json row = json::array();
-    for (int j = 0; j < images.rows; ++j) row.push_back(dot(t.row(i), images.row(j), t.dim));
-    matrix.push_back(std::move(row));
-  }
+  std::vector<std::vector<float>> matrix(t.rows, std::vector<float>(images.rows));
+  for (int i = 0; i < t.rows; ++i)
+    for (int j = 0; j < images.rows; ++j) matrix[i][j] = dot(t.row(i), images.row(j), t.dim);
+#ifdef RUCLIP_HAVE_PANGO
+  if (!png.empty())
+    for (const auto& w : write_similarity_png(png, "Косинусное сходство текстов и изображений", texts, paths, matrix))
+      std::cerr << "ruclip: warning: " << w << "\n";
+#endif
   std::cout << json{{"texts", texts}, {"images", paths}, {"cosine", matrix}}.dump() << "\n";
   return 0;
 }
@@ -143,7 +153,7 @@ const Command kClassify{"classify",
 
 const Command kRank{"rank", "ruclip rank --model DIR --query TEXT [--template T]... IMAGE...",
                     {"model", "query", "template", "device", "threads", "precision"}, rank};
-const Command kSimilarity{"similarity", "ruclip similarity --model DIR (--text T)... (--image FILE)...",
-                          {"model", "text", "image", "device", "threads", "precision"}, similarity};
+const Command kSimilarity{"similarity", "ruclip similarity --model DIR (--text T)... (--image FILE)... [--png OUT.png]",
+                          {"model", "text", "image", "png", "device", "threads", "precision"}, similarity};
 
 }  // namespace ruclip_cli

@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "cli.h"
+#include "video_files.h"
 #include "ruclip/labels.h"
 #include "ruclip/segments.h"
 
@@ -77,90 +78,19 @@ void find_plugin() {
                       "libgstruclip.so)");
 }
 
-std::string video_uri(const std::string& path) {
-  GError* error = nullptr;
-  gchar* uri = gst_filename_to_uri(path.c_str(), &error);
-  if (!uri) {
-    std::string msg = error ? error->message : "?";
-    g_clear_error(&error);
-    throw ruclip::Error(path + ": " + msg);
-  }
-  std::string out = uri;
-  g_free(uri);
-  return out;
-}
-
-struct Pipeline {
-  GstElement* pipeline = nullptr;
-  GstElement* convert = nullptr;
-  GstElement* filter = nullptr;
-  bool linked_video = false;
-  std::string missing;  // caps a decoder was missing for (decodebin's "missing-plugin" message)
-  ~Pipeline() {
-    if (pipeline) {
-      gst_element_set_state(pipeline, GST_STATE_NULL);
-      gst_object_unref(pipeline);
-    }
-  }
-};
-
-// Only the video stream goes on (uridecodebin stops at raw video; audio stays encoded and unlinked).
-void on_pad_added(GstElement*, GstPad* pad, gpointer data) {
-  auto* p = static_cast<Pipeline*>(data);
-  GstCaps* caps = gst_pad_get_current_caps(pad);
-  if (!caps) caps = gst_pad_query_caps(pad, nullptr);
-  const bool video = caps && gst_caps_get_size(caps) > 0 &&
-                     g_str_has_prefix(gst_structure_get_name(gst_caps_get_structure(caps, 0)), "video/x-raw");
-  if (caps) gst_caps_unref(caps);
-  if (!video || p->linked_video) return;
-  GstPad* sink = gst_element_get_static_pad(p->convert, "sink");
-  if (gst_pad_link(pad, sink) == GST_PAD_LINK_OK) p->linked_video = true;
-  gst_object_unref(sink);
-}
-
-// decodebin's "missing-plugin" element message: the media type it had no decoder for.
-void note_missing_plugin(const GstStructure* st, Pipeline* p) {
-  if (!gst_structure_has_name(st, "missing-plugin") || !p->missing.empty()) return;
-  const GValue* detail = gst_structure_get_value(st, "detail");
-  if (!detail || !GST_VALUE_HOLDS_CAPS(detail)) return;
-  const GstCaps* caps = gst_value_get_caps(detail);
-  if (gst_caps_get_size(caps) > 0) p->missing = gst_structure_get_name(gst_caps_get_structure(caps, 0));
-}
-
-void print_progress(const std::string& file, double position, double duration, uint64_t samples,
-                    std::chrono::steady_clock::time_point started) {
-  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  char line[512];
-  if (duration > 0 && position >= 0) {
-    const double rate = elapsed > 0 ? position / elapsed : 0;
-    const double eta = rate > 0 ? (duration - position) / rate : 0;
-    std::snprintf(line, sizeof line, "\r%s: %5.1f %%  %.0f samples/s  %.1fx real time  ETA %.0f s   ",
-                  fs::path(file).filename().c_str(), 100 * position / duration, elapsed > 0 ? samples / elapsed : 0,
-                  rate, eta);
-  } else {
-    std::snprintf(line, sizeof line, "\r%s: %llu samples   ", fs::path(file).filename().c_str(),
-                  static_cast<unsigned long long>(samples));
-  }
-  std::cerr << line << std::flush;
-}
-
 TaggedFile tag_file(const std::string& file, const TagSettings& s) {
   TaggedFile out;
   out.file = file;
   try {
     if (!fs::is_regular_file(file)) throw ruclip::Error(file + ": no such file");
-    Pipeline p;
-    p.pipeline = gst_pipeline_new("tag");
-    GstElement* decode = gst_element_factory_make("uridecodebin", nullptr);
-    p.convert = gst_element_factory_make("videoconvert", nullptr);
-    GstElement* filter = p.filter = gst_element_factory_make("ruclipfilter", nullptr);
+    VideoPipeline p("tag");
+    GstElement* convert = gst_element_factory_make("videoconvert", nullptr);
+    GstElement* filter = gst_element_factory_make("ruclipfilter", nullptr);
     GstElement* sink = gst_element_factory_make("fakesink", nullptr);
-    if (!decode || !p.convert || !filter || !sink)
-      throw ruclip::Error("GStreamer elements missing (uridecodebin, videoconvert: gstreamer1.0-plugins-base)");
-    gst_bin_add_many(GST_BIN(p.pipeline), decode, p.convert, filter, sink, NULL);
-    GstCaps* video = gst_caps_from_string("video/x-raw");
-    g_object_set(decode, "uri", video_uri(fs::absolute(file).string()).c_str(), "caps", video, NULL);
-    gst_caps_unref(video);
+    if (!convert || !filter || !sink)
+      throw ruclip::Error("GStreamer elements missing (videoconvert: gstreamer1.0-plugins-base)");
+    gst_bin_add_many(GST_BIN(p.pipeline), convert, filter, sink, NULL);
+    p.decode(file, convert);
     g_object_set(filter, "model", s.model.c_str(), "labels", s.labels.c_str(), "post-messages", TRUE,
                  "segments", TRUE, "interval-time", (guint64)std::llround(s.every * 1e9), "smoothing",
                  (guint64)std::llround(s.smoothing * 1e9), "segment-start", s.start, "segment-end", s.end,
@@ -170,9 +100,8 @@ TaggedFile tag_file(const std::string& file, const TagSettings& s) {
     if (!s.label_thresholds.empty()) g_object_set(filter, "label-thresholds", s.label_thresholds.c_str(), NULL);
     gst_util_set_object_arg(G_OBJECT(filter), "precision", s.precision.c_str());
     g_object_set(sink, "sync", FALSE, NULL);
-    if (!gst_element_link_many(p.convert, filter, sink, NULL))
+    if (!gst_element_link_many(convert, filter, sink, NULL))
       throw ruclip::Error("cannot link videoconvert ! ruclipfilter ! fakesink");
-    g_signal_connect(decode, "pad-added", G_CALLBACK(on_pad_added), &p);
 
     GstBus* bus = gst_element_get_bus(p.pipeline);
     if (gst_element_set_state(p.pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
@@ -186,10 +115,7 @@ TaggedFile tag_file(const std::string& file, const TagSettings& s) {
       GstMessage* m = gst_bus_timed_pop(bus, 200 * GST_MSECOND);
       if (progress && std::chrono::steady_clock::now() - last_progress > std::chrono::milliseconds(500)) {
         last_progress = std::chrono::steady_clock::now();
-        gint64 pos = -1, dur = -1;
-        gst_element_query_position(p.pipeline, GST_FORMAT_TIME, &pos);
-        gst_element_query_duration(p.pipeline, GST_FORMAT_TIME, &dur);
-        print_progress(file, pos >= 0 ? pos / 1e9 : -1, dur > 0 ? dur / 1e9 : -1, samples, started);
+        print_progress(file, pipeline_position(p.pipeline), pipeline_duration(p.pipeline), samples, started);
       }
       if (!m) continue;
       switch (GST_MESSAGE_TYPE(m)) {
@@ -200,23 +126,8 @@ TaggedFile tag_file(const std::string& file, const TagSettings& s) {
           GError* err = nullptr;
           gchar* debug = nullptr;
           gst_message_parse_error(m, &err, &debug);
-          std::string text = err ? err->message : "?";
-          // decodebin's errors name no file and say "missing a plug-in" for
-          // audio it was not asked to decode: say what is wrong with this file.
-          // Its "missing-plugin" message may come after the error (another thread).
-          if (!p.linked_video) {
-            while (GstMessage* more = gst_bus_pop_filtered(bus, GST_MESSAGE_ELEMENT)) {
-              note_missing_plugin(gst_message_get_structure(more), &p);
-              gst_message_unref(more);
-            }
-            if (!p.missing.empty())
-              text = p.missing.rfind("video/", 0) == 0
-                         ? "no decoder installed for its video (" + p.missing + ")"
-                         : "no video stream (found " + p.missing.substr(0, p.missing.find('/')) + " only)";
-            else if (err && g_error_matches(err, GST_CORE_ERROR, GST_CORE_ERROR_MISSING_PLUGIN))
-              text = "no video stream the installed GStreamer plugins can decode";
-          }
-          out.settings_error = GST_MESSAGE_SRC(m) == GST_OBJECT(p.filter) && err &&
+          const std::string text = p.error_text(bus, err);
+          out.settings_error = GST_MESSAGE_SRC(m) == GST_OBJECT(filter) && err &&
                                err->domain == GST_RESOURCE_ERROR;
           out.error = text;
           g_clear_error(&err);
@@ -227,7 +138,7 @@ TaggedFile tag_file(const std::string& file, const TagSettings& s) {
         case GST_MESSAGE_ELEMENT: {
           const GstStructure* st = gst_message_get_structure(m);
           if (gst_structure_has_name(st, "missing-plugin")) {
-            note_missing_plugin(st, &p);
+            p.note_element_message(st);
           } else if (gst_structure_has_name(st, "ruclip")) {
             ++samples;
             guint64 pts = GST_CLOCK_TIME_NONE;
@@ -260,8 +171,7 @@ TaggedFile tag_file(const std::string& file, const TagSettings& s) {
       gst_message_unref(m);
     }
     if (progress) std::cerr << "\r\033[K" << std::flush;
-    gint64 dur = -1;
-    if (gst_element_query_duration(p.pipeline, GST_FORMAT_TIME, &dur) && dur > 0) out.duration = dur / 1e9;
+    out.duration = pipeline_duration(p.pipeline);
     gst_object_unref(bus);
     if (out.error.empty() && !p.linked_video) out.error = "no video stream";
     out.ok = out.error.empty();
@@ -313,32 +223,6 @@ std::string csv_field(const std::string& v) {
   return q + "\"";
 }
 
-bool is_video_name(const fs::path& p) {
-  static const std::set<std::string> kExtensions = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".ts",
-                                                    ".mts", ".mpg", ".mpeg", ".ogv", ".ogg", ".flv", ".wmv", ".3gp"};
-  std::string ext = p.extension().string();
-  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return kExtensions.count(ext) > 0;
-}
-
-// Files as given; a folder stands for the video files under it (by extension, sorted).
-std::vector<std::string> expand(const std::vector<std::string>& inputs) {
-  std::vector<std::string> files;
-  for (const auto& in : inputs) {
-    std::error_code ec;
-    if (fs::is_directory(in, ec)) {
-      std::vector<std::string> found;
-      for (const auto& e : fs::recursive_directory_iterator(in, fs::directory_options::skip_permission_denied, ec))
-        if (e.is_regular_file() && is_video_name(e.path())) found.push_back(e.path().string());
-      std::sort(found.begin(), found.end());
-      files.insert(files.end(), found.begin(), found.end());
-    } else {
-      files.push_back(in);
-    }
-  }
-  return files;
-}
-
 void write_text(const std::string& path, const std::string& text) {
   if (path.empty() || path == "-") {
     std::cout << text << std::flush;
@@ -385,7 +269,7 @@ int tag(const Args& args) {
   static const std::set<std::string> kFormats = {"json", "jsonl", "vtt", "srt", "csv"};
   if (!kFormats.count(format)) throw UsageError("option --format: expected json, jsonl, vtt, srt or csv, got '" + format + "'");
   const std::string output = args.one("output");
-  const std::vector<std::string> files = expand(args.positional);
+  const std::vector<std::string> files = expand_video_inputs(args.positional);
   if (files.empty()) throw UsageError("no video files (give files or folders of them)");
   const bool per_file_output = (format == "vtt" || format == "srt") && files.size() > 1;
   if (per_file_output && output.empty())
