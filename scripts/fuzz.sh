@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes every parser that reads outside input (tests/fuzz/README.md):
-#   bash scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     (default: 10 s, all seven)
+#   bash scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     (default: 10 s, all eight)
 # Builds ./build-fuzz (clang, libFuzzer, ASan + UBSan), replays each target's
 # seed corpus and regression inputs, then fuzzes it for SECONDS, two targets
 # at a time. Inputs that find new coverage are kept in build-fuzz/corpus/NAME
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-10}"
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(checkpoint safetensors config yttm sentencepiece labels tokenizer)
+((${#targets[@]})) || targets=(checkpoint safetensors config yttm sentencepiece labels tokenizer gpt2)
 
 bash scripts/install-deps.sh
 if [ ! -f build-fuzz/build.ninja ]; then

@@ -13,6 +13,8 @@ packages=(
   libdnnl-dev
   # core
   nlohmann-json3-dev libzip-dev libsentencepiece-dev sentencepiece libglib2.0-dev libopencv-dev
+  # the GPT-2 tokenizer's pre-tokenizer pattern (ruCLIP v1, core/src/gpt2_tokenizer.cpp)
+  libpcre2-dev
   # GStreamer plugin and its clients
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good python3-gi python3-gst-1.0

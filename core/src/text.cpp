@@ -1,25 +1,27 @@
 // Text helpers shared by the tokenizers: strict UTF-8 decoding, Python-style
-// lower-casing, the processor's id layout, and picking a model's tokenizer.
+// lower-casing and whitespace, the processors' id layouts (v2 and v1), and
+// picking a model's tokenizer.
 #include <glib.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
 #include <system_error>
+#include <tuple>
 #include <utility>
 
 #include "ruclip/error.h"
 #include "ruclip/tokenizer.h"
+#include "text_internal.h"
 
 namespace ruclip {
-namespace {
 
-std::string hex_byte(unsigned char byte) {
-  static const char digits[] = "0123456789ABCDEF";
-  return std::string("0x") + digits[byte >> 4] + digits[byte & 0xF];
-}
+namespace detail {
 
-[[noreturn]] void throw_invalid_utf8(size_t offset, const std::string& problem) {
-  throw Error("invalid UTF-8 in text at byte " + std::to_string(offset) + ": " + problem);
+bool is_python_space(char32_t c) {
+  // The list has been the same since Unicode 6.3 (U+180E left Zs then).
+  return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
 }
 
 void append_utf8(std::string& out, char32_t c) {
@@ -38,6 +40,21 @@ void append_utf8(std::string& out, char32_t c) {
     out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
     out += static_cast<char>(0x80 | (c & 0x3F));
   }
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::append_utf8;
+
+std::string hex_byte(unsigned char byte) {
+  static const char digits[] = "0123456789ABCDEF";
+  return std::string("0x") + digits[byte >> 4] + digits[byte & 0xF];
+}
+
+[[noreturn]] void throw_invalid_utf8(size_t offset, const std::string& problem) {
+  throw Error("invalid UTF-8 in text at byte " + std::to_string(offset) + ": " + problem);
 }
 
 // Unicode's Case_Ignorable property (DerivedCoreProperties.txt), which
@@ -201,10 +218,27 @@ std::string to_lower(std::string_view utf8) {
   return out;
 }
 
-std::vector<int64_t> prepare_text(const Tokenizer& tokenizer, const ModelConfig& config, std::string_view text) {
-  if (config.context_length < 2)
-    throw Error("context_length = " + std::to_string(config.context_length) +
-                " leaves no room for the bos and eos tokens (must be at least 2)");
+std::string fold_whitespace(std::string_view utf8) {
+  const std::u32string text = decode_utf8(utf8);
+  std::string out;
+  out.reserve(utf8.size());
+  bool pending_space = false;
+  for (char32_t c : text) {
+    if (detail::is_python_space(c)) {
+      pending_space = !out.empty();
+      continue;
+    }
+    if (pending_space) out += ' ';
+    pending_space = false;
+    append_utf8(out, c);
+  }
+  return out;
+}
+
+namespace {
+
+// RuCLIPProcessor.encode_text.
+std::vector<int64_t> prepare_text_v2(const Tokenizer& tokenizer, const ModelConfig& config, std::string_view text) {
   std::vector<int> ids = tokenizer.encode(to_lower(text));
   const size_t room = static_cast<size_t>(config.context_length) - 2;
   if (ids.size() > room) ids.resize(room);
@@ -218,29 +252,105 @@ std::vector<int64_t> prepare_text(const Tokenizer& tokenizer, const ModelConfig&
   return out;
 }
 
+// deprecated/clip/evaluate/utils.py get_text_batch, one text, step by step.
+std::vector<int64_t> prepare_text_v1(const Tokenizer& tokenizer, const ModelConfig& config, std::string_view text) {
+  const size_t length = static_cast<size_t>(config.context_length);
+  // prc_text: '\n', '\t' -> ' ', then ' '.join(text.split()).
+  const std::string folded = fold_whitespace(text);
+  const std::vector<int> bpe = folded.empty() ? std::vector<int>() : tokenizer.encode(folded);
+  // Upstream's tokenizer gives an empty text an unpadded empty row, which
+  // becomes the 1-token row [eos] and breaks the batch it is in.
+  if (bpe.empty())
+    throw Error("the text is empty or only whitespace: ruCLIP v1 can't encode it "
+                "(upstream get_text_batch makes a 1-token row of it, which no batch takes)");
+
+  // tokenizer(text, padding='max_length', max_length=n, truncation=True).
+  std::vector<int64_t> ids(bpe.begin(), bpe.begin() + std::min(bpe.size(), length));
+  ids.resize(length, config.pad_id);
+  // bos first, cut back to n, then eos at the first pad id (or, when the
+  // text fills the row, over the last token).
+  ids.insert(ids.begin(), config.bos_id);
+  ids.resize(length);
+  auto eos = std::find(ids.begin(), ids.end(), static_cast<int64_t>(config.pad_id));
+  if (eos == ids.end()) eos = ids.end() - 1;
+  *eos = config.eos_id;
+
+  // A text holding "</s>" itself: upstream's TextEncoder takes the hidden
+  // state at every eos, i.e. two rows for one text, and the batch falls apart.
+  for (auto it = ids.begin(); it != ids.end(); ++it)
+    if (*it == config.eos_id && it != eos)
+      throw Error("the text holds the eos token (id " + std::to_string(config.eos_id) + ", \"</s>\") itself, at " +
+                  "position " + std::to_string(it - ids.begin()) +
+                  ": ruCLIP v1 can't encode it (upstream's TextEncoder would read two rows for this one text)");
+  return ids;
+}
+
+}  // namespace
+
+std::vector<int64_t> prepare_text(const Tokenizer& tokenizer, const ModelConfig& config, std::string_view text) {
+  if (config.context_length < 2)
+    throw Error("context_length = " + std::to_string(config.context_length) +
+                " leaves no room for the bos and eos tokens (must be at least 2)");
+  return config.family == ModelFamily::kV1 ? prepare_text_v1(tokenizer, config, text)
+                                            : prepare_text_v2(tokenizer, config, text);
+}
+
+std::vector<int64_t> attention_mask(const std::vector<int64_t>& ids, const ModelConfig& config) {
+  std::vector<int64_t> mask(ids.size(), 1);
+  auto eos = std::find(ids.begin(), ids.end(), static_cast<int64_t>(config.eos_id));
+  if (eos != ids.end()) std::fill(mask.begin() + (eos - ids.begin()) + 1, mask.end(), 0);
+  return mask;
+}
+
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir, const ModelConfig& config) {
   const std::string yttm_path = model_dir + "/bpe.model";
   const std::string spm_path = model_dir + "/sentencepiece.model";
+  const std::string vocab_path = model_dir + "/vocab.json";
+  const std::string merges_path = model_dir + "/merges.txt";
+  const bool has_gpt2_files = file_exists(vocab_path) && file_exists(merges_path);
+  // A v1 folder is read as GPT-2 first: its tokenizer is ruGPT3-small's.
+  const bool gpt2 = config.tokenizer == "gpt2" ||
+                    (config.tokenizer.empty() && has_gpt2_files &&
+                     (config.family == ModelFamily::kV1 || (!file_exists(yttm_path) && !file_exists(spm_path))));
 
   std::string path;
   std::unique_ptr<Tokenizer> tokenizer;
-  if (config.tokenizer == "yttm" || (config.tokenizer.empty() && file_exists(yttm_path))) {
+  if (gpt2) {
+    path = vocab_path;
+    tokenizer = load_gpt2_tokenizer(vocab_path, merges_path);
+  } else if (config.tokenizer == "yttm" || (config.tokenizer.empty() && file_exists(yttm_path))) {
     path = yttm_path;
     tokenizer = load_yttm_tokenizer(path);
   } else if (config.tokenizer == "sentencepiece" || (config.tokenizer.empty() && file_exists(spm_path))) {
     path = spm_path;
     tokenizer = load_sentencepiece_tokenizer(path);
   } else if (config.tokenizer.empty()) {
-    throw Error(model_dir + ": no tokenizer found (looked for bpe.model and sentencepiece.model)");
+    throw Error(model_dir +
+                ": no tokenizer found (looked for bpe.model, sentencepiece.model, and vocab.json with merges.txt)");
   } else {
     throw Error(model_dir + ": unknown tokenizer \"" + config.tokenizer +
-                "\" in the config (expected \"yttm\" or \"sentencepiece\")");
+                "\" in the config (expected \"yttm\", \"sentencepiece\" or \"gpt2\")");
   }
 
   // Ids at or above the embedding table's size would index past it.
   if (tokenizer->vocab_size() > config.vocab_size)
     throw Error(path + ": the tokenizer has " + std::to_string(tokenizer->vocab_size()) +
                 " tokens, more than the model's vocab_size = " + std::to_string(config.vocab_size));
+
+  // Upstream v1's rows hold the tokenizer's bos, eos and pad (<s>, </s>,
+  // <pad>), and its TextEncoder looks for eos id 2 (its MODELS table): the
+  // config must agree with the vocabulary, or the rows would hold other
+  // tokens than the model was trained on.
+  if (gpt2 && config.family == ModelFamily::kV1) {
+    for (const auto& [token, name, id] : {std::tuple<const char*, const char*, int>{"<s>", "bos_id", config.bos_id},
+                                          {"</s>", "eos_id", config.eos_id},
+                                          {"<pad>", "pad_id", config.pad_id}}) {
+      const std::vector<int> ids = tokenizer->encode(token);
+      if (ids.size() != 1 || ids[0] != id)
+        throw Error(path + ": " + token + " is token " + (ids.size() == 1 ? std::to_string(ids[0]) : "?") +
+                    ", but the model's config has " + name + " = " + std::to_string(id));
+    }
+  }
   return tokenizer;
 }
 

@@ -91,6 +91,22 @@ def write(target, name, data):
         f.write(data if isinstance(data, bytes) else data.encode())
 
 
+def gpt2_seeds():
+    """fuzz_gpt2: the first byte picks text (0), merges.txt (1) or vocab.json (2)."""
+    v1 = os.path.join(DATA, "ruclip-v1-tiny")
+    with open(os.path.join(v1, "expected.json"), encoding="utf-8") as f:
+        expected = json.load(f)
+    for i, entry in enumerate(expected["texts"]):
+        write("gpt2", f"text{i:02d}.txt", "\0" + entry["text"])
+    write("gpt2", "specials.txt", "\0<s> кот </s>\t<pad><|endoftext|> it's 42\u00a0\u180e\x1c")
+    with open(os.path.join(v1, "merges.txt"), "rb") as f:
+        merges = f.read()
+    write("gpt2", "merges.txt", b"\1" + merges)
+    write("gpt2", "merges-head.txt", b"\1" + b"".join(merges.splitlines(keepends=True)[:40]))
+    with open(os.path.join(v1, "vocab.json"), "rb") as f:
+        write("gpt2", "vocab.json", b"\2" + f.read())
+
+
 def main():
     shutil.rmtree(OUT, ignore_errors=True)
     s0 = Storage("FloatStorage", "0", [0.5, -1.0, 2.0, 3.5, 0.25, 8.0], "f")
@@ -123,6 +139,7 @@ def main():
     for i, line in enumerate(lines[:40]):
         write("tokenizer", f"line{i:02d}.txt", line)
     write("tokenizer", "mixed.txt", "Ёлка и ЁЖИК, İstanbul ΣΟΦΙΑ ☃ \t 12")
+    gpt2_seeds()
     write("labels", "labels.txt", "# животные\nкошка\n\n  собака  \r\n#\nгрузовик\n")
     write("labels", "list.txt", "человек;автомобиль; пустая улица;;")
 

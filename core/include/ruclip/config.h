@@ -6,7 +6,16 @@
 
 namespace ruclip {
 
+// Which ruCLIP a folder holds.
+//  - kV2: the ruclip-vit-* family (config.json + pytorch_model.bin + bpe.model):
+//    OpenAI CLIP's two towers, YouTokenToMe BPE.
+//  - kV1: the model of the ruCLIP article (ai-forever/ru-clip ViT-B32-small.pt +
+//    vocab.json/merges.txt): OpenAI's ViT-B/32 and ruGPT3-small (GPT-2), each
+//    followed by a Projection head; GPT-2 byte-level BPE.
+enum class ModelFamily { kV2, kV1 };
+
 struct ModelConfig {
+  ModelFamily family = ModelFamily::kV2;
   int embed_dim = 0;
   int image_resolution = 0;
   int vision_layers = 0;
@@ -22,7 +31,7 @@ struct ModelConfig {
   std::array<float, 3> std{0.26862954f, 0.26130258f, 0.27577711f};
   // Special token ids of the processor (upstream RuCLIPProcessor's constants).
   int pad_id = 0, unk_id = 1, bos_id = 2, eos_id = 3;
-  // "yttm", "sentencepiece" or "" (decided by the files in the folder).
+  // "yttm", "sentencepiece", "gpt2" or "" (decided by the files in the folder).
   std::string tokenizer;
   // Prompt templates this model was trained with ("{}" = the label); empty:
   // upstream's six defaults. Not in the published configs; ours set it.
