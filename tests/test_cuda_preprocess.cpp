@@ -83,11 +83,15 @@ OwnedFrame random_frame(PixelFormat format, int w, int h, uint32_t seed) {
   return f;
 }
 
-Normalization norm_for(int resolution) {
+Normalization norm_for(int resolution, ruclip::ResizeMode mode = ruclip::ResizeMode::kCropThenBilinear) {
   Normalization n;  // CLIP's mean / std
   n.resolution = resolution;
+  n.resize = mode;
   return n;
 }
+
+// Both processors: v2 (centre crop, bilinear) and v1 (bicubic, then crop).
+const ruclip::ResizeMode kModes[] = {ruclip::ResizeMode::kCropThenBilinear, ruclip::ResizeMode::kBicubicThenCrop};
 
 std::vector<float> on_cpu(const FrameView& frame, const Normalization& norm) {
   std::vector<float> out(3 * static_cast<size_t>(norm.resolution) * norm.resolution, NAN);
@@ -110,10 +114,10 @@ Diff compare(const std::vector<float>& got, const std::vector<float>& want) {
   return d;
 }
 
-std::string describe(PixelFormat format, const Size& s) {
+std::string describe(PixelFormat format, const Size& s, ruclip::ResizeMode mode) {
   static const char* names[] = {"RGB", "BGR", "RGBA", "BGRA", "RGBx", "BGRx", "xRGB", "xBGR", "GRAY8", "I420", "NV12"};
-  return std::string(names[static_cast<int>(format)]) + " " + std::to_string(s.width) + "x" +
-         std::to_string(s.height) + " -> " + std::to_string(s.resolution);
+  return std::string(mode == ruclip::ResizeMode::kBicubicThenCrop ? "v1 " : "v2 ") + names[static_cast<int>(format)] +
+         " " + std::to_string(s.width) + "x" + std::to_string(s.height) + " -> " + std::to_string(s.resolution);
 }
 
 // Throws, so a failed CUDA call ends the test (gtest reports the exception).
@@ -144,23 +148,24 @@ struct DeviceOutput {
 TEST(CudaPreprocessPlan, KernelsOnCpuMatchPreprocess) {
   using namespace ruclip::cuda_detail;
   uint32_t seed = 1;
-  for (const Size& s : kSizes)
-    for (PixelFormat format : kFormats) {
-      const OwnedFrame f = random_frame(format, s.width, s.height, seed++);
-      const Normalization norm = norm_for(s.resolution);
-      const Plan plan = make_plan(f.view, norm);
-      std::vector<uint8_t> staging(plan.size);
-      fill_staging(plan, f.view, norm, staging.data());
-      const KernelArgs a = bind(plan, staging.data());
-      std::vector<uint8_t> temp(3 * static_cast<size_t>(a.rows) * a.res);
-      std::vector<float> got(3 * static_cast<size_t>(a.res) * a.res, NAN);
-      for (int r = 0; r < a.rows; ++r)
-        for (int xx = 0; xx < a.res; ++xx) horizontal_one(a, xx, r, temp.data());
-      for (int yy = 0; yy < a.res; ++yy)
-        for (int xx = 0; xx < a.res; ++xx) vertical_one(a, xx, yy, temp.data(), got.data());
-      const Diff d = compare(got, on_cpu(f.view, norm));
-      EXPECT_EQ(d.differing, 0u) << describe(format, s) << ": max abs diff " << d.max_abs;
-    }
+  for (ruclip::ResizeMode mode : kModes)
+    for (const Size& s : kSizes)
+      for (PixelFormat format : kFormats) {
+        const OwnedFrame f = random_frame(format, s.width, s.height, seed++);
+        const Normalization norm = norm_for(s.resolution, mode);
+        const Plan plan = make_plan(f.view, norm);
+        std::vector<uint8_t> staging(plan.size);
+        fill_staging(plan, f.view, norm, staging.data());
+        const KernelArgs a = bind(plan, staging.data());
+        std::vector<uint8_t> temp(3 * static_cast<size_t>(a.rows) * a.res);
+        std::vector<float> got(3 * static_cast<size_t>(a.res) * a.res, NAN);
+        for (int r = 0; r < a.rows; ++r)
+          for (int xx = 0; xx < a.res; ++xx) horizontal_one(a, xx, r, temp.data());
+        for (int yy = 0; yy < a.res; ++yy)
+          for (int xx = 0; xx < a.res; ++xx) vertical_one(a, xx, yy, temp.data(), got.data());
+        const Diff d = compare(got, on_cpu(f.view, norm));
+        EXPECT_EQ(d.differing, 0u) << describe(format, s, mode) << ": max abs diff " << d.max_abs;
+      }
 }
 
 // Runs here too: without a driver or device the constructor's error says so.
@@ -180,18 +185,19 @@ TEST(CudaPreprocess, MatchesCpuForEveryFormatAndSize) {
   cudaStream_t stream = nullptr;
   cuda_ok(cudaStreamCreate(&stream));
   uint32_t seed = 100;
-  for (const Size& s : kSizes) {
-    DeviceOutput out(s.resolution);
-    for (PixelFormat format : kFormats) {
-      const OwnedFrame f = random_frame(format, s.width, s.height, seed++);
-      const Normalization norm = norm_for(s.resolution);
-      gpu.run(f.view, norm, out.ptr, stream);
-      const Diff d = compare(out.download(stream), on_cpu(f.view, norm));
-      std::printf("[ parity ] %-26s max abs diff %g, %zu of %zu values differ (bound: 0)\n",
-                  describe(format, s).c_str(), d.max_abs, d.differing, out.count);
-      EXPECT_EQ(d.differing, 0u) << describe(format, s);
+  for (ruclip::ResizeMode mode : kModes)
+    for (const Size& s : kSizes) {
+      DeviceOutput out(s.resolution);
+      for (PixelFormat format : kFormats) {
+        const OwnedFrame f = random_frame(format, s.width, s.height, seed++);
+        const Normalization norm = norm_for(s.resolution, mode);
+        gpu.run(f.view, norm, out.ptr, stream);
+        const Diff d = compare(out.download(stream), on_cpu(f.view, norm));
+        std::printf("[ parity ] %-29s max abs diff %g, %zu of %zu values differ (bound: 0)\n",
+                    describe(format, s, mode).c_str(), d.max_abs, d.differing, out.count);
+        EXPECT_EQ(d.differing, 0u) << describe(format, s, mode);
+      }
     }
-  }
   cuda_ok(cudaStreamDestroy(stream));
 }
 

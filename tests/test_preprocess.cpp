@@ -710,24 +710,22 @@ TEST(Preprocess, RejectsBadFrames) {
 // (224 -> 224), and downscales with 16, 32 and 144 taps per output (each a
 // vector loop of its own). Run the suite under RUCLIP_MAX_CPU_ISA=avx2 or
 // sse41 to check what a smaller CPU runs.
-TEST(Preprocess, EveryPathGivesTheSameBytes) {
-  const std::vector<ruclip::detail::PreprocessPath> paths = ruclip::detail::preprocess_paths();
-  ASSERT_EQ(paths.front(), ruclip::detail::PreprocessPath::Portable);
-  std::string names;
-  for (auto p : paths) names += " " + ruclip::detail::preprocess_path_name(p);
-  std::printf("[ paths  ] this CPU (%s):%s\n", ruclip::cpu_features().model.c_str(), names.c_str());
-  if (paths.size() == 1) GTEST_SKIP() << "only the portable loops run on this CPU";
+namespace {
+
+struct PathCase {
+  int w, h, pad;
+  std::vector<int> resolutions;
+};
+
+// Every format (YUV of both matrices and ranges, packed, gray) of each size
+// at each resolution in `mode`: each vector path in `paths` against the
+// portable loops, exact equality. Returns the frames compared.
+int compare_paths(const std::vector<ruclip::detail::PreprocessPath>& paths, const std::vector<PathCase>& sizes,
+                  ruclip::ResizeMode mode) {
   std::mt19937 rng(5);
   auto noise = [&](int, int, int) { return static_cast<uint8_t>(rng()); };
-  struct Size {
-    int w, h, pad;
-    std::vector<int> resolutions;
-  };
-  const std::vector<Size> sizes = {{1920, 1080, 3, {224, 57}},  {641, 479, 5, {224, 32}}, {333, 335, 13, {224, 57}},
-                                   {37, 29, 1, {224, 20}},      {224, 224, 7, {224}},     {9, 300, 3, {224, 57}},
-                                   {2170, 2161, 5, {224, 32}}};
   int compared = 0;
-  for (const Size& size : sizes) {
+  for (const PathCase& size : sizes) {
     std::vector<OwnedFrame> frames;
     for (PixelFormat f : {PixelFormat::I420, PixelFormat::NV12})
       for (bool full : {false, true})
@@ -741,7 +739,8 @@ TEST(Preprocess, EveryPathGivesTheSameBytes) {
     for (size_t i = 0; i < rgb.pixels.size(); i += 3) gray.pixels.push_back(rgb.pixels[i]);
     for (const OwnedFrame& frame : frames) {
       for (int res : size.resolutions) {
-        const Normalization norm = with_resolution(res);
+        Normalization norm = with_resolution(res);
+        norm.resize = mode;
         ruclip::detail::set_preprocess_path(ruclip::detail::PreprocessPath::Portable);
         const std::vector<float> want = run(frame.view, norm), want_gray = run(gray.view(), norm);
         for (size_t p = 1; p < paths.size(); ++p) {
@@ -759,6 +758,22 @@ TEST(Preprocess, EveryPathGivesTheSameBytes) {
     }
   }
   ruclip::detail::set_preprocess_simd(true);
+  return compared;
+}
+
+}  // namespace
+
+TEST(Preprocess, EveryPathGivesTheSameBytes) {
+  const std::vector<ruclip::detail::PreprocessPath> paths = ruclip::detail::preprocess_paths();
+  ASSERT_EQ(paths.front(), ruclip::detail::PreprocessPath::Portable);
+  std::string names;
+  for (auto p : paths) names += " " + ruclip::detail::preprocess_path_name(p);
+  std::printf("[ paths  ] this CPU (%s):%s\n", ruclip::cpu_features().model.c_str(), names.c_str());
+  if (paths.size() == 1) GTEST_SKIP() << "only the portable loops run on this CPU";
+  const std::vector<PathCase> sizes = {{1920, 1080, 3, {224, 57}},  {641, 479, 5, {224, 32}}, {333, 335, 13, {224, 57}},
+                                       {37, 29, 1, {224, 20}},      {224, 224, 7, {224}},     {9, 300, 3, {224, 57}},
+                                       {2170, 2161, 5, {224, 32}}};
+  const int compared = compare_paths(paths, sizes, ruclip::ResizeMode::kCropThenBilinear);
   std::printf("[ paths  ] %d frames compared against the portable loops\n", compared);
 }
 
@@ -844,4 +859,330 @@ TEST(Preprocess, CropIsAViewOfTheRectangleClippedToTheFrame) {
     EXPECT_EQ(odd.height, 21);
     EXPECT_EQ(run(odd, norm), run(even, norm));
   }
+}
+
+// ---- ruCLIP v1 (ResizeMode::kBicubicThenCrop) --------------------------------
+// Upstream's v1 transform (tests/data/ruclip-v1-tiny/README.md, "Image"):
+// convert('RGB'), Pillow-bicubic resize of the shorter side to R, CenterCrop(R)
+// with Python's round, ToTensor, Normalize.
+
+namespace {
+
+std::string v1_dir() { return ruclip_test::data_dir() + "/ruclip-v1-tiny"; }
+
+const nlohmann::json& v1_expected() {
+  static const nlohmann::json json = nlohmann::json::parse(ruclip_test::read_file(v1_dir() + "/expected.json"));
+  return json;
+}
+
+// The v1 fixture's settings (config.json: image_size, mean, std) at `res`.
+Normalization v1_norm(int res = 0) {
+  const auto config = nlohmann::json::parse(ruclip_test::read_file(v1_dir() + "/config.json"));
+  Normalization n;
+  n.resize = ruclip::ResizeMode::kBicubicThenCrop;
+  n.resolution = res > 0 ? res : config.at("image_size").get<int>();
+  for (int c = 0; c < 3; ++c) {
+    n.mean[c] = config.at("mean").at(c).get<float>();
+    n.std[c] = config.at("std").at(c).get<float>();
+  }
+  return n;
+}
+
+// The v1 transform written the long way, on an RGB image: Pillow's resize of
+// the whole picture to torchvision's size (the horizontal pass over every
+// row, then the vertical pass; a pass skipped when its size does not change),
+// then the crop with std::nearbyint (round half to even, as Python's round).
+// Only the weights come from preprocess (checked against upstream by
+// MatchesUpstreamPixelValues); the geometry is recomputed here, so this
+// checks the size, the crop offsets and computing only the kept outputs.
+// Returns the 8-bit levels, C x R x R.
+std::vector<uint8_t> v1_reference_levels(const Image& rgb, int res) {
+  const int w = rgb.width, h = rgb.height;
+  const int resized_long = static_cast<int>(static_cast<double>(res) * std::max(w, h) / std::min(w, h));
+  const int out_w = w <= h ? res : resized_long, out_h = w <= h ? resized_long : res;
+  // One pass along an axis of a [3][rows][cols] picture.
+  const auto pass = [](const std::vector<int>& in, int rows, int cols, int out_size, bool along_rows) {
+    const int in_size = along_rows ? cols : rows;
+    if (in_size == out_size) return in;
+    const auto k = ruclip::detail::resample_weights(ruclip::detail::Filter::Bicubic, in_size, out_size, 0, out_size);
+    const int out_rows = along_rows ? rows : out_size, out_cols = along_rows ? out_size : cols;
+    std::vector<int> out(3 * static_cast<size_t>(out_rows) * out_cols);
+    for (int c = 0; c < 3; ++c)
+      for (int y = 0; y < out_rows; ++y)
+        for (int x = 0; x < out_cols; ++x) {
+          const int o = along_rows ? x : y;
+          int32_t acc = 1 << (ruclip::detail::kPrecisionBits - 1);
+          for (int t = 0; t < k.count[o]; ++t) {
+            const int sx = along_rows ? k.first[o] + t : x, sy = along_rows ? y : k.first[o] + t;
+            acc += in[(static_cast<size_t>(c) * rows + sy) * cols + sx] * k.coeffs[static_cast<size_t>(o) * k.ksize + t];
+          }
+          out[(static_cast<size_t>(c) * out_rows + y) * out_cols + x] =
+              std::clamp(acc >> ruclip::detail::kPrecisionBits, 0, 255);
+        }
+    return out;
+  };
+  std::vector<int> planar(3 * static_cast<size_t>(w) * h);
+  for (int c = 0; c < 3; ++c)
+    for (size_t i = 0; i < static_cast<size_t>(w) * h; ++i) planar[c * static_cast<size_t>(w) * h + i] = rgb.pixels[i * 3 + c];
+  const std::vector<int> resized = pass(pass(planar, h, w, out_w, true), h, out_w, out_h, false);
+  const int top = static_cast<int>(std::nearbyint((out_h - res) / 2.0));
+  const int left = static_cast<int>(std::nearbyint((out_w - res) / 2.0));
+  std::vector<uint8_t> levels(3 * static_cast<size_t>(res) * res);
+  for (int c = 0; c < 3; ++c)
+    for (int y = 0; y < res; ++y)
+      for (int x = 0; x < res; ++x)
+        levels[(static_cast<size_t>(c) * res + y) * res + x] =
+            static_cast<uint8_t>(resized[(static_cast<size_t>(c) * out_h + top + y) * out_w + left + x]);
+  return levels;
+}
+
+// preprocess's output must be exactly the floats of these levels.
+void expect_levels(const std::vector<float>& got, const std::vector<uint8_t>& levels, const Normalization& norm,
+                   const std::string& what) {
+  ASSERT_EQ(got.size(), levels.size()) << what;
+  const size_t plane = static_cast<size_t>(norm.resolution) * norm.resolution;
+  int wrong = 0;
+  for (size_t i = 0; i < got.size(); ++i) wrong += got[i] != normalized(levels[i], static_cast<int>(i / plane), norm);
+  EXPECT_EQ(wrong, 0) << what << ": values off the expected levels";
+}
+
+// A gray picture from a formula, as GRAY8.
+Image gray_of(int w, int h, int (*f)(int, int)) {
+  Image g;
+  g.format = PixelFormat::GRAY8;
+  g.width = w;
+  g.height = h;
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) g.pixels.push_back(static_cast<uint8_t>(f(x, y)));
+  return g;
+}
+
+}  // namespace
+
+// The bar: our values from the fixture PNGs within 1e-6 of upstream's
+// (Pillow's bicubic reproduced), every 8-bit level the same. The five cover
+// landscape and portrait downscales, a 33x33 that shrinks by one pixel, RGBA
+// (alpha dropped), L (replicated) and a 32x32 that Pillow copies unchanged.
+TEST(PreprocessV1, MatchesUpstreamPixelValues) {
+  const Normalization norm = v1_norm();
+  ASSERT_EQ(norm.resolution, 32);
+  const auto& images = v1_expected().at("images");
+  ASSERT_EQ(images.size(), 5u);
+  for (const auto& entry : images) {
+    const std::string file = entry.at("file").get<std::string>();
+    const auto want = entry.at("pixel_values").get<std::vector<float>>();
+    ASSERT_EQ(want.size(), 3u * 32 * 32) << file;
+    const Image img = ruclip::load_image(v1_dir() + "/" + file);
+    EXPECT_EQ(img.width, entry.at("width").get<int>()) << file;
+    EXPECT_EQ(img.height, entry.at("height").get<int>()) << file;
+    const auto got = run(img.view(), norm);
+    const Diff d = diff(got, want);
+    int level_mismatches = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+      const int c = static_cast<int>(i / (32 * 32));
+      level_mismatches += to_level(got[i], c, norm) != to_level(want[i], c, norm);
+    }
+    std::printf("[ v1     ] %-28s %-4s max abs %.3g  8-bit level mismatches %d / %zu\n", file.c_str(),
+                entry.at("mode").get<std::string>().c_str(), d.max_abs, level_mismatches, got.size());
+    EXPECT_LE(d.max_abs, 1e-6f) << file;
+    EXPECT_EQ(level_mismatches, 0) << file;
+  }
+}
+
+// Values Pillow 9.4 gives (Image.resize(..., BICUBIC) then the crop, as
+// torchvision computes both) for small gray pictures of
+// (97x + 59y + 31 * (xy mod 7)) mod 256:
+//  - 3x4 -> 4: upscaled to 4x5; the crop's top is round(0.5) = 0, not 1;
+//  - 6x4 -> 3: downscaled to 4x3; left round(0.5) = 0;
+//  - 12x7 -> 3: downscaled to 5x3; left 1.
+TEST(PreprocessV1, SmallPicturesMatchPillowValues) {
+  const auto f = [](int x, int y) { return (x * 97 + y * 59 + (x * y) % 7 * 31) % 256; };
+  struct Case {
+    int w, h, res;
+    std::vector<int> pillow;
+  };
+  const Case cases[] = {{3, 4, 4, {0, 50, 140, 205, 32, 129, 151, 84, 87, 97, 111, 120, 144, 65, 71, 157}},
+                        {6, 4, 3, {51, 145, 91, 93, 121, 100, 137, 71, 75}},
+                        {12, 7, 3, {114, 131, 122, 116, 135, 117, 104, 144, 135}}};
+  for (const Case& c : cases) {
+    const Image g = gray_of(c.w, c.h, f);
+    const Normalization norm = v1_norm(c.res);
+    std::vector<uint8_t> levels;
+    for (int ch = 0; ch < 3; ++ch)
+      for (int v : c.pillow) levels.push_back(static_cast<uint8_t>(v));
+    const std::string what = std::to_string(c.w) + "x" + std::to_string(c.h) + " -> " + std::to_string(c.res);
+    expect_levels(run(g.view(), norm), levels, norm, what);
+    expect_levels(run(to_rgb(g).view(), norm), levels, norm, what + " (RGB)");
+    EXPECT_EQ(v1_reference_levels(to_rgb(g), c.res), levels) << what << " (the test's reference)";
+  }
+}
+
+// CenterCrop's offsets are int(round((size - R) / 2.0)) with Python's round:
+// a 49-pixel side cropped to 32 starts at round(8.5) = 8, a 51-pixel one at
+// round(9.5) = 10. When the shorter side already is R, Pillow copies, so the
+// output is the frame's own pixels from there; otherwise the full resize, then
+// the crop (v1_reference_levels).
+TEST(PreprocessV1, CenterCropRoundsHalfToEven) {
+  const Normalization norm = v1_norm(32);
+  struct Case {
+    int w, h, left, top;
+  };
+  for (const Case& c : {Case{32, 49, 0, 8}, Case{32, 51, 0, 10}, Case{49, 32, 8, 0}, Case{51, 32, 10, 0},
+                        Case{32, 33, 0, 0}, Case{35, 32, 2, 0}, Case{32, 32, 0, 0}}) {
+    const Image img = make_rgb(c.w, c.h, static_cast<uint32_t>(c.w * 100 + c.h));
+    std::vector<uint8_t> levels;
+    for (int ch = 0; ch < 3; ++ch)
+      for (int y = 0; y < 32; ++y)
+        for (int x = 0; x < 32; ++x)
+          levels.push_back(img.pixels[(static_cast<size_t>(c.top + y) * c.w + c.left + x) * 3 + ch]);
+    const std::string what = std::to_string(c.w) + "x" + std::to_string(c.h) + " (copied)";
+    expect_levels(run(img.view(), norm), levels, norm, what);
+    EXPECT_EQ(v1_reference_levels(img, 32), levels) << what << " (the test's reference)";
+  }
+  // Resampled, then cropped at a half: 64x98 -> 32x49 (top 8), 102x64 ->
+  // 51x32 (left 10), 13x20 -> 32x49 (upscaled, top 8).
+  for (auto [w, h] : {std::pair{64, 98}, std::pair{102, 64}, std::pair{13, 20}}) {
+    const Image img = make_rgb(w, h, static_cast<uint32_t>(w + h));
+    expect_levels(run(img.view(), norm), v1_reference_levels(img, 32), norm,
+                  std::to_string(w) + "x" + std::to_string(h));
+  }
+}
+
+// Upscaling (support not widened), same-size input, extreme shapes (only the
+// kept columns of a 53333-wide resize are computed), all against the full
+// resize then crop, through RGB and GRAY8.
+TEST(PreprocessV1, UpscalingSameSizeAndExtremeShapes) {
+  struct Case {
+    int w, h, res;
+  };
+  for (const Case& c : {Case{20, 13, 32}, Case{37, 29, 224}, Case{31, 31, 32}, Case{1, 1, 32}, Case{1, 50, 32},
+                        Case{50, 1, 32}, Case{5000, 3, 32}, Case{3, 401, 32}, Case{224, 224, 224},
+                        Case{225, 224, 224}, Case{223, 224, 224}, Case{300, 224, 224}, Case{9, 300, 57},
+                        Case{333, 335, 57}, Case{641, 479, 224}, Case{1080, 1920, 224}}) {
+    const Normalization norm = v1_norm(c.res);
+    const Image img = make_rgb(c.w, c.h, static_cast<uint32_t>(c.w * 7 + c.h));
+    const std::string what = std::to_string(c.w) + "x" + std::to_string(c.h) + " -> " + std::to_string(c.res);
+    expect_levels(run(img.view(), norm), v1_reference_levels(img, c.res), norm, what);
+    Image gray = img;
+    gray.format = PixelFormat::GRAY8;
+    gray.pixels.clear();
+    for (size_t i = 0; i < img.pixels.size(); i += 3) gray.pixels.push_back(img.pixels[i + 1]);
+    expect_levels(run(gray.view(), norm), v1_reference_levels(to_rgb(gray), c.res), norm, what + " GRAY8");
+  }
+  // A flat picture stays flat whatever the scale (the weights sum to 1).
+  Image flat;
+  flat.width = 7;
+  flat.height = 5;
+  for (int i = 0; i < 35; ++i) flat.pixels.insert(flat.pixels.end(), {200, 17, 90});
+  const Normalization norm = v1_norm(32);
+  const auto out = run(flat.view(), norm);
+  for (size_t i = 0; i < out.size(); ++i) {
+    const int c = static_cast<int>(i / (32 * 32));
+    ASSERT_EQ(out[i], normalized(c == 0 ? 200 : c == 1 ? 17 : 90, c, norm)) << i;
+  }
+}
+
+// Every raw format is the same picture as its RGB: packed layouts and gray
+// exactly (junk in alpha / x bytes, padded strides), YUV within the bound of
+// Preprocess.YuvCloseToRgbOnSmoothPictures (the 4:2:0 encoding's error), and
+// I420 equal to NV12.
+TEST(PreprocessV1, RawFormatsEqualRgb) {
+  for (const char* file : {"images/img0_rgb_64x48.png", "images/img1_rgb_45x90.png", "images/img3_rgba_50x40.png"}) {
+    const Image rgb = to_rgb(ruclip::load_image(v1_dir() + "/" + file));
+    for (int res : {32, 20, 57}) {
+      const Normalization norm = v1_norm(res);
+      const auto want = run(rgb.view(), norm);
+      for (PixelFormat format : kPacked) {
+        const OwnedFrame f = make_packed(rgb, format, 13);
+        EXPECT_EQ(run(f.view, norm), want) << file << " " << ruclip::detail::format_name(format) << " res " << res;
+      }
+    }
+  }
+  const Image rgba = ruclip::load_image(v1_dir() + "/images/img3_rgba_50x40.png");
+  ASSERT_EQ(rgba.format, PixelFormat::RGBA);
+  EXPECT_EQ(run(rgba.view(), v1_norm()), run(to_rgb(rgba).view(), v1_norm()));
+
+  const Image gray = ruclip::load_image(v1_dir() + "/images/img2_l_33x33.png");
+  ASSERT_EQ(gray.format, PixelFormat::GRAY8);
+  for (int res : {32, 33, 16, 50}) EXPECT_EQ(run(gray.view(), v1_norm(res)), run(to_rgb(gray).view(), v1_norm(res))) << res;
+  // Non-square gray with a padded stride.
+  const Image g = gray_of(45, 91, [](int x, int y) { return (x * 13 + y * 7) % 256; });
+  const int stride = g.width + 13;
+  std::vector<uint8_t> padded(static_cast<size_t>(stride) * g.height, kPadding);
+  for (int y = 0; y < g.height; ++y)
+    std::copy_n(&g.pixels[static_cast<size_t>(y) * g.width], g.width, &padded[static_cast<size_t>(y) * stride]);
+  FrameView view = g.view();
+  view.planes[0] = padded.data();
+  view.strides[0] = stride;
+  EXPECT_EQ(run(view, v1_norm()), run(to_rgb(g).view(), v1_norm()));
+
+  // YUV: the v2 bound (Preprocess.YuvCloseToRgbOnSmoothPictures: max 2
+  // levels, mean 0.6) for all but a few values. Bicubic's negative lobes
+  // amplify the encoding's per-pixel error (the weights' absolute values sum
+  // to about 1.2 per pass), so a rare value goes to 3 levels: measured, 1 of
+  // the 150528 at 640x360 -> 224, none elsewhere; mean 0.20-0.49 levels.
+  constexpr int kMaxLevels = 3;
+  constexpr double kMeanLevels = 0.6;
+  constexpr double kBeyondTwoLevels = 1e-4;  // share of values more than 2 levels off
+  for (auto [w, h, res] : {std::tuple{200, 150, 32}, std::tuple{45, 91, 32}, std::tuple{91, 45, 24},
+                           std::tuple{640, 360, 224}, std::tuple{33, 33, 64}, std::tuple{1920, 1080, 224}}) {
+    const Image rgb = smooth_rgb(w, h);
+    const Normalization norm = v1_norm(res);
+    const auto want = run(rgb.view(), norm);
+    for (PixelFormat format : {PixelFormat::I420, PixelFormat::NV12}) {
+      const auto got = run(make_yuv_bt601_limited(rgb, format, 7).view, norm);
+      int max_levels = 0, beyond_two = 0;
+      double mean_levels = 0;
+      const size_t plane = static_cast<size_t>(res) * res;
+      for (size_t i = 0; i < got.size(); ++i) {
+        const int c = static_cast<int>(i / plane);
+        const int e = std::abs(to_level(got[i], c, norm) - to_level(want[i], c, norm));
+        max_levels = std::max(max_levels, e);
+        mean_levels += e;
+        beyond_two += e > 2;
+      }
+      mean_levels /= got.size();
+      std::printf("[ v1 yuv ] %s %dx%d -> %d vs RGB: levels max %d, mean %.3f, %d more than 2 off\n",
+                  ruclip::detail::format_name(format).c_str(), w, h, res, max_levels, mean_levels, beyond_two);
+      EXPECT_LE(max_levels, kMaxLevels) << w << "x" << h;
+      EXPECT_LE(mean_levels, kMeanLevels) << w << "x" << h;
+      EXPECT_LE(beyond_two, kBeyondTwoLevels * got.size()) << w << "x" << h;
+    }
+  }
+  const Image smooth = smooth_rgb(45, 91);
+  EXPECT_EQ(run(make_yuv_bt601_limited(smooth, PixelFormat::I420, 3).view, v1_norm()),
+            run(make_yuv_bt601_limited(smooth, PixelFormat::NV12, 0).view, v1_norm()));
+}
+
+// The vector paths give the portable loops' bytes in v1 too: bicubic weights
+// are negative in places (split as hi < 0, lo >= 0) and outputs overshoot and
+// clip; 32 taps per output at 1080 -> 224, 272 at 2161 -> 32, copies with an
+// offset (224x300), upscaling (37x29).
+TEST(PreprocessV1, EveryPathGivesTheSameBytes) {
+  const std::vector<ruclip::detail::PreprocessPath> paths = ruclip::detail::preprocess_paths();
+  if (paths.size() == 1) GTEST_SKIP() << "only the portable loops run on this CPU";
+  const std::vector<PathCase> sizes = {{1920, 1080, 3, {224, 57}}, {1080, 1920, 0, {224}}, {641, 479, 5, {224, 32}},
+                                       {37, 29, 1, {224, 20}},     {224, 300, 7, {224}},   {9, 300, 3, {224, 57}},
+                                       {49, 70, 2, {32}},          {2170, 2161, 5, {32}}};
+  const int compared = compare_paths(paths, sizes, ruclip::ResizeMode::kBicubicThenCrop);
+  std::printf("[ paths  ] v1: %d frames compared against the portable loops\n", compared);
+}
+
+// An unknown mode, and a strip whose resized long side would not fit an int
+// (1 x 2^25 at 224: 7.5e9 pixels long), are errors before any pixel is read.
+TEST(PreprocessV1, RejectsAnUnknownModeAndAnOverlongResize) {
+  const Image img = make_rgb(8, 8, 1);
+  Normalization norm = v1_norm(4);
+  norm.resize = static_cast<ruclip::ResizeMode>(7);
+  EXPECT_NE(message_of(img.view(), norm).find("unknown resize mode 7"), std::string::npos) << message_of(img.view(), norm);
+
+  FrameView strip;
+  strip.format = PixelFormat::GRAY8;
+  strip.width = 1;
+  strip.height = 1 << 25;
+  strip.planes[0] = img.pixels.data();  // never read
+  strip.strides[0] = 1;
+  const std::string message = message_of(strip, v1_norm(224));
+  EXPECT_NE(message.find("1x33554432 frame resized to 224 on its shorter side is too long"), std::string::npos)
+      << message;
 }

@@ -1,30 +1,42 @@
 // Frame -> normalized C x H x W pixel values, equal to upstream ruCLIP's
-// processor:
+// processors, one per ResizeMode. ruCLIP v2 (kCropThenBilinear):
 //   img.convert('RGB')
 //   -> torchvision 0.14 RandomResizedCrop(R, scale=(1, 1), ratio=(1, 1))
 //   -> Pillow 9.4 Image.resize((R, R), BILINEAR)
 //   -> ToTensor (/255) -> Normalize ((x - mean) / std).
+// ruCLIP v1 (kBicubicThenCrop, OpenAI CLIP's _transform(R) after upstream's
+// convert('RGB')):
+//   -> torchvision Resize(R, BICUBIC): the shorter side to R, the longer to
+//      int(R * long / short), by Pillow 9.4 Image.resize(..., BICUBIC)
+//   -> CenterCrop(R): offsets int(round((size - R) / 2.0)), halves to even
+//   -> ToTensor -> Normalize.
 //
-// With scale = ratio = 1 the crop is the centred square of side
-// min(width, height) (for a square image: the whole image), so the work is:
-// convert the crop's pixels to 8-bit RGB, resample the square to R x R the way
-// Pillow does, and map every 8-bit value through a per-channel table.
+// With scale = ratio = 1 the v2 crop is the centred square of side
+// min(width, height) (for a square image: the whole image). Either way the
+// work is: convert the pixels read to 8-bit RGB, resample them the way Pillow
+// does, and map every 8-bit value through a per-channel table. For v1 only the
+// resized columns and rows inside the crop are computed: Pillow computes each
+// output sample from its own weights, so the subset has the same values, and a
+// 1080p frame reads only the ~1080 x 1080 pixels those outputs need.
 //
 // The resampler reproduces Pillow's ImagingResample (libImaging/Resample.c) for
-// 8-bit images with the bilinear filter, written from its description:
+// 8-bit images with the bilinear and bicubic filters, written from its
+// description:
 //  * the filter support is widened by the downscale factor (antialiasing);
 //  * weights are computed in double, normalized to sum 1, then rounded to
 //    fixed point with 22 fractional bits (32 - 8 - 2);
 //  * a horizontal pass into an 8-bit intermediate holding only the source rows
 //    the vertical pass reads, then a vertical pass; each output is rounded by
-//    adding half and shifting, and clipped to 0..255;
+//    adding half and shifting, and clipped to 0..255 (bicubic overshoots);
 //  * a pass is skipped when its dimension does not change.
 // Matching these steps gives bit-identical 8-bit values, hence (through the same
 // float32 ToTensor/Normalize arithmetic) the same floats as upstream.
+// detail::resample_plan turns either mode into the frame rectangle read and
+// the two passes' weights; everything after it is shared.
 //
 // Source pixels are never converted as a whole frame: the horizontal pass pulls
-// one row of the crop at a time through RowFetcher, which converts just that row
-// (any packed layout, gray or YUV) into a small RGB scratch row.
+// one row of the rectangle at a time through RowFetcher, which converts just
+// that row (any packed layout, gray or YUV) into a small RGB scratch row.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -82,6 +94,8 @@ void validate(const FrameView& frame, const Normalization& norm) {
     throw Error("empty frame " + std::to_string(frame.width) + "x" + std::to_string(frame.height));
   if (norm.resolution <= 0)
     throw Error("preprocess: resolution must be positive, got " + std::to_string(norm.resolution));
+  if (norm.resize != ResizeMode::kCropThenBilinear && norm.resize != ResizeMode::kBicubicThenCrop)
+    throw Error("preprocess: unknown resize mode " + std::to_string(static_cast<int>(norm.resize)));
 
   const int64_t w = frame.width;
   const int64_t chroma_w = (w + 1) / 2;  // 4:2:0 chroma, odd sizes rounded up
@@ -158,24 +172,43 @@ double bilinear(double x) {
   x = std::fabs(x);
   return x < 1.0 ? 1.0 - x : 0.0;
 }
+
+// Pillow's bicubic_filter, the same expressions in the same order (a double
+// that differs in its last bit can move a weight's rounding).
+double bicubic(double x) {
+  constexpr double a = -0.5;
+  x = std::fabs(x);
+  if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
+  if (x < 2.0) return (((x - 5) * x + 8) * x - 4) * a;
+  return 0.0;
+}
+
+// Python's int(round(d / 2.0)) for d >= 0: halves go to the even neighbour.
+int half_rounded_to_even(int d) {
+  const int q = d / 2;
+  return d % 2 == 0 || q % 2 == 0 ? q : q + 1;
+}
 }  // namespace
 
 // Mirrors Pillow's precompute_coeffs + normalize_coeffs_8bpc step by step
 // (same operation order and the same truncating int casts), because a single
 // differing weight can move an output value by one 8-bit level.
-Weights bilinear_weights(int in_size, int out_size) {
+Weights resample_weights(Filter filter, int in_size, int out_size, int first_out, int n) {
+  double (*const kernel)(double) = filter == Filter::Bicubic ? bicubic : bilinear;
+  const double kernel_support = filter == Filter::Bicubic ? 2.0 : 1.0;
   const double scale = static_cast<double>(in_size) / out_size;
   // Downscaling stretches the filter over `scale` input samples: that is the
-  // antialiasing. Upscaling keeps the plain triangle.
+  // antialiasing. Upscaling keeps the plain kernel.
   const double filterscale = std::max(scale, 1.0);
-  const double support = 1.0 * filterscale;  // bilinear support is 1
+  const double support = kernel_support * filterscale;
   Weights w;
   w.ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
-  w.first.resize(out_size);
-  w.count.resize(out_size);
-  w.coeffs.assign(static_cast<size_t>(out_size) * w.ksize, 0);
+  w.first.resize(n);
+  w.count.resize(n);
+  w.coeffs.assign(static_cast<size_t>(n) * w.ksize, 0);
   std::vector<double> k(w.ksize);
-  for (int xx = 0; xx < out_size; ++xx) {
+  for (int i = 0; i < n; ++i) {
+    const int xx = first_out + i;
     const double center = (xx + 0.5) * scale;
     const double ss = 1.0 / filterscale;
     // "+ 0.5" then a truncating cast is Pillow's rounding; it truncates toward
@@ -184,19 +217,81 @@ Weights bilinear_weights(int in_size, int out_size) {
     const int xmax = std::min(static_cast<int>(center + support + 0.5), in_size) - xmin;
     double sum = 0.0;
     for (int x = 0; x < xmax; ++x) {
-      k[x] = bilinear((static_cast<double>(x + xmin) - center + 0.5) * ss);
+      k[x] = kernel((static_cast<double>(x + xmin) - center + 0.5) * ss);
       sum += k[x];
     }
-    int32_t* out = &w.coeffs[static_cast<size_t>(xx) * w.ksize];
+    int32_t* out = &w.coeffs[static_cast<size_t>(i) * w.ksize];
     for (int x = 0; x < xmax; ++x) {
       const double kx = sum != 0.0 ? k[x] / sum : k[x];
       const double scaled = kx * (1 << kPrecisionBits);
       out[x] = static_cast<int32_t>(kx < 0 ? scaled - 0.5 : scaled + 0.5);
     }
-    w.first[xx] = xmin;
-    w.count[xx] = xmax;
+    w.first[i] = xmin;
+    w.count[i] = xmax;
   }
   return w;
+}
+
+Weights identity_weights(int first_out, int n) {
+  Weights w;
+  w.ksize = 1;
+  w.first.resize(n);
+  for (int i = 0; i < n; ++i) w.first[i] = first_out + i;
+  w.count.assign(n, 1);
+  w.coeffs.assign(n, int32_t{1} << kPrecisionBits);
+  return w;
+}
+
+ResamplePlan resample_plan(const FrameView& frame, const Normalization& norm) {
+  const int res = norm.resolution;
+  // Pillow's input rectangle of the frame, the size it is resized to, and the
+  // window of the resized image that is kept.
+  int src_x0 = 0, src_y0 = 0, src_w = frame.width, src_h = frame.height;
+  int out_w = res, out_h = res, keep_x = 0, keep_y = 0;
+  Filter filter = Filter::Bilinear;
+  if (norm.resize == ResizeMode::kCropThenBilinear) {
+    // v2: crop the centred square, resize it to res x res.
+    const CenterCrop crop = center_crop(frame);
+    src_x0 = crop.x0, src_y0 = crop.y0, src_w = src_h = crop.side;
+  } else {
+    // v1: torchvision Resize(res): the shorter side to res, the longer to
+    // int(res * long / short) (a correctly rounded double, truncated, as in
+    // Python), then CenterCrop(res) of the result.
+    filter = Filter::Bicubic;
+    const int short_side = std::min(frame.width, frame.height), long_side = std::max(frame.width, frame.height);
+    const double resized_long = static_cast<double>(res) * long_side / short_side;
+    if (resized_long > 1 << 30)
+      throw Error("preprocess: a " + std::to_string(frame.width) + "x" + std::to_string(frame.height) +
+                  " frame resized to " + std::to_string(res) + " on its shorter side is too long");
+    (frame.width <= frame.height ? out_h : out_w) = static_cast<int>(resized_long);
+    keep_x = half_rounded_to_even(out_w - res);
+    keep_y = half_rounded_to_even(out_h - res);
+  }
+
+  ResamplePlan plan;
+  plan.copy = out_w == src_w && out_h == src_h;
+  const auto weights = [&](int in_size, int out_size, int keep) {
+    return in_size == out_size ? identity_weights(keep, res) : resample_weights(filter, in_size, out_size, keep, res);
+  };
+  plan.horizontal = weights(src_w, out_w, keep_x);
+  const bool same_axes = src_h == src_w && out_h == out_w && keep_y == keep_x;
+  if (!same_axes) plan.vertical_if_different = weights(src_h, out_h, keep_y);
+  // Move the origin to the first sample read: first and first + count only
+  // grow with the output index (the filter's centre does).
+  const auto rebase = [](Weights& w, int origin, int* x0, int* size) {
+    const int lo = w.first.front(), hi = w.first.back() + w.count.back();
+    for (int& f : w.first) f -= lo;
+    *x0 = origin + lo;
+    *size = hi - lo;
+  };
+  rebase(plan.horizontal, src_x0, &plan.x0, &plan.width);
+  if (same_axes) {
+    plan.y0 = src_y0 + (plan.x0 - src_x0);
+    plan.height = plan.width;
+  } else {
+    rebase(plan.vertical_if_different, src_y0, &plan.y0, &plan.height);
+  }
+  return plan;
 }
 
 NormalizeTable::NormalizeTable(const Normalization& norm) {
@@ -280,8 +375,9 @@ struct RowWeights {
     split.assign(padded * 2 * taps, 0);
     for (size_t o = 0; o < outputs; ++o)
       for (int t = 0; t < taps; ++t) {
-        // Weights are below 2^22 in magnitude (a bilinear weight is at most 1),
-        // so hi fits 16 bits with room to spare; >> floors, so lo >= 0.
+        // Weights are below 2^23 in magnitude (a normalized bilinear or
+        // bicubic weight is under 2), so hi fits 16 bits with room to spare;
+        // >> floors, so lo >= 0 (and hi < 0 for bicubic's negative lobes).
         const int32_t k = coeffs[o * taps + t], hi = k >> kSplit;
         int16_t* block = &split[(o / 2) * 4 * taps + (t / 16) * 64];
         const int at = (t % 2) * 16 + (o % 2) * 8 + (t % 16) / 2;
@@ -587,7 +683,7 @@ RUCLIP_TARGET_AVX2 void normalize_avx2(const uint8_t* in, int n, const float* ta
 
 #endif  // RUCLIP_X86_SIMD
 
-// Converts one row of the crop (columns x0 .. x0 + width - 1 of frame row y)
+// Converts one row of the rectangle read (columns x0 .. x0 + width - 1 of frame row y)
 // into planes of 8-bit R, G, B: Pillow's convert('RGB') for packed input (alpha
 // and padding bytes dropped), the YUV matrix for planar input. Gray is one
 // plane (channels() == 1): convert('RGB') would only replicate it.
@@ -732,8 +828,8 @@ void preprocess(const FrameView& frame, const Normalization& norm, float* out) {
   const int res = norm.resolution;
   const size_t plane = static_cast<size_t>(res) * res;
 
-  const auto [side, x0, y0] = detail::center_crop(frame);
-  const RowFetcher fetcher(frame, x0, side, path);
+  const detail::ResamplePlan rp = detail::resample_plan(frame, norm);
+  const RowFetcher fetcher(frame, rp.x0, rp.width, path);
   const int channels = fetcher.channels();
   const NormalizeTable table(norm);
 
@@ -745,22 +841,23 @@ void preprocess(const FrameView& frame, const Normalization& norm, float* out) {
                   out + c * plane + static_cast<size_t>(yy) * res);
   };
 
-  if (side == res) {
+  if (rp.copy) {
     // Pillow skips both passes when the size does not change.
     const Kernels k = kernels_for(path, channels, 16);
-    std::vector<uint8_t> rgb(3 * static_cast<size_t>(side));
-    uint8_t* const rows[3] = {&rgb[0], &rgb[side], &rgb[2 * side]};
+    std::vector<uint8_t> rgb(3 * static_cast<size_t>(res));
+    uint8_t* const rows[3] = {&rgb[0], &rgb[res], &rgb[2 * res]};
     for (int y = 0; y < res; ++y) {
-      fetcher.fetch(y0 + y, rows);
+      fetcher.fetch(rp.y0 + y, rows);
       write(k, rows, y);
     }
     return;
   }
 
-  // The crop is square, so both axes share the same weights (and, as in
-  // Pillow, both passes run because both dimensions change).
-  const Weights w = detail::bilinear_weights(side, res);
-  const RowWeights row_weights(w, path != PreprocessPath::Portable);
+  // A pass whose size does not change has identity weights (one tap of 1.0):
+  // the same bytes as skipping it.
+  const Weights& hw = rp.horizontal;
+  const Weights& vw = rp.vertical();
+  const RowWeights row_weights(hw, path != PreprocessPath::Portable);
   const Kernels k = kernels_for(path, channels, row_weights.taps);
 
   // One pass over the frame: each source row the vertical pass reads is
@@ -768,37 +865,33 @@ void preprocess(const FrameView& frame, const Normalization& norm, float* out) {
   // (output row yy reads at most ksize consecutive rows, and they only move
   // forward), and every output row whose last source row is in is finished at
   // once. Nothing frame-sized is ever written.
-  const int first_row = w.first.front();
-  const int end_row = w.first.back() + w.count.back();
-  const int ring = w.ksize;
-  const size_t row_len = static_cast<size_t>(side) + row_weights.taps;  // zero tail for the padded taps
+  const int ring = vw.ksize;
+  const size_t row_len = static_cast<size_t>(rp.width) + row_weights.taps;  // zero tail for the padded taps
   std::vector<uint8_t> source(3 * row_len, 0);
   std::vector<uint8_t> horizontal(static_cast<size_t>(channels) * ring * res);
   std::vector<uint8_t> finished(3 * static_cast<size_t>(res));
-  std::vector<const uint8_t*> taps(w.ksize);
+  std::vector<const uint8_t*> taps(vw.ksize);
   uint8_t* const source_rows[3] = {&source[0], &source[row_len], &source[2 * row_len]};
   uint8_t* const finished_rows[3] = {&finished[0], &finished[res], &finished[2 * res]};
   uint8_t* resampled[3] = {};
-  const auto ring_row = [&](int y, int c) {
-    return &horizontal[(static_cast<size_t>(c) * ring + (y - first_row) % ring) * res];
-  };
+  const auto ring_row = [&](int y, int c) { return &horizontal[(static_cast<size_t>(c) * ring + y % ring) * res]; };
   int yy = 0;
   const auto finish_through = [&](int last_row) {
-    for (; yy < res && w.first[yy] + w.count[yy] - 1 <= last_row; ++yy) {
+    for (; yy < res && vw.first[yy] + vw.count[yy] - 1 <= last_row; ++yy) {
       for (int c = 0; c < channels; ++c) {
-        for (int t = 0; t < w.count[yy]; ++t) taps[t] = ring_row(w.first[yy] + t, c);
-        k.vpass(taps.data(), &w.coeffs[static_cast<size_t>(yy) * w.ksize], w.count[yy], res, finished_rows[c]);
+        for (int t = 0; t < vw.count[yy]; ++t) taps[t] = ring_row(vw.first[yy] + t, c);
+        k.vpass(taps.data(), &vw.coeffs[static_cast<size_t>(yy) * vw.ksize], vw.count[yy], res, finished_rows[c]);
       }
       write(k, finished_rows, yy);
     }
   };
-  for (int y = first_row; y < end_row; ++y) {
-    fetcher.fetch(y0 + y, source_rows);
+  for (int y = 0; y < rp.height; ++y) {
+    fetcher.fetch(rp.y0 + y, source_rows);
     for (int c = 0; c < channels; ++c) resampled[c] = ring_row(y, c);
     k.hpass(source_rows, row_weights, res, resampled);
     finish_through(y);
   }
-  finish_through(end_row);
+  finish_through(rp.height);
 }
 
 namespace detail {

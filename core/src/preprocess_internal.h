@@ -32,6 +32,7 @@ void validate(const FrameView& frame, const Normalization& norm);
 
 // RandomResizedCrop with scale = ratio = 1: the centred square of the shorter
 // side (torchvision's fallback branch, offsets floor((size - side) / 2)).
+// ruCLIP v2's crop, made before its resize.
 struct CenterCrop {
   int side, x0, y0;
 };
@@ -98,16 +99,53 @@ class YuvToRgb {
   int32_t y_[256], r_from_v_[256], g_from_u_[256], g_from_v_[256], b_from_u_[256];
 };
 
-// Pillow's precomputed resampling weights for one axis (in_size -> out_size
-// over the whole input, bilinear filter), already in fixed point.
+// Pillow's precomputed resampling weights for some outputs of one axis,
+// already in fixed point.
 struct Weights {
   int ksize = 0;               // stride of `coeffs` per output sample
   std::vector<int> first;      // first input sample each output reads
   std::vector<int> count;      // how many input samples it reads
-  std::vector<int32_t> coeffs; // out_size * ksize, fixed point with kPrecisionBits
+  std::vector<int32_t> coeffs; // outputs * ksize, fixed point with kPrecisionBits
 };
 
-Weights bilinear_weights(int in_size, int out_size);
+// The filters of Pillow's resampler that the processors use: BILINEAR
+// (triangle, support 1; ruCLIP v2) and BICUBIC (Keys' cubic with a = -0.5,
+// support 2; ruCLIP v1 / OpenAI CLIP). Both are widened by the downscale factor.
+enum class Filter { Bilinear, Bicubic };
+
+// The weights of outputs [first_out, first_out + n) of Pillow's resize of
+// in_size samples to out_size (the whole input, no box). Pillow computes each
+// output from its own weights, so these are the full resize's rows, cut.
+Weights resample_weights(Filter filter, int in_size, int out_size, int first_out, int n);
+// All outputs, bilinear.
+inline Weights bilinear_weights(int in_size, int out_size) {
+  return resample_weights(Filter::Bilinear, in_size, out_size, 0, out_size);
+}
+// Pillow skips a pass whose size does not change: outputs [first_out,
+// first_out + n) are input samples first_out.. as they are. One tap of weight
+// 1.0 reproduces that exactly ((v << 22) + half, shifted back, is v).
+Weights identity_weights(int first_out, int n);
+
+// Where the resolution x resolution outputs come from, for either ResizeMode:
+// output (xx, yy) is Pillow's two passes, the horizontal weights of output xx
+// over frame columns x0 + first[xx].., then the vertical weights of output yy
+// over those rows y0 + first[yy].. Only the kept outputs have weights (the crop
+// after a v1 resize cuts the rest), and the frame rectangle [x0, x0 + width) x
+// [y0, y0 + height) is exactly what they read: first starts at 0 on both axes.
+struct ResamplePlan {
+  int x0 = 0, y0 = 0, width = 0, height = 0;
+  Weights horizontal;  // resolution outputs
+  // Empty when the vertical weights are the horizontal ones (a v2 crop is
+  // square): making them costs about 10 us an axis at 1080 -> 224, and even a
+  // copy showed in the frame time (+12 us).
+  Weights vertical_if_different;
+  const Weights& vertical() const { return vertical_if_different.first.empty() ? horizontal : vertical_if_different; }
+  // Both passes skipped (the resize does not change the size): output
+  // (xx, yy) is frame pixel (x0 + xx, y0 + yy); the weights are identities.
+  bool copy = false;
+};
+// Expects a validated frame and normalization.
+ResamplePlan resample_plan(const FrameView& frame, const Normalization& norm);
 
 // ToTensor + Normalize for every possible 8-bit value, computed with the same
 // float32 operations as torchvision: (v / 255) then (x - mean) / std.

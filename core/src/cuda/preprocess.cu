@@ -1,19 +1,21 @@
 // ruclip::preprocess (src/preprocess.cpp) on the GPU, bit for bit.
 //
 // The CPU path is exact integer arithmetic on 8-bit values (fixed-point YUV
-// tables, Pillow's fixed-point bilinear weights, 8-bit rounding after each
-// pass) followed by a table lookup for ToTensor + Normalize. The kernels repeat
-// the same integer steps with the same tables and weights, computed on the host
-// by the very functions the CPU path uses (preprocess_internal.h), so the GPU
-// output equals the CPU output exactly; no float tolerance is involved.
+// tables, Pillow's fixed-point bilinear or bicubic weights, 8-bit rounding
+// after each pass) followed by a table lookup for ToTensor + Normalize. The
+// kernels repeat the same integer steps with the same tables and weights,
+// computed on the host by the very functions the CPU path uses
+// (preprocess_internal.h), so the GPU output equals the CPU output exactly; no
+// float tolerance is involved.
 //
 // One run: validate as the CPU does; pack into a pinned staging buffer the
 // weights, the tables and just the part of each plane the passes read (the
-// crop's columns, the rows the vertical pass needs); one cudaMemcpyAsync of that
-// buffer; a horizontal pass into a planar 8-bit [3, rows, R] intermediate; a
-// vertical pass writing the normalized floats [3, R, R]. The per-thread work of
-// both passes lives in preprocess_plan.h, where a CPU test can run it too, and
-// the host-side layout in preprocess_plan.cpp.
+// columns and rows the kept outputs need: detail::resample_plan); one
+// cudaMemcpyAsync of that buffer; a horizontal pass into a planar 8-bit
+// [3, rows, R] intermediate; a vertical pass writing the normalized floats
+// [3, R, R]. The per-thread work of both passes lives in preprocess_plan.h,
+// where a CPU test can run it too, and the host-side layout in
+// preprocess_plan.cpp.
 #include <cuda_runtime.h>
 
 #include <string>

@@ -1,5 +1,5 @@
-// ruclip::preprocess on a CUDA device: the same centre crop, Pillow-exact
-// antialiased resize and normalization, written as planar float [3, R, R] into
+// ruclip::preprocess on a CUDA device: the same crop, Pillow-exact
+// antialiased resize (either ResizeMode) and normalization, written as planar float [3, R, R] into
 // device memory, so a frame goes to the model without a host round trip of the
 // floats. Internal API: LibTorch-free, needs only the CUDA runtime. Built when
 // meson finds nvcc (option `cuda`); users then see RUCLIP_HAVE_CUDA_PREPROCESS=1.
@@ -27,7 +27,7 @@ class CudaPreprocessor {
   CudaPreprocessor(const CudaPreprocessor&) = delete;
   CudaPreprocessor& operator=(const CudaPreprocessor&) = delete;
 
-  // Enqueues on `stream`: one host-to-device copy of the frame's crop (packed
+  // Enqueues on `stream`: one host-to-device copy of the frame pixels read (packed
   // with the precomputed weights and tables) and two resampling kernels that
   // write 3 x R x R floats to `device_out` (on this preprocessor's device),
   // equal to ruclip::preprocess(frame, norm, ...) on the CPU. Returns once the

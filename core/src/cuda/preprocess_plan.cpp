@@ -11,19 +11,6 @@ namespace ruclip {
 namespace cuda_detail {
 namespace {
 
-// Pillow skips both passes when the size does not change. One tap of weight
-// 1.0 reproduces that exactly ((v << 22) + half, shifted back, is v), so the
-// same two kernels serve.
-detail::Weights identity_weights(int size) {
-  detail::Weights w;
-  w.ksize = 1;
-  w.first.resize(size);
-  for (int i = 0; i < size; ++i) w.first[i] = i;
-  w.count.assign(size, 1);
-  w.coeffs.assign(size, int32_t{1} << detail::kPrecisionBits);
-  return w;
-}
-
 size_t align16(size_t n) { return (n + 15) & ~size_t{15}; }
 
 }  // namespace
@@ -33,20 +20,21 @@ Plan make_plan(const FrameView& frame, const Normalization& norm) {
   Plan plan;
   KernelArgs& a = plan.args;
   a.res = norm.resolution;
-  const detail::CenterCrop crop = detail::center_crop(frame);
-  a.crop_x0 = crop.x0;
-  a.crop_y0 = crop.y0;
-  plan.weights = crop.side == a.res ? identity_weights(a.res) : detail::bilinear_weights(crop.side, a.res);
-  const detail::Weights& w = plan.weights;
-  a.ksize = w.ksize;
-  // The crop rows the vertical pass reads: the horizontal pass does only these.
-  a.first_row = w.first.front();
-  a.rows = w.first.back() + w.count.back() - a.first_row;
+  // Either ResizeMode: the frame rectangle read and both passes' weights
+  // (identities for a pass Pillow skips, so the same two kernels serve).
+  plan.resample = detail::resample_plan(frame, norm);
+  const detail::ResamplePlan& rp = plan.resample;
+  a.x0 = rp.x0;
+  a.y0 = rp.y0;
+  a.h_ksize = rp.horizontal.ksize;
+  a.v_ksize = rp.vertical().ksize;
+  // The source rows the vertical pass reads: the horizontal pass does only these.
+  a.rows = rp.height;
 
   // Frame pixels the passes read, and the matching byte boxes of each plane
   // (4:2:0 chroma: the samples x / 2, y / 2 of those pixels).
-  const int fx0 = crop.x0, fx1 = crop.x0 + crop.side;
-  const int fy0 = crop.y0 + a.first_row, fy1 = fy0 + a.rows;
+  const int fx0 = rp.x0, fx1 = rp.x0 + rp.width;
+  const int fy0 = rp.y0, fy1 = rp.y0 + rp.height;
   const int cx0 = fx0 / 2, cx1 = (fx1 - 1) / 2 + 1, cy0 = fy0 / 2, cy1 = (fy1 - 1) / 2 + 1;
   Box* boxes = plan.boxes;
   int& n = plan.num_boxes;
@@ -82,9 +70,12 @@ Plan make_plan(const FrameView& frame, const Normalization& norm) {
   };
   plan.table_at = place(sizeof(float) * 3 * 256);
   plan.yuv_at = place(sizeof(int32_t) * 5 * 256);
-  plan.first_at = place(sizeof(int) * w.first.size());
-  plan.count_at = place(sizeof(int) * w.count.size());
-  plan.coeffs_at = place(sizeof(int32_t) * w.coeffs.size());
+  plan.h_first_at = place(sizeof(int) * rp.horizontal.first.size());
+  plan.h_count_at = place(sizeof(int) * rp.horizontal.count.size());
+  plan.h_coeffs_at = place(sizeof(int32_t) * rp.horizontal.coeffs.size());
+  plan.v_first_at = place(sizeof(int) * rp.vertical().first.size());
+  plan.v_count_at = place(sizeof(int) * rp.vertical().count.size());
+  plan.v_coeffs_at = place(sizeof(int32_t) * rp.vertical().coeffs.size());
   for (int i = 0; i < n; ++i) {
     boxes[i].offset = place(static_cast<size_t>(boxes[i].x1 - boxes[i].x0) * (boxes[i].y1 - boxes[i].y0));
     a.pitch[i] = boxes[i].x1 - boxes[i].x0;
@@ -98,10 +89,16 @@ void fill_staging(const Plan& plan, const FrameView& frame, const Normalization&
   const detail::NormalizeTable table(norm);
   std::memcpy(staging + plan.table_at, table.value, sizeof(table.value));
   detail::YuvToRgb(frame.matrix, frame.full_range).copy_tables(reinterpret_cast<int32_t*>(staging + plan.yuv_at));
-  const detail::Weights& w = plan.weights;
-  std::memcpy(staging + plan.first_at, w.first.data(), sizeof(int) * w.first.size());
-  std::memcpy(staging + plan.count_at, w.count.data(), sizeof(int) * w.count.size());
-  std::memcpy(staging + plan.coeffs_at, w.coeffs.data(), sizeof(int32_t) * w.coeffs.size());
+  const auto put = [staging](size_t at, const auto& values) {
+    std::memcpy(staging + at, values.data(), sizeof(values[0]) * values.size());
+  };
+  const detail::ResamplePlan& rp = plan.resample;
+  put(plan.h_first_at, rp.horizontal.first);
+  put(plan.h_count_at, rp.horizontal.count);
+  put(plan.h_coeffs_at, rp.horizontal.coeffs);
+  put(plan.v_first_at, rp.vertical().first);
+  put(plan.v_count_at, rp.vertical().count);
+  put(plan.v_coeffs_at, rp.vertical().coeffs);
   for (int i = 0; i < plan.num_boxes; ++i) {
     const Box& b = plan.boxes[i];
     const size_t pitch = static_cast<size_t>(b.x1 - b.x0);
@@ -115,9 +112,12 @@ KernelArgs bind(const Plan& plan, const uint8_t* base) {
   KernelArgs a = plan.args;
   for (int i = 0; i < plan.num_boxes; ++i) a.plane[i] = base + plan.boxes[i].offset;
   a.yuv = reinterpret_cast<const int32_t*>(base + plan.yuv_at);
-  a.first = reinterpret_cast<const int*>(base + plan.first_at);
-  a.count = reinterpret_cast<const int*>(base + plan.count_at);
-  a.coeffs = reinterpret_cast<const int32_t*>(base + plan.coeffs_at);
+  a.h_first = reinterpret_cast<const int*>(base + plan.h_first_at);
+  a.h_count = reinterpret_cast<const int*>(base + plan.h_count_at);
+  a.h_coeffs = reinterpret_cast<const int32_t*>(base + plan.h_coeffs_at);
+  a.v_first = reinterpret_cast<const int*>(base + plan.v_first_at);
+  a.v_count = reinterpret_cast<const int*>(base + plan.v_count_at);
+  a.v_coeffs = reinterpret_cast<const int32_t*>(base + plan.v_coeffs_at);
   a.table = reinterpret_cast<const float*>(base + plan.table_at);
   return a;
 }

@@ -30,25 +30,26 @@ struct Box {
 struct KernelArgs {
   Kind kind;
   int bpp, r, g, b;          // packed layout: bytes per pixel, channel positions
-  int crop_x0, crop_y0;      // the crop's corner in frame pixels
+  int x0, y0;                // the frame pixel of source sample (0, 0) (ResamplePlan::x0, y0)
   const uint8_t* plane[3];   // each Box's first byte
   int pitch[3], box_x0[3], box_y0[3];
   const int32_t* yuv;        // YuvToRgb's tables: y, r_from_v, g_from_u, g_from_v, b_from_u
-  const int* first;          // Weights, shared by both axes (the crop is square)
-  const int* count;
-  const int32_t* coeffs;
-  int ksize;
+  // ResamplePlan's weights: horizontal (h_) and vertical (v_), res outputs each.
+  const int *h_first, *h_count, *v_first, *v_count;
+  const int32_t *h_coeffs, *v_coeffs;
+  int h_ksize, v_ksize;
   const float* table;        // NormalizeTable, 3 x 256
-  int res, first_row, rows;  // the horizontal pass does crop rows [first_row, first_row + rows)
+  int res, rows;             // the horizontal pass does source rows [0, rows)
 };
 
 // A run's layout, computed on the host with the CPU path's own functions.
 struct Plan {
   KernelArgs args{};  // pointers are offsets into the staging buffer until bind()
-  detail::Weights weights;
+  detail::ResamplePlan resample;
   Box boxes[3] = {};
   int num_boxes = 0;
-  size_t table_at = 0, yuv_at = 0, first_at = 0, count_at = 0, coeffs_at = 0;
+  size_t table_at = 0, yuv_at = 0;
+  size_t h_first_at = 0, h_count_at = 0, h_coeffs_at = 0, v_first_at = 0, v_count_at = 0, v_coeffs_at = 0;
   size_t size = 0;  // staging bytes
 };
 
@@ -69,10 +70,10 @@ RUCLIP_HD inline int byte_at(const KernelArgs& a, int p, int x, int y) {
   return a.plane[p][static_cast<size_t>(y - a.box_y0[p]) * a.pitch[p] + (x - a.box_x0[p])];
 }
 
-// Pixel (x, y) of the crop as 8-bit RGB: RowFetcher::fetch for one pixel,
+// Source pixel (x, y) (frame pixel (x0 + x, y0 + y)) as 8-bit RGB: RowFetcher::fetch for one pixel,
 // including YuvToRgb::convert and the co-sited chroma sample (x / 2, y / 2).
 RUCLIP_HD inline void fetch(const KernelArgs& a, int x, int y, int rgb[3]) {
-  const int fx = a.crop_x0 + x, fy = a.crop_y0 + y;
+  const int fx = a.x0 + x, fy = a.y0 + y;
   if (a.kind == kPacked) {
     const int at = fx * a.bpp;
     rgb[0] = byte_at(a, 0, at + a.r, fy);
@@ -95,16 +96,16 @@ RUCLIP_HD inline void fetch(const KernelArgs& a, int x, int y, int rgb[3]) {
   rgb[2] = clamp255((luma + t[1024 + u]) >> detail::YuvToRgb::kBits);
 }
 
-// Horizontal pass, output column xx of intermediate row r (crop row
-// first_row + r), into planar 8-bit temp [3, rows, res].
+// Horizontal pass, output column xx of intermediate row r (source row r),
+// into planar 8-bit temp [3, rows, res].
 RUCLIP_HD inline void horizontal_one(const KernelArgs& a, int xx, int r, uint8_t* temp) {
-  const int32_t* k = a.coeffs + static_cast<size_t>(xx) * a.ksize;
-  const int x_first = a.first[xx], n = a.count[xx];
+  const int32_t* k = a.h_coeffs + static_cast<size_t>(xx) * a.h_ksize;
+  const int x_first = a.h_first[xx], n = a.h_count[xx];
   const int32_t half = 1 << (detail::kPrecisionBits - 1);
   int32_t acc[3] = {half, half, half};
   int rgb[3];
   for (int t = 0; t < n; ++t) {
-    fetch(a, x_first + t, a.first_row + r, rgb);
+    fetch(a, x_first + t, r, rgb);
     for (int c = 0; c < 3; ++c) acc[c] += rgb[c] * k[t];
   }
   const size_t plane = static_cast<size_t>(a.rows) * a.res;
@@ -115,11 +116,11 @@ RUCLIP_HD inline void horizontal_one(const KernelArgs& a, int xx, int r, uint8_t
 // Vertical pass at output (xx, yy), then ToTensor + Normalize by table, into
 // planar float out [3, res, res].
 RUCLIP_HD inline void vertical_one(const KernelArgs& a, int xx, int yy, const uint8_t* temp, float* out) {
-  const int32_t* k = a.coeffs + static_cast<size_t>(yy) * a.ksize;
-  const int n = a.count[yy];
+  const int32_t* k = a.v_coeffs + static_cast<size_t>(yy) * a.v_ksize;
+  const int n = a.v_count[yy];
   const size_t plane = static_cast<size_t>(a.rows) * a.res;
   for (int c = 0; c < 3; ++c) {
-    const uint8_t* src = temp + c * plane + static_cast<size_t>(a.first[yy] - a.first_row) * a.res + xx;
+    const uint8_t* src = temp + c * plane + static_cast<size_t>(a.v_first[yy]) * a.res + xx;
     int32_t acc = 1 << (detail::kPrecisionBits - 1);
     for (int t = 0; t < n; ++t) acc += src[static_cast<size_t>(t) * a.res] * k[t];
     out[(static_cast<size_t>(c) * a.res + yy) * a.res + xx] = a.table[c * 256 + clip8(acc)];
