@@ -1,5 +1,6 @@
 // Builders for checkpoint tests: pickles written opcode by opcode as
-// torch.save writes them, and zip archives made with libzip in memory.
+// torch.save writes them, zip archives made with libzip in memory, and files
+// of torch's legacy (pre-1.6) format.
 #pragma once
 #include <zip.h>
 
@@ -51,10 +52,23 @@ class PickleWriter {
   PickleWriter& binput(uint8_t i) { return op('q').op(i); }
   PickleWriter& binget(uint8_t i) { return op('h').op(i); }
   PickleWriter& stop() { return op('.'); }
-  // ('storage', torch.<type>, key, 'cpu', numel) as a persistent id.
+  // ('storage', torch.<type>, key, 'cpu', numel) as a persistent id; after
+  // legacy(): the legacy format's ('storage', torch.<type>, key, 'cpu', numel, None).
   PickleWriter& storage(const std::string& type, const std::string& key, int64_t numel) {
-    mark().str("storage").global("torch", type).str(key).str("cpu").integer(numel).tuple();
-    return binpersid();
+    mark().str("storage").global("torch", type).str(key).str("cpu").integer(numel);
+    if (legacy_) op('N');
+    return tuple().binpersid();
+  }
+  // A legacy persistent id of a view: elements [offset, offset + size) of storage `key`, named `view_key`.
+  PickleWriter& storage_view(const std::string& type, const std::string& key, int64_t numel,
+                             const std::string& view_key, int64_t offset, int64_t size) {
+    mark().str("storage").global("torch", type).str(key).str("cpu").integer(numel);
+    mark().str(view_key).integer(offset).integer(size).tuple();
+    return tuple().binpersid();
+  }
+  PickleWriter& legacy(bool on = true) {
+    legacy_ = on;
+    return *this;
   }
   const std::string& bytes() const { return bytes_; }
 
@@ -64,7 +78,66 @@ class PickleWriter {
     return *this;
   }
   std::string bytes_;
+  bool legacy_ = false;
 };
+
+// ---------------------------------------------------------------------------
+// torch's legacy format (torch.serialization._legacy_save): magic number,
+// protocol version and sys_info pickles, the object pickle, the storage key
+// list pickle, then per key its element count (8 bytes) and its bytes.
+
+// The magic number 0x1950a86a20f9469cfc6c as pickle protocol 2 writes it (LONG1, 10 bytes).
+inline std::string legacy_magic() {
+  return PickleWriter().proto(2).op(0x8a).op(10).raw("\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19").stop().bytes();
+}
+
+struct SysInfo {
+  int64_t protocol_version = 1001;
+  bool little_endian = true;
+  int64_t short_size = 2, int_size = 4, long_size = 4;
+};
+
+// The magic number, protocol version and sys_info pickles.
+inline std::string legacy_preamble(const SysInfo& info = {}, int64_t protocol_version = 1001) {
+  PickleWriter sys;
+  sys.proto(2).empty_dict().mark().str("protocol_version").integer(info.protocol_version);
+  sys.str("little_endian").op(info.little_endian ? 0x88 : 0x89).str("type_sizes").empty_dict().mark();
+  sys.str("short").integer(info.short_size).str("int").integer(info.int_size).str("long").integer(info.long_size);
+  sys.setitems().setitems().stop();
+  return legacy_magic() + PickleWriter().proto(2).integer(protocol_version).stop().bytes() + sys.bytes();
+}
+
+inline std::string key_list_pickle(const std::vector<std::string>& keys) {
+  PickleWriter p;
+  p.proto(2).op(']').mark();
+  for (const std::string& key : keys) p.str(key);
+  return p.op('e').stop().bytes();
+}
+
+// One storage of the storage section: its element count, then its bytes.
+inline std::string storage_record(uint64_t count, const std::string& bytes) {
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((count >> (8 * i)) & 0xff);
+  return out + bytes;
+}
+
+struct LegacyStorage {
+  std::string key;
+  uint64_t count;  // elements
+  std::string bytes;
+};
+
+// A whole legacy file: the key list names `storages` in their order.
+inline std::string make_legacy(const std::string& object_pickle, const std::vector<LegacyStorage>& storages,
+                               const std::string& preamble = legacy_preamble()) {
+  std::vector<std::string> keys;
+  std::string records;
+  for (const LegacyStorage& s : storages) {
+    keys.push_back(s.key);
+    records += storage_record(s.count, s.bytes);
+  }
+  return preamble + object_pickle + key_list_pickle(keys) + records;
+}
 
 template <class T>
 std::string raw_bytes(const std::vector<T>& values) {

@@ -1,5 +1,6 @@
-// Reading weights: the upstream fixture checkpoint, checkpoints assembled
-// here byte by byte (shared storages, offsets, strides, f16/bf16, protocol 4),
+// Reading weights: the upstream fixture checkpoints (ruCLIP v2's zip, v1's in
+// the zip and the legacy format), checkpoints assembled here byte by byte
+// (shared storages, offsets, strides, f16/bf16, protocol 4, legacy format),
 // TensorData conversions and the safetensors round trip.
 #include <gtest/gtest.h>
 #include <zip.h>
@@ -21,6 +22,8 @@
 #include "test_util.h"
 
 using checkpoint_test::Entries;
+using checkpoint_test::LegacyStorage;
+using checkpoint_test::make_legacy;
 using checkpoint_test::make_zip;
 using checkpoint_test::PickleWriter;
 using checkpoint_test::raw_bytes;
@@ -45,10 +48,11 @@ struct TensorSpec {
 };
 
 // A state dict pickled the way torch.save does it (protocol 2, OrderedDict
-// with a `_metadata` attribute set by BUILD, memoized globals).
-std::string state_dict_pickle(const std::vector<TensorSpec>& tensors) {
+// with a `_metadata` attribute set by BUILD, memoized globals); with the
+// legacy format's persistent ids when `legacy`.
+std::string state_dict_pickle(const std::vector<TensorSpec>& tensors, bool legacy = false) {
   PickleWriter p;
-  p.proto(2).global("collections", "OrderedDict").binput(0).empty_tuple().reduce().binput(1).mark();
+  p.legacy(legacy).proto(2).global("collections", "OrderedDict").binput(0).empty_tuple().reduce().binput(1).mark();
   bool rebuild_memoized = false;
   for (const TensorSpec& t : tensors) {
     p.str(t.name);
@@ -329,6 +333,174 @@ TEST(HandmadeCheckpoint, EmptyTensorAndEmptyStateDict) {
 }
 
 // ---------------------------------------------------------------------------
+// ruCLIP v1 (issue #16): ViT-B32-small.pt in torch's zip format and in the
+// legacy format of torch < 1.6, which 2021-era checkpoints may use.
+
+std::string v1_path(const std::string& folder) { return ruclip_test::data_dir() + "/" + folder + "/ViT-B32-small.pt"; }
+
+const StateDict& v1_zip() {
+  static const StateDict dict = ruclip::read_torch_checkpoint(v1_path("ruclip-v1-tiny"));
+  return dict;
+}
+
+const StateDict& v1_legacy() {
+  static const StateDict dict = ruclip::read_torch_checkpoint(v1_path("ruclip-v1-tiny-legacy"));
+  return dict;
+}
+
+// Row-major contiguous, offset 0, alone in a storage of exactly its size:
+// how torch.save writes the tensors of a state_dict().
+void expect_whole_storage(const TensorData& t, const std::string& name) {
+  ASSERT_TRUE(t.storage) << name;
+  EXPECT_EQ(t.offset, 0) << name;
+  EXPECT_EQ(t.contiguous_data(), t.storage->data()) << name;
+  EXPECT_EQ(t.storage->size(), static_cast<size_t>(t.numel()) * ruclip::dtype_size(t.dtype)) << name;
+  // Read straight into a buffer of the reader's own (no copy held elsewhere).
+  EXPECT_NE(t.storage->writable_data(), nullptr) << name;
+}
+
+// GPT-2's buffers (README "State dict"): a lower-triangular uint8 causal mask
+// and the float32 scalar -10000 that replaces masked scores.
+void expect_gpt2_buffers(const StateDict& dict) {
+  for (const char* block : {"text_encoder.model.h.0.attn.", "text_encoder.model.h.1.attn."}) {
+    const TensorData& mask = dict.at(std::string(block) + "bias");
+    ASSERT_EQ(mask.shape, (std::vector<int64_t>{1, 1, 32, 32})) << block;
+    const std::vector<float> m = mask.to_float();
+    for (int i = 0; i < 32; ++i)
+      for (int j = 0; j < 32; ++j) ASSERT_EQ(m[i * 32 + j], j <= i ? 1.0f : 0.0f) << block << " " << i << "," << j;
+    const TensorData& masked = dict.at(std::string(block) + "masked_bias");
+    EXPECT_TRUE(masked.shape.empty());
+    EXPECT_EQ(masked.to_float(), std::vector<float>{-10000.0f}) << block;
+  }
+  EXPECT_EQ(dict.at("logit_scale").to_float(), std::vector<float>{2.6592600345611572f});
+}
+
+TEST(V1Checkpoint, ZipFileMatchesProvenance) {
+  const nlohmann::json provenance =
+      nlohmann::json::parse(ruclip_test::read_file(ruclip_test::data_dir() + "/ruclip-v1-tiny/provenance.json"));
+  const nlohmann::json& listed = provenance.at("state_dict");  // name: [dtype, shape]
+  const StateDict& dict = v1_zip();
+  ASSERT_EQ(dict.size(), listed.size());
+  int bytes_tensors = 0, scalars = 0;
+  for (const auto& [name, entry] : listed.items()) {
+    auto it = dict.find(name);
+    ASSERT_NE(it, dict.end()) << name;
+    const TensorData& t = it->second;
+    const std::string dtype = entry.at(0);
+    ASSERT_TRUE(dtype == "float32" || dtype == "uint8") << name << ": " << dtype;
+    EXPECT_EQ(t.dtype, dtype == "uint8" ? DType::U8 : DType::F32) << name;
+    EXPECT_EQ(t.shape, entry.at(1).get<std::vector<int64_t>>()) << name;
+    expect_whole_storage(t, name);
+    bytes_tensors += dtype == "uint8";
+    scalars += t.shape.empty();
+  }
+  // What this test is for: ByteStorage tensors and 0-dim tensors are there.
+  EXPECT_EQ(bytes_tensors, 2);
+  EXPECT_EQ(scalars, 3);  // logit_scale and two masked_bias
+  expect_gpt2_buffers(dict);
+}
+
+TEST(V1Checkpoint, LegacyFileGivesTheSameTensors) {
+  const StateDict& zip = v1_zip();
+  const StateDict& legacy = v1_legacy();
+  // The two files really are different formats.
+  EXPECT_EQ(ruclip_test::read_file(v1_path("ruclip-v1-tiny")).substr(0, 4), "PK\x03\x04");
+  EXPECT_EQ(ruclip_test::read_file(v1_path("ruclip-v1-tiny-legacy")).substr(0, 2), "\x80\x02");
+  ASSERT_EQ(legacy.size(), zip.size());
+  for (const auto& [name, t] : zip) {
+    auto it = legacy.find(name);
+    ASSERT_NE(it, legacy.end()) << name;
+    const TensorData& l = it->second;
+    EXPECT_EQ(l.dtype, t.dtype) << name;
+    EXPECT_EQ(l.shape, t.shape) << name;
+    EXPECT_EQ(l.strides, t.strides) << name;
+    EXPECT_EQ(l.contiguous_bytes(), t.contiguous_bytes()) << name;
+    expect_whole_storage(l, name);
+  }
+  expect_gpt2_buffers(legacy);
+}
+
+TEST(V1Checkpoint, LegacyFromMemoryEqualsFromFile) {
+  const std::string bytes = ruclip_test::read_file(v1_path("ruclip-v1-tiny-legacy"));
+  const StateDict dict = load(bytes);
+  ASSERT_EQ(dict.size(), v1_legacy().size());
+  for (const auto& [name, t] : v1_legacy()) {
+    const TensorData& other = dict.at(name);
+    EXPECT_EQ(other.dtype, t.dtype) << name;
+    EXPECT_EQ(other.shape, t.shape) << name;
+    EXPECT_EQ(*other.storage, *t.storage) << name;
+  }
+}
+
+// The handmade storages as the legacy format's storage section: in key
+// order (torch sorts the keys), counts in elements.
+std::vector<LegacyStorage> legacy_storages(const std::vector<TensorSpec>& specs,
+                                           const std::map<std::string, std::string>& storages) {
+  std::vector<LegacyStorage> out;
+  for (const auto& [key, bytes] : storages)
+    for (const TensorSpec& t : specs)
+      if (t.key == key) {
+        out.push_back({key, static_cast<uint64_t>(t.storage_numel), bytes});
+        break;
+      }
+  return out;
+}
+
+TEST(LegacyCheckpoint, SharedStoragesOffsetsStridesAndDtypes) {
+  const std::string file = make_legacy(state_dict_pickle(handmade_specs(), /*legacy=*/true),
+                                       legacy_storages(handmade_specs(), handmade_storages()));
+  expect_handmade_values(load(file));
+  const std::string dir = ruclip_test::make_temp_dir();
+  ruclip_test::write_file(dir + "/model.pt", file);
+  expect_handmade_values(ruclip::read_torch_checkpoint(dir + "/model.pt"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(LegacyCheckpoint, PicklesLargerThanTheFirstPieceReadFromAFile) {
+  // Names of 100 000 bytes: the pickles outgrow the 64 KiB the reader starts with.
+  std::vector<TensorSpec> specs;
+  for (int i = 0; i < 3; ++i)
+    specs.push_back({std::string(100000, static_cast<char>('a' + i)), "FloatStorage", std::to_string(i), 2, 0, {2}, {1}});
+  const std::string file =
+      make_legacy(state_dict_pickle(specs, true), {{"0", 2, raw_bytes<float>({1, 2})},
+                                                  {"1", 2, raw_bytes<float>({3, 4})},
+                                                  {"2", 2, raw_bytes<float>({5, 6})}});
+  ASSERT_GT(file.size(), 300000u);
+  const std::string dir = ruclip_test::make_temp_dir();
+  ruclip_test::write_file(dir + "/model.pt", file);
+  for (const StateDict& dict : {ruclip::read_torch_checkpoint(dir + "/model.pt"), load(file)}) {
+    ASSERT_EQ(dict.size(), 3u);
+    EXPECT_EQ(dict.at(std::string(100000, 'a')).to_float(), (std::vector<float>{1, 2}));
+    EXPECT_EQ(dict.at(std::string(100000, 'c')).to_float(), (std::vector<float>{5, 6}));
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(LegacyCheckpoint, StorageViewsOfTorchBefore04) {
+  // ('storage', FloatStorage, '0', 'cpu', 12, ('v', 4, 6)): elements 4..9 of storage '0' as storage 'v'.
+  PickleWriter p;
+  p.legacy().proto(2).empty_dict().mark();
+  p.str("in_view").global("torch._utils", "_rebuild_tensor_v2").mark();
+  p.storage_view("FloatStorage", "0", 12, "v", 4, 6).integer(1).ints({2, 2}).ints({3, 1}).op(0x89).empty_dict().tuple().reduce();
+  p.str("whole").global("torch._utils", "_rebuild_tensor_v2").mark();
+  p.storage("FloatStorage", "0", 12).integer(0).ints({12}).ints({1}).op(0x89).empty_dict().tuple().reduce();
+  p.setitems().stop();
+  const StateDict dict = load(make_legacy(p.bytes(), {{"0", 12, raw_bytes<float>({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11})}}));
+  // view elements 1, 2, 4, 5: storage elements 5, 6, 8, 9
+  EXPECT_EQ(dict.at("in_view").to_float(), (std::vector<float>{5, 6, 8, 9}));
+  EXPECT_EQ(dict.at("in_view").offset, 5);
+  EXPECT_EQ(dict.at("whole").to_float().size(), 12u);
+  EXPECT_EQ(dict.at("in_view").storage, dict.at("whole").storage);  // one buffer, read once
+}
+
+TEST(LegacyCheckpoint, EmptyStateDictAndEmptyStorage) {
+  EXPECT_TRUE(load(make_legacy(state_dict_pickle({}, true), {})).empty());
+  const StateDict dict =
+      load(make_legacy(state_dict_pickle({{"e", "FloatStorage", "0", 0, 0, {0, 5}, {5, 1}}}, true), {{"0", 0, ""}}));
+  EXPECT_EQ(dict.at("e").numel(), 0);
+}
+
+// ---------------------------------------------------------------------------
 // TensorData.
 
 TensorData make_tensor(DType dtype, const std::string& bytes, std::vector<int64_t> shape,
@@ -502,6 +674,25 @@ TEST(CheckpointFromCPythonPickler, FuzzSeedsLoad) {
     EXPECT_EQ(dict.at("bf16").to_float(), (std::vector<float>{1.0f, 2.0f}));
     EXPECT_EQ(dict.at("scale").to_float(), (std::vector<float>{8.0f}));
     EXPECT_TRUE(dict.at("scale").shape.empty());
+    EXPECT_EQ(dict.at("a.weight").storage, dict.at("a.t").storage);
+  }
+}
+
+// The same state dict in the legacy format (LegacyPickler in make_seeds.py),
+// protocol 2 and 4 (whose pickles, the magic number's too, start with FRAME).
+TEST(CheckpointFromCPythonPickler, LegacyFuzzSeedsLoad) {
+  const std::string corpus = std::string(RUCLIP_TEST_DATA) + "/../fuzz/corpus/checkpoint/";
+  const auto zip = ruclip::read_torch_checkpoint(corpus + "state_dict_p2.bin");
+  for (const char* name : {"legacy_p2.bin", "legacy_p4.bin"}) {
+    const std::string bytes = ruclip_test::read_file(corpus + name);
+    ASSERT_EQ(static_cast<uint8_t>(bytes[0]), 0x80) << name;
+    const auto dict = ruclip::read_torch_checkpoint(corpus + name);
+    ASSERT_EQ(dict.size(), zip.size()) << name;
+    for (const auto& [key, t] : zip) {
+      EXPECT_EQ(dict.at(key).shape, t.shape) << name << " " << key;
+      EXPECT_EQ(dict.at(key).to_float(), t.to_float()) << name << " " << key;
+    }
+    EXPECT_EQ(dict.at("a.t").offset, 1);
     EXPECT_EQ(dict.at("a.weight").storage, dict.at("a.t").storage);
   }
 }

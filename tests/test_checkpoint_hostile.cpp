@@ -1,5 +1,6 @@
 // Hostile weight files: pickles that try to import or build things, broken
-// and lying zip archives, tensor views outside their storage, bad safetensors.
+// and lying zip archives, broken legacy (torch < 1.6) files, tensor views
+// outside their storage, bad safetensors.
 // Each must end in a ruclip::Error whose message names the file and the
 // reason; none may crash, execute anything or allocate what it claims.
 #include <gtest/gtest.h>
@@ -20,9 +21,16 @@
 #include "test_util.h"
 
 using checkpoint_test::Entries;
+using checkpoint_test::key_list_pickle;
+using checkpoint_test::legacy_preamble;
+using checkpoint_test::make_legacy;
 using checkpoint_test::make_zip;
+using checkpoint_test::storage_record;
+using checkpoint_test::SysInfo;
 using checkpoint_test::PickleWriter;
 using checkpoint_test::raw_bytes;
+
+using ruclip_test::error_of;
 
 namespace {
 
@@ -88,18 +96,6 @@ void patch_sizes(std::string& zip, const std::string& name, uint32_t compressed,
   put_u32(zip, central + 24, uncompressed);
   put_u32(zip, local + 18, compressed);
   put_u32(zip, local + 22, uncompressed);
-}
-
-// The message of the ruclip::Error `fn` throws; a test failure if it throws none.
-template <class Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const ruclip::Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no ruclip::Error thrown";
-  return "";
 }
 
 std::string load_error(const std::string& zip_bytes) {
@@ -516,6 +512,302 @@ TEST(HostileZip, MutatedPicklesNeverCrash) {
   }
   EXPECT_GT(refused, 0);
   EXPECT_GT(loaded, 0);  // e.g. a changed tensor name or element count still within bounds
+}
+
+// ---------------------------------------------------------------------------
+// The legacy format (torch < 1.6): five pickles, then the storages.
+
+const std::string& legacy_fixture() {
+  static const std::string bytes =
+      ruclip_test::read_file(ruclip_test::data_dir() + "/ruclip-v1-tiny-legacy/ViT-B32-small.pt");
+  return bytes;
+}
+
+// Where the fixture's storage section starts (after its key list pickle;
+// pickletools.dis), and its first storage: '456889184', logit_scale's one float.
+constexpr size_t kFixtureStorages = 14479;
+
+// {name: tensor} with legacy persistent ids.
+std::string legacy_one_tensor(const std::string& name, const std::string& key, int64_t storage_numel, int64_t offset,
+                              const std::vector<int64_t>& shape, const std::vector<int64_t>& strides) {
+  PickleWriter p;
+  p.legacy().proto(2).global("collections", "OrderedDict").op(')').op('R');
+  p.str(name).global("torch._utils", "_rebuild_tensor_v2").mark().storage("FloatStorage", key, storage_numel);
+  p.integer(offset).ints(shape).ints(strides).op(0x89).global("collections", "OrderedDict").op(')').op('R');
+  p.op('t').op('R').op('s').stop();
+  return p.bytes();
+}
+
+// Two tensors on storages '0' and '1' (4 floats each), and their records.
+std::string two_storage_pickle() {
+  PickleWriter p;
+  p.legacy().proto(2).op('}').mark();
+  for (const char* key : {"0", "1"}) {
+    p.str(std::string("w") + key).global("torch._utils", "_rebuild_tensor_v2").mark().storage("FloatStorage", key, 4);
+    p.integer(0).ints({4}).ints({1}).op(0x89).op('}').op('t').op('R');
+  }
+  p.op('u').stop();
+  return p.bytes();
+}
+const std::string kFour = storage_record(4, raw_bytes<float>({1, 2, 3, 4}));
+
+// Something code-running, as pickle.loads would call it: module.name("touch <marker>").
+std::string evil_pickle(const std::string& module, const std::string& name, const std::string& marker) {
+  return PickleWriter().proto(2).global(module, name).mark().str("touch " + marker).op('t').op('R').stop().bytes();
+}
+
+TEST(HostileLegacy, ForbiddenGlobalsAreNamedNeverCalled) {
+  const std::string dir = ruclip_test::make_temp_dir();
+  const std::string marker = dir + "/executed";
+  const std::string preamble = legacy_preamble();
+  const std::vector<std::pair<std::string, std::string>> globals = {
+      {"os", "system"},       {"builtins", "eval"}, {"torch", "load"}, {"posix", "system"},
+      {"subprocess", "Popen"}, {"copyreg", "_reconstructor"}, {"torch.serialization", "_legacy_load"}};
+  for (const auto& [module, name] : globals) {
+    const std::string evil = evil_pickle(module, name, marker);
+    const std::string global = "forbidden global '" + module + "." + name + "'";
+    // As the object, as sys_info, as the storage key list: every pickle is restricted.
+    EXPECT_EQ(load_error(preamble + evil + key_list_pickle({})),
+              "hostile.bin: object pickle: " + global + " at byte " + std::to_string(preamble.size() + 2));
+    const std::string no_sys_info = checkpoint_test::legacy_magic() + PickleWriter().proto(2).integer(1001).stop().bytes();
+    EXPECT_EQ(load_error(no_sys_info + evil),
+              "hostile.bin: sys_info pickle: " + global + " at byte " + std::to_string(no_sys_info.size() + 2));
+    const std::string object = legacy_one_tensor("w", "0", 1, 0, {}, {});
+    EXPECT_EQ(load_error(preamble + object + evil),
+              "hostile.bin: storage key list pickle: " + global + " at byte " +
+                  std::to_string(preamble.size() + object.size() + 2));
+  }
+  EXPECT_FALSE(std::filesystem::exists(marker));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(HostileLegacy, ForbiddenGlobalInsideTheRealFile) {
+  // The fixture's first _rebuild_tensor_v2 (byte 189) swapped for posix.system.
+  std::string bytes = legacy_fixture();
+  const std::string rebuild = "ctorch._utils\n_rebuild_tensor_v2\n";
+  ASSERT_EQ(bytes.find(rebuild), 189u);
+  bytes.replace(189, rebuild.size(), "cposix\nsystem\n");
+  EXPECT_EQ(load_error(bytes), "hostile.bin: object pickle: forbidden global 'posix.system' at byte 189");
+  // On disk, naming the path.
+  const std::string dir = ruclip_test::make_temp_dir();
+  ruclip_test::write_file(dir + "/evil.pt", bytes);
+  EXPECT_EQ(error_of([&] { ruclip::read_torch_checkpoint(dir + "/evil.pt"); }),
+            dir + "/evil.pt: object pickle: forbidden global 'posix.system' at byte 189");
+  std::filesystem::remove_all(dir);
+}
+
+TEST(HostileLegacy, MagicNumberAndProtocolVersion) {
+  std::string bytes = legacy_fixture();
+  bytes[8] = static_cast<char>(bytes[8] ^ 1);  // inside the magic number
+  const std::string not_magic =
+      "hostile.bin: starts like a pickle but not with torch.save's magic number: not a legacy torch checkpoint "
+      "(or a corrupted one)";
+  EXPECT_EQ(load_error(bytes), not_magic);
+  EXPECT_EQ(load_error("\x80\x02K\x01."), not_magic);           // a pickle of 1
+  EXPECT_EQ(load_error("\x80\x01\x8a\x0al\xfc"), not_magic);   // protocol 1 has no LONG1
+  EXPECT_EQ(load_error("\x80"), "hostile.bin: truncated legacy torch.save file (1 bytes)");
+  EXPECT_EQ(load_error(legacy_fixture().substr(0, 9)), "hostile.bin: truncated legacy torch.save file (9 bytes)");
+
+  const std::string magic = checkpoint_test::legacy_magic();
+  EXPECT_EQ(load_error(legacy_preamble({}, 1002)),
+            "hostile.bin: legacy protocol version 1002 is not supported (expected 1001)");
+  EXPECT_EQ(load_error(magic + PickleWriter().proto(2).str("1001").stop().bytes()),
+            "hostile.bin: protocol version is a str, not an int");
+  EXPECT_EQ(load_error(magic), "hostile.bin: protocol version pickle: truncated pickle (no STOP opcode) at byte 15");
+}
+
+TEST(HostileLegacy, SysInfo) {
+  SysInfo big_endian;
+  big_endian.little_endian = false;
+  const std::string object = legacy_one_tensor("w", "0", 1, 0, {}, {});
+  EXPECT_EQ(load_error(make_legacy(object, {{"0", 1, raw_bytes<float>({1})}}, legacy_preamble(big_endian))),
+            "hostile.bin: big-endian checkpoint (sys_info little_endian is False) is not supported");
+  SysInfo long8;
+  long8.long_size = 8;
+  EXPECT_EQ(load_error(legacy_preamble(long8)), "hostile.bin: sys_info type_sizes 'long' is 8, expected 4");
+  SysInfo int2;
+  int2.int_size = 2;
+  EXPECT_EQ(load_error(legacy_preamble(int2)), "hostile.bin: sys_info type_sizes 'int' is 2, expected 4");
+  SysInfo other_version;
+  other_version.protocol_version = 7;
+  EXPECT_EQ(load_error(legacy_preamble(other_version)), "hostile.bin: sys_info protocol_version is not 1001");
+
+  const std::string head = checkpoint_test::legacy_magic() + PickleWriter().proto(2).integer(1001).stop().bytes();
+  EXPECT_EQ(load_error(head + PickleWriter().proto(2).op(']').stop().bytes()),
+            "hostile.bin: sys_info is a list, not a dict");
+  PickleWriter no_sizes;
+  no_sizes.proto(2).op('}').mark().str("protocol_version").integer(1001).str("little_endian").op(0x88).op('u').stop();
+  EXPECT_EQ(load_error(head + no_sizes.bytes()), "hostile.bin: sys_info has no 'type_sizes'");
+  PickleWriter int_order;
+  int_order.proto(2).op('}').mark().str("protocol_version").integer(1001).str("little_endian").integer(1).op('u').stop();
+  EXPECT_EQ(load_error(head + int_order.bytes()), "hostile.bin: sys_info little_endian is a int, not a bool");
+}
+
+TEST(HostileLegacy, TruncatedFile) {
+  const std::string& full = legacy_fixture();
+  // Inside the pickles.
+  for (size_t cut = 1; cut < kFixtureStorages; cut += 97) {
+    const std::string message = load_error(full.substr(0, cut));
+    EXPECT_EQ(message.rfind("hostile.bin: ", 0), 0u) << "cut " << cut << ": " << message;
+    EXPECT_CONTAINS(message, "truncated");
+  }
+  // A BINUNICODE at byte 4981 (pickletools.dis) runs past the cut.
+  EXPECT_EQ(load_error(full.substr(0, 5000)), "hostile.bin: object pickle: truncated pickle at byte 4981");
+  EXPECT_EQ(load_error(full.substr(0, kFixtureStorages - 1)),
+            "hostile.bin: storage key list pickle: truncated pickle (no STOP opcode) at byte 14478");
+  // In the storage section.
+  EXPECT_EQ(load_error(full.substr(0, kFixtureStorages)),
+            "hostile.bin: truncated in the storage section: no element count for storage '456889184' (1 of 73) at "
+            "byte 14479");
+  EXPECT_EQ(load_error(full.substr(0, kFixtureStorages + 10)),
+            "hostile.bin: storage '456889184': its element count at byte 14479 says 1 F32 elements, but only 2 bytes "
+            "of the file follow (truncated in the storage section, or a bad count)");
+  for (size_t cut = kFixtureStorages + 1; cut < full.size(); cut += 4099)
+    EXPECT_CONTAINS(load_error(full.substr(0, cut)), "truncated in the storage section");
+  // The last storage holds 2560 floats (10240 bytes).
+  EXPECT_CONTAINS(load_error(full.substr(0, full.size() - 1)),
+                  "says 2560 F32 elements, but only 10239 bytes of the file follow (truncated");
+  // On disk (read in pieces), naming the path.
+  const std::string dir = ruclip_test::make_temp_dir();
+  for (size_t cut : {size_t{5000}, kFixtureStorages + 10, full.size() - 1}) {
+    ruclip_test::write_file(dir + "/cut.pt", full.substr(0, cut));
+    const std::string message = error_of([&] { ruclip::read_torch_checkpoint(dir + "/cut.pt"); });
+    EXPECT_EQ(message, dir + "/cut.pt" + load_error(full.substr(0, cut)).substr(std::string("hostile.bin").size()));
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(HostileLegacy, ElementCountsAndTrailingBytes) {
+  const std::string& full = legacy_fixture();
+  const std::string left = std::to_string(full.size() - kFixtureStorages - 8);
+  for (uint64_t count : {uint64_t{1} << 40, uint64_t{1} << 62, ~uint64_t{0}}) {
+    std::string bytes = full;
+    bytes.replace(kFixtureStorages, 8, storage_record(count, ""));
+    EXPECT_EQ(load_error(bytes), "hostile.bin: storage '456889184': its element count at byte 14479 says " +
+                                     std::to_string(count) + " F32 elements, but only " + left +
+                                     " bytes of the file follow (truncated in the storage section, or a bad count)");
+  }
+  std::string zero = full;
+  zero.replace(kFixtureStorages, 8, storage_record(0, ""));
+  EXPECT_EQ(load_error(zero), "hostile.bin: storage '456889184' holds 0 elements in the file, its persistent id claims 1");
+  EXPECT_EQ(load_error(full + "\x80"),
+            "hostile.bin: trailing garbage: 1 bytes after the last storage, from byte " + std::to_string(full.size()));
+
+  // 10^12 floats (4 TB) claimed by the persistent id: refused before any allocation.
+  const std::string huge = legacy_one_tensor("w", "0", 1000000000000, 0, {4}, {1});
+  EXPECT_EQ(load_error(make_legacy(huge, {{"0", 4, raw_bytes<float>({1, 2, 3, 4})}})),
+            "hostile.bin: storage '0' holds 4 elements in the file, its persistent id claims 1000000000000");
+  const std::string record_and_pid_agree = legacy_preamble() + huge + key_list_pickle({"0"}) + storage_record(1000000000000, "x");
+  EXPECT_CONTAINS(load_error(record_and_pid_agree),
+                  "hostile.bin: storage '0': its element count at byte " +
+                      std::to_string(record_and_pid_agree.size() - 9) +
+                      " says 1000000000000 F32 elements, but only 1 bytes of the file follow");
+  // numel * element size overflows 64 bits.
+  EXPECT_EQ(load_error(make_legacy(legacy_one_tensor("w", "0", int64_t{1} << 62, 0, {1}, {1}), {})),
+            "hostile.bin: storage '0' claims 4611686018427387904 F32 elements, more than 2^64 bytes");
+}
+
+TEST(HostileLegacy, StorageKeyList) {
+  const std::string preamble = legacy_preamble();
+  const std::string object = two_storage_pickle();
+  const std::string valid = preamble + object + key_list_pickle({"0", "1"}) + kFour + kFour;
+  EXPECT_EQ(ruclip::read_torch_checkpoint(reinterpret_cast<const uint8_t*>(valid.data()), valid.size(), "valid.pt").size(), 2u);
+  EXPECT_EQ(load_error(preamble + object + key_list_pickle({"0", "0", "1"}) + kFour + kFour + kFour),
+            "hostile.bin: storage '0' is listed twice in the storage key list");
+  EXPECT_EQ(load_error(preamble + object + key_list_pickle({"0"}) + kFour),
+            "hostile.bin: storage '1' is not in the storage key list: its bytes are missing");
+  EXPECT_EQ(load_error(preamble + object + key_list_pickle({"0", "1", "2"}) + kFour + kFour + kFour),
+            "hostile.bin: storage key list names storage '2', which nothing in the object pickle uses");
+  EXPECT_EQ(load_error(preamble + object + PickleWriter().proto(2).op('}').stop().bytes()),
+            "hostile.bin: storage key list is a dict, not a list");
+  EXPECT_EQ(load_error(preamble + object + PickleWriter().proto(2).op(']').integer(0).op('a').stop().bytes()),
+            "hostile.bin: storage key list holds a int, not a str");
+  // One storage short: the records run out.
+  EXPECT_EQ(load_error(preamble + object + key_list_pickle({"0", "1"}) + kFour),
+            "hostile.bin: truncated in the storage section: no element count for storage '1' (2 of 2) at byte " +
+                std::to_string(preamble.size() + object.size() + key_list_pickle({"0", "1"}).size() + kFour.size()));
+}
+
+TEST(HostileLegacy, PersistentIdsViewsAndClaims) {
+  const std::vector<checkpoint_test::LegacyStorage> four = {{"0", 4, raw_bytes<float>({1, 2, 3, 4})}};
+  // Views checked against their storages, as in the zip format.
+  EXPECT_EQ(load_error(make_legacy(legacy_one_tensor("w", "0", 4, 0, {2, 3}, {3, 1}), four)),
+            "hostile.bin: tensor 'w' reaches element 5 of storage '0' which holds 4");
+  EXPECT_EQ(load_error(make_legacy(legacy_one_tensor("w", "0", 4, -1, {2}, {1}), four)),
+            "hostile.bin: tensor 'w' has a negative storage offset (-1)");
+  EXPECT_EQ(load_error(make_legacy(legacy_one_tensor("w", "0", 4, 0, {1000000}, {0}), four)),
+            "hostile.bin: tensor 'w' has 1000000 elements, more than the 4 of storage '0' (overlapping views are "
+            "not supported)");
+
+  // The zip format's 5-tuple is not a legacy persistent id.
+  PickleWriter five;
+  five.proto(2).storage("FloatStorage", "0", 4).stop();
+  EXPECT_EQ(load_error(make_legacy(five.bytes(), four)),
+            "hostile.bin: object pickle: unsupported persistent id (expected ('storage', type, root_key, location, "
+            "numel, view)) at byte " + std::to_string(legacy_preamble().size() + 52));  // its BINPERSID
+  PickleWriter bad_view;
+  bad_view.legacy().proto(2).mark().str("storage").global("torch", "FloatStorage").str("0").str("cpu").integer(4);
+  bad_view.mark().str("v").integer(-1).integer(2).op('t').op('t').op('Q').stop();
+  EXPECT_CONTAINS(load_error(make_legacy(bad_view.bytes(), four)),
+                  "hostile.bin: object pickle: persistent id has a bad storage view (expected None or (key, offset, numel))");
+
+  // Storage views (torch < 0.4) stay inside their storage; a tensor inside its view.
+  auto view_tensor = [](int64_t view_offset, int64_t view_numel, int64_t offset, std::vector<int64_t> shape) {
+    PickleWriter p;
+    p.legacy().proto(2).op('}').str("w").global("torch._utils", "_rebuild_tensor_v2").mark();
+    p.storage_view("FloatStorage", "0", 4, "v", view_offset, view_numel).integer(offset).ints(shape).ints({1});
+    p.op(0x89).op('}').op('t').op('R').op('s').stop();
+    return p.bytes();
+  };
+  EXPECT_EQ(ruclip::read_torch_checkpoint(reinterpret_cast<const uint8_t*>(make_legacy(view_tensor(1, 3, 1, {2}), four).data()),
+                                          make_legacy(view_tensor(1, 3, 1, {2}), four).size(), "ok.pt")
+                .at("w")
+                .to_float(),
+            (std::vector<float>{3, 4}));
+  EXPECT_EQ(load_error(make_legacy(view_tensor(2, 3, 0, {1}), four)),
+            "hostile.bin: view 'v' of storage '0' (elements 2 + 3) reaches past its 4 elements");
+  EXPECT_EQ(load_error(make_legacy(view_tensor(0, 2, 1, {2}), four)),
+            "hostile.bin: tensor 'w' reaches element 2 of view 'v' of storage '0' which holds 2");
+
+  // One storage claimed with two sizes.
+  PickleWriter two_claims;
+  two_claims.legacy().proto(2).op('}').mark();
+  for (int64_t numel : {4, 8}) {
+    two_claims.str("w" + std::to_string(numel)).global("torch._utils", "_rebuild_tensor_v2").mark();
+    two_claims.storage("FloatStorage", "0", numel).integer(0).ints({4}).ints({1}).op(0x89).op('}').op('t').op('R');
+  }
+  two_claims.op('u').stop();
+  EXPECT_EQ(load_error(make_legacy(two_claims.bytes(), four)),
+            "hostile.bin: storage '0' is claimed as 4 F32 and as 8 F32 elements");
+}
+
+// Every single-byte change and every truncation of a small legacy file
+// either loads or fails with a ruclip::Error: no crash, no other exception.
+TEST(HostileLegacy, MutatedFilesNeverCrash) {
+  const std::string file = make_legacy(two_storage_pickle(), {{"0", 4, raw_bytes<float>({1, 2, 3, 4})},
+                                                              {"1", 4, raw_bytes<float>({5, 6, 7, 8})}});
+  int loaded = 0, refused = 0;
+  auto attempt = [&](const std::string& bytes) {
+    try {
+      const StateDict dict =
+          ruclip::read_torch_checkpoint(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), "mutated.pt");
+      for (const auto& [name, t] : dict) t.to_float();
+      ++loaded;
+    } catch (const ruclip::Error& e) {
+      EXPECT_EQ(std::string(e.what()).rfind("mutated.pt: ", 0), 0u) << e.what();
+      ++refused;
+    }
+  };
+  for (size_t i = 0; i < file.size(); ++i) {
+    for (uint8_t flip : {0x01, 0x10, 0x80, 0xff}) {
+      std::string mutated = file;
+      mutated[i] = static_cast<char>(mutated[i] ^ flip);
+      attempt(mutated);
+    }
+  }
+  EXPECT_GT(loaded, 0);  // e.g. a changed name or float
+  for (size_t cut = 1; cut < file.size(); ++cut) attempt(file.substr(0, cut));
+  EXPECT_GT(refused, static_cast<int>(file.size()));
 }
 
 // ---------------------------------------------------------------------------

@@ -1,9 +1,13 @@
 // Shared helpers for the test suite: where the data is, reading files and
 // the upstream golden outputs.
 #pragma once
+#include <gtest/gtest.h>
+
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include "ruclip/error.h"
 
 namespace ruclip_test {
 
@@ -18,6 +22,22 @@ const nlohmann::json& expected();
 std::string make_temp_dir();
 // Copies the tiny model folder to a temp dir, so a test can break one file.
 std::string copy_tiny_model();
+
+// what() of the ruclip::Error `f` throws; a test failure (and "") when it
+// throws nothing or something else.
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const ruclip::Error& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "threw a non-ruclip exception: " << e.what();
+    return {};
+  }
+  ADD_FAILURE() << "did not throw a ruclip::Error";
+  return {};
+}
 
 float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b);
 float cosine(const std::vector<float>& a, const std::vector<float>& b);

@@ -5,11 +5,14 @@
 // storage <archive>/data/<key>. data.pkl goes through a restricted unpickler
 // that executes nothing (checkpoint_pickle.cpp); every tensor view is then
 // checked against the bytes its storage really has (checkpoint_tensor.cpp).
-// This file: the zip archive (libzip) and the assembly of the state dict.
+// This file: the zip archive (libzip), the assembly of the state dict, and
+// telling the zip format from torch's legacy one (checkpoint_legacy.cpp) by
+// the file's first bytes.
 #include "ruclip/checkpoint.h"
 
 #include <zip.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 #include <filesystem>
@@ -58,7 +61,7 @@ std::string open_failure(int code, bool starts_like_zip) {
   const std::string detail = " (libzip: " + zip_error_text(code) + ")";
   if (code == ZIP_ER_INCONS || (code == ZIP_ER_NOZIP && starts_like_zip))
     return "truncated or corrupted zip archive" + detail;
-  if (code == ZIP_ER_NOZIP) return "not a zip archive" + detail;
+  if (code == ZIP_ER_NOZIP) return "not a zip archive nor a legacy torch.save file" + detail;
   return "cannot open as a zip archive" + detail;
 }
 
@@ -182,23 +185,11 @@ StateDict load_checkpoint(const ZipReader& zip, const std::string& origin) {
 
   const std::vector<uint8_t> pickle = zip.read(prefix + "data.pkl", kMaxPickleBytes);
   const detail::Pickle unpickled = detail::unpickle(pickle.data(), pickle.size(), origin + ": data.pkl");
-  const Value* root = unpickled.root;
-  if (root->kind != Kind::Dict)
-    fail(origin, std::string("data.pkl holds a ") + kind_name(root->kind) + ", not a state dict");
-  // Training scripts sometimes save {"state_dict": {...}} or {"model": {...}}.
-  if (root->entries.size() == 1) {
-    const auto& [key, value] = root->entries.front();
-    if (key->kind == Kind::String && (key->text == "state_dict" || key->text == "model") && value->kind == Kind::Dict)
-      root = value;
-  }
 
   StateDict dict;
   std::map<std::string, StoragePtr> storages;  // by key: each read once
-  for (const auto& [key, value] : root->entries) {
-    if (key->kind != Kind::String) fail(origin, std::string("state dict has a ") + kind_name(key->kind) + " key");
-    const std::string tensor_name = "tensor '" + printable(key->text) + "'";
-    if (value->kind != Kind::Tensor)
-      fail(origin, "state dict entry '" + printable(key->text) + "' is a " + kind_name(value->kind) + ", not a tensor");
+  for (const auto& [name, value] : detail::state_dict_tensors(unpickled.root, origin, "data.pkl")) {
+    const std::string tensor_name = "tensor '" + printable(name) + "'";
     const Value& storage = *value->storage;
     const std::string storage_name = "storage '" + printable(storage.text) + "'";
     const std::string entry = prefix + "data/" + storage.text;
@@ -226,32 +217,58 @@ StateDict load_checkpoint(const ZipReader& zip, const std::string& origin) {
     t.strides = value->strides;
     t.offset = value->offset;
     t.storage = bytes;
-    dict[key->text] = std::move(t);
+    dict[name] = std::move(t);
   }
   return dict;
 }
 
 }  // namespace
 
+namespace detail {
+
+std::vector<std::pair<std::string, const Value*>> state_dict_tensors(const Value* root, const std::string& origin,
+                                                                     const std::string& pickle_name) {
+  if (root->kind != Kind::Dict)
+    fail(origin, pickle_name + " holds a " + kind_name(root->kind) + ", not a state dict");
+  // Training scripts sometimes save {"state_dict": {...}} or {"model": {...}}.
+  if (root->entries.size() == 1) {
+    const auto& [key, value] = root->entries.front();
+    if (key->kind == Kind::String && (key->text == "state_dict" || key->text == "model") && value->kind == Kind::Dict)
+      root = value;
+  }
+  std::vector<std::pair<std::string, const Value*>> tensors;
+  for (const auto& [key, value] : root->entries) {
+    if (key->kind != Kind::String) fail(origin, std::string("state dict has a ") + kind_name(key->kind) + " key");
+    if (value->kind != Kind::Tensor)
+      fail(origin, "state dict entry '" + printable(key->text) + "' is a " + kind_name(value->kind) + ", not a tensor");
+    tensors.emplace_back(key->text, value);
+  }
+  return tensors;
+}
+
+}  // namespace detail
+
 StateDict read_torch_checkpoint(const std::string& path) {
   std::error_code ec;
   const uintmax_t size = std::filesystem::file_size(path, ec);
   if (ec) fail(path, "cannot open (" + ec.message() + ")");
   if (size == 0) fail(path, "empty file, not a zip archive");
+  // The format by content, not by name: both are called .pt, .pth or .bin.
+  uint8_t head[4] = {};
+  std::ifstream(path, std::ios::binary).read(reinterpret_cast<char*>(head), sizeof head);
+  const size_t head_size = static_cast<size_t>(std::min<uintmax_t>(size, sizeof head));
+  if (detail::starts_like_legacy(head, head_size)) return detail::read_legacy_checkpoint(path, size);
   int code = 0;
   // ZIP_CHECKCONS: compare local and central headers, which catches more corruption.
   zip_t* archive = zip_open(path.c_str(), ZIP_RDONLY | ZIP_CHECKCONS, &code);
-  if (!archive) {
-    uint8_t head[4] = {};
-    std::ifstream(path, std::ios::binary).read(reinterpret_cast<char*>(head), sizeof head);
-    fail(path, open_failure(code, starts_like_zip(head, sizeof head)));
-  }
+  if (!archive) fail(path, open_failure(code, starts_like_zip(head, head_size)));
   ZipReader zip(archive, size, path);
   return load_checkpoint(zip, path);
 }
 
 StateDict read_torch_checkpoint(const uint8_t* data, size_t size, const std::string& origin) {
   if (size == 0) fail(origin, "empty file, not a zip archive");
+  if (detail::starts_like_legacy(data, size)) return detail::read_legacy_checkpoint(data, size, origin);
   zip_error_t error;
   zip_error_init(&error);
   zip_source_t* source = zip_source_buffer_create(data, size, 0, &error);

@@ -1,6 +1,6 @@
 // The restricted unpickler (checkpoint_pickle.h): data.pkl of a torch.save
-// checkpoint to a tree of Values, refusing every global and opcode a state
-// dict does not need.
+// checkpoint (or a pickle of the legacy format) to a tree of Values, refusing
+// every global and opcode a state dict does not need.
 #include "checkpoint_pickle.h"
 
 #include <algorithm>
@@ -108,14 +108,14 @@ const AllowedGlobal kAllowedGlobals[] = {
 // take_arena() hands it over.
 class Unpickler {
  public:
-  Unpickler(const uint8_t* data, size_t size, std::string where)
-      : data_(data), size_(size), where_(std::move(where)) {}
+  Unpickler(const uint8_t* data, size_t size, std::string where, PersistentIds ids, size_t start)
+      : data_(data), size_(size), pos_(std::min(start, size)), where_(std::move(where)), ids_(ids) {}
 
   // Runs the pickle to its STOP and returns the value it built.
   Value* load() {
     for (;;) {
       op_pos_ = pos_;
-      if (pos_ >= size_) fail("truncated pickle (no STOP opcode)");
+      if (pos_ >= size_) fail_truncated("truncated pickle (no STOP opcode)", size_ + 1);
       const uint8_t code = data_[pos_++];
       switch (code) {
         // --- framing and end ---
@@ -126,7 +126,8 @@ class Unpickler {
         }
         case op::FRAME: {  // protocol 4 groups opcodes into frames for buffered reading; we hold it all
           const uint64_t length = read_u64();
-          if (length > size_ - pos_) fail("truncated pickle (frame of " + std::to_string(length) + " bytes)");
+          if (length > size_ - pos_)
+            fail_truncated("truncated pickle (frame of " + std::to_string(length) + " bytes)", needed(length));
           break;
         }
         case op::STOP: {  // the value on the stack is the result
@@ -309,10 +310,19 @@ class Unpickler {
 
 
   std::vector<std::unique_ptr<Value>> take_arena() { return std::move(arena_); }
+  size_t position() const { return pos_; }
 
  private:
   [[noreturn]] void fail(const std::string& reason) const {
     throw Error(where_ + ": " + reason + " at byte " + std::to_string(op_pos_));
+  }
+  // The pickle goes on past the bytes we have: it would need `needed_size`.
+  [[noreturn]] void fail_truncated(const std::string& reason, size_t needed_size) const {
+    throw PickleTruncated(where_ + ": " + reason + " at byte " + std::to_string(op_pos_), needed_size);
+  }
+  // The buffer size that `n` more bytes from here need, saturating.
+  size_t needed(uint64_t n) const {
+    return n > SIZE_MAX - pos_ ? SIZE_MAX : pos_ + static_cast<size_t>(n);
   }
 
   static std::string opcode_name(uint8_t code) {
@@ -336,7 +346,7 @@ class Unpickler {
   // --- reading the byte stream, bounds-checked ---
 
   const uint8_t* take(uint64_t n) {
-    if (n > size_ - pos_) fail("truncated pickle");
+    if (n > size_ - pos_) fail_truncated("truncated pickle", needed(n));
     const uint8_t* p = data_ + pos_;
     pos_ += static_cast<size_t>(n);
     return p;
@@ -366,7 +376,10 @@ class Unpickler {
   std::string read_line() {
     const size_t limit = std::min(size_ - pos_, kMaxGlobalLine + 1);
     const void* newline = std::memchr(data_ + pos_, '\n', limit);
-    if (!newline) fail(limit <= kMaxGlobalLine ? "truncated pickle" : "GLOBAL name too long");
+    if (!newline) {
+      if (limit > kMaxGlobalLine) fail("GLOBAL name too long");
+      fail_truncated("truncated pickle", needed(kMaxGlobalLine + 1));
+    }
     const size_t length = static_cast<const uint8_t*>(newline) - (data_ + pos_);
     std::string line(reinterpret_cast<const char*>(data_ + pos_), length);
     pos_ += length + 1;
@@ -506,11 +519,16 @@ class Unpickler {
     return out;
   }
 
-  // torch writes ('storage', storage_type, key, location, numel) per storage.
+  // torch writes ('storage', storage_type, key, location, numel) per storage,
+  // the legacy format ('storage', storage_type, root_key, location, numel,
+  // view_metadata).
   Value* persistent_load(const Value* pid) {
     const std::vector<Value*>& a = pid->items;
-    if (pid->kind != Kind::Tuple || a.size() != 5 || a[0]->kind != Kind::String || a[0]->text != "storage")
-      fail("unsupported persistent id (expected ('storage', type, key, location, numel))");
+    const bool legacy = ids_ == PersistentIds::Legacy;
+    if (pid->kind != Kind::Tuple || a.size() != (legacy ? 6u : 5u) || a[0]->kind != Kind::String ||
+        a[0]->text != "storage")
+      fail(legacy ? "unsupported persistent id (expected ('storage', type, root_key, location, numel, view))"
+                  : "unsupported persistent id (expected ('storage', type, key, location, numel))");
     if (a[1]->kind != Kind::Global || a[1]->callable != Callable::StorageType)
       fail("persistent id names no storage type");
     if (a[2]->kind != Kind::String || a[2]->text.empty() || a[2]->text.find('\0') != std::string::npos)
@@ -521,6 +539,17 @@ class Unpickler {
     s->dtype = a[1]->dtype;
     s->text = a[2]->text;
     s->storage_numel = a[4]->integer;
+    if (legacy && a[5]->kind != Kind::None) {
+      // (view_key, offset, numel), in elements: torch < 0.4 saved views of a storage this way.
+      const std::vector<Value*>& v = a[5]->items;
+      if (a[5]->kind != Kind::Tuple || v.size() != 3 || v[0]->kind != Kind::String || v[0]->text.empty() ||
+          v[0]->text.find('\0') != std::string::npos || v[1]->kind != Kind::Int || v[1]->integer < 0 ||
+          v[2]->kind != Kind::Int || v[2]->integer < 0)
+        fail("persistent id has a bad storage view (expected None or (key, offset, numel))");
+      s->view_key = v[0]->text;
+      s->view_offset = v[1]->integer;
+      s->view_numel = v[2]->integer;
+    }
     return s;
   }
 
@@ -529,6 +558,7 @@ class Unpickler {
   size_t pos_ = 0;
   size_t op_pos_ = 0;  // where the current opcode starts, for messages
   std::string where_;
+  PersistentIds ids_;
   std::vector<std::unique_ptr<Value>> arena_;
   std::vector<Value*> stack_;
   std::vector<size_t> marks_;  // stack sizes at each open MARK
@@ -554,10 +584,11 @@ const char* kind_name(Kind kind) {
   return "?";
 }
 
-Pickle unpickle(const uint8_t* data, size_t size, const std::string& where) {
-  Unpickler unpickler(data, size, where);
+Pickle unpickle(const uint8_t* data, size_t size, const std::string& where, PersistentIds ids, size_t start) {
+  Unpickler unpickler(data, size, where, ids, start);
   Pickle pickle;
   pickle.root = unpickler.load();
+  pickle.end = unpickler.position();
   pickle.arena = unpickler.take_arena();
   return pickle;
 }

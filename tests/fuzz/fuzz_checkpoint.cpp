@@ -1,4 +1,4 @@
-// pytorch_model.bin bytes -> zip reader + restricted unpickler.
+// pytorch_model.bin bytes -> zip or legacy-format reader + restricted unpickler.
 #include "fuzz_common.h"
 #include "ruclip/checkpoint.h"
 

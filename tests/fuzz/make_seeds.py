@@ -74,6 +74,31 @@ def checkpoint(tensors, storages, protocol=2):
     return out.getvalue()
 
 
+class LegacyPickler(pickle.Pickler):
+    """The persistent ids of torch.serialization._legacy_save (no storage views: torch >= 0.4)."""
+
+    def persistent_id(self, obj):
+        if isinstance(obj, Storage):
+            return ("storage", getattr(torch, obj.kind), obj.key, "cpu", obj.numel, None)
+        return None
+
+
+def legacy_checkpoint(tensors, storages, protocol=2):
+    """torch.save(..., _use_new_zipfile_serialization=False): five pickles, then each storage's count and bytes."""
+    state = collections.OrderedDict(tensors)
+    state._metadata = collections.OrderedDict({"": {"version": 1}})
+    out = io.BytesIO()
+    sys_info = {"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}}
+    for header in (0x1950A86A20F9469CFC6C, 1001, sys_info):
+        pickle.dump(header, out, protocol=protocol)
+    LegacyPickler(out, protocol=protocol).dump(state)
+    ordered = sorted(storages, key=lambda s: s.key)
+    pickle.dump([s.key for s in ordered], out, protocol=protocol)
+    for s in ordered:
+        out.write(struct.pack("<q", s.numel) + s.data)
+    return out.getvalue()
+
+
 def safetensors(tensors):
     header, data = {}, b""
     for name, (dtype, shape, raw) in tensors.items():
@@ -116,6 +141,8 @@ def main():
                "half": Tensor(s1, 0, [3], [1]), "bf16": Tensor(s2, 0, [2], [1]), "scale": Tensor(s0, 5, [], [])}
     write("checkpoint", "state_dict_p2.bin", checkpoint(tensors, [s0, s1, s2]))
     write("checkpoint", "state_dict_p4.bin", checkpoint(tensors, [s0, s1, s2], protocol=4))
+    write("checkpoint", "legacy_p2.bin", legacy_checkpoint(tensors, [s0, s1, s2]))
+    write("checkpoint", "legacy_p4.bin", legacy_checkpoint(tensors, [s0, s1, s2], protocol=4))
 
     f32 = struct.pack("<4f", 1, 2, 3, 4)
     write("safetensors", "small.safetensors",

@@ -1,5 +1,6 @@
 // Reading model weights without LibTorch and without executing anything:
-// torch.save zip archives through a restricted unpickler, and safetensors.
+// torch.save files (zip archives and the legacy format of torch < 1.6)
+// through a restricted unpickler, and safetensors.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -92,7 +93,11 @@ struct TensorData {
 
 using StateDict = std::map<std::string, TensorData>;
 
-// pytorch_model.bin as torch.save writes it (zip: <name>/data.pkl + <name>/data/<key>).
+// pytorch_model.bin, *.pt as torch.save writes them, in either format, told
+// apart by the first bytes: a zip archive (<name>/data.pkl + <name>/data/<key>,
+// torch >= 1.6), or the legacy format (pickles followed by the raw storages:
+// torch < 1.6, or _use_new_zipfile_serialization=False). Each storage is read
+// once, straight into the buffer its tensors share.
 StateDict read_torch_checkpoint(const std::string& path);
 // Same from memory; `origin` names the source in error messages.
 StateDict read_torch_checkpoint(const uint8_t* data, size_t size, const std::string& origin);
