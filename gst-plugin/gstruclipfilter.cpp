@@ -1192,7 +1192,9 @@ gst_ruclip_filter_class_init (GstRuClipFilterClass * klass)
   g_object_class_install_property (gobject_class, PROP_MODEL,
       g_param_spec_string ("model", "Model folder",
           "ruCLIP model folder: config.json, the weights (model.safetensors or pytorch_model.bin) and the "
-          "tokenizer (bpe.model or sentencepiece.model), e.g. a published ai-forever/ruclip-vit-* folder. "
+          "tokenizer (bpe.model or sentencepiece.model), e.g. a published ai-forever/ruclip-vit-* folder; or "
+          "ruCLIP v1's ViT-B32-small.pt with vocab.json and merges.txt (models/README.md), or the weights "
+          "file itself. "
           "Elements of one process asking for the same folder, device and precision share one loaded copy "
           "(see model-instance-id)",
           NULL, rw_ready));
@@ -1211,7 +1213,8 @@ gst_ruclip_filter_class_init (GstRuClipFilterClass * klass)
   g_object_class_install_property (gobject_class, PROP_TEMPLATES,
       g_param_spec_string ("templates", "Templates",
           "Prompt templates separated by ';', '{}' marks the label, e.g. \"фото, на котором изображено {}\"; "
-          "each label's embedding is averaged over the templates. Empty: the model's own (config.json), else "
+          "each label's embedding is averaged over the templates. Empty: the model's own (\"templates\" in its "
+          "config.json), else "
           "the reference ruCLIP's six default templates",
           NULL, rw_playing));
   g_object_class_install_property (gobject_class, PROP_INTERVAL,

@@ -433,5 +433,98 @@ class SimilarityPicture(unittest.TestCase):
         self.assertEqual(p.stdout, b"")
 
 
+class RuclipV1(unittest.TestCase):
+    """ruCLIP v1 (ViT + GPT-2, tests/data/ruclip-v1-tiny) against upstream deprecated/clip's outputs."""
+
+    V1 = os.path.join(DATA, "ruclip-v1-tiny")
+    LEGACY = os.path.join(DATA, "ruclip-v1-tiny-legacy")  # the same model in torch's pre-1.6 format
+
+    @classmethod
+    def setUpClass(cls):
+        with open(os.path.join(cls.V1, "expected.json"), encoding="utf-8") as f:
+            cls.expected = json.load(f)
+
+    def images(self):
+        return [os.path.join(self.V1, im["file"]) for im in self.expected["images"]]
+
+    def embed(self, model):
+        args = []
+        for t in self.expected["texts"]:
+            args += ["--text", t["text"]]
+        for f in self.images():
+            args += ["--image", f]
+        return ok_json("embed", "--model", model, "--threads", "2", *args)
+
+    def assert_upstream_latents(self, out):
+        self.assertEqual(len(out["text"]), 10)
+        self.assertEqual(len(out["image"]), 5)
+        for got, want in zip(out["text"], self.expected["texts"]):
+            self.assertLessEqual(max_abs(got, want["text_latent"]), 1e-4, want["text"])
+        for got, want in zip(out["image"], self.expected["images"]):
+            self.assertLessEqual(max_abs(got, want["image_latent"]), 1e-4, want["file"])
+
+    def test_v1_tokenize(self):
+        texts = [t["text"] for t in self.expected["texts"]]
+        out = ok_json("tokenize", "--model", self.V1, "--", *texts)
+        self.assertEqual(out["input_ids"], [t["input_ids"] for t in self.expected["texts"]])
+
+    def test_v1_tokenize_as_published_without_config(self):
+        # No config.json: the sequence length comes with the checkpoint (upstream's 128, capped by
+        # the tiny GPT-2's 32 positions), so the ids are the fixture's padded to 32.
+        with tempfile.TemporaryDirectory() as d:
+            for name in ("ViT-B32-small.pt", "vocab.json", "merges.txt"):
+                shutil.copy(os.path.join(self.V1, name), d)
+            out = ok_json("tokenize", "--model", d, "кот")
+        want = self.expected["texts"][2]["input_ids"]
+        self.assertEqual(out["input_ids"], [want + [0] * (32 - len(want))])
+
+    def test_v1_embed_texts_and_png_images(self):
+        self.assert_upstream_latents(self.embed(self.V1))
+
+    def test_v1_embed_the_weights_file_itself(self):
+        self.assert_upstream_latents(self.embed(os.path.join(self.V1, "ViT-B32-small.pt")))
+
+    def test_v1_legacy_format_folder(self):
+        if not os.path.exists(os.path.join(self.LEGACY, "ViT-B32-small.pt")):
+            self.skipTest(f"{self.LEGACY} is not there")
+        self.assert_upstream_latents(self.embed(self.LEGACY))
+
+    def test_v1_classify_matches_upstream_logits(self):
+        # Labels already lower-case and trimmed (zero-shot lower-cases them), template "{}": each
+        # label's latent is the text's own, so the scores are upstream's logits_per_image.
+        picked = [1, 2, 6]
+        args = ["classify", "--model", self.V1, "--template", "{}"]
+        for j in picked:
+            args += ["--label", self.expected["texts"][j]["text"]]
+        out = ok_json(*args, *self.images())
+        with open(os.path.join(self.V1, "config.json"), encoding="utf-8") as f:
+            scale = json.load(f)["logit_scale_exp"]  # exp(logit_scale), upstream's init
+        for i, im in enumerate(out["images"]):
+            logits = [self.expected["logits_per_image"][i][j] for j in picked]
+            top = max(logits)
+            z = sum(math.exp(l - top) for l in logits)
+            for label in im["labels"]:
+                k = [self.expected["texts"][j]["text"] for j in picked].index(label["label"])
+                self.assertAlmostEqual(scale * label["cosine"], logits[k], delta=1e-3)
+                self.assertAlmostEqual(label["probability"], math.exp(logits[k] - top) / z, delta=1e-3)
+
+    def test_v1_bench(self):
+        out = ok_json("bench", "--model", self.V1, "--batch", "2", "--seconds", "0.1", "--threads", "1")
+        self.assertEqual(out["geometry"]["family"], "v1")
+        self.assertEqual(out["geometry"]["context_length"], 16)
+        self.assertGreater(out["texts_per_second"], 0)
+        out = ok_json("bench", "--geometry", "v1", "--batch", "1", "--seconds", "0.1", "--threads", "2")
+        self.assertEqual((out["geometry"]["family"], out["geometry"]["image_resolution"],
+                          out["geometry"]["context_length"], out["geometry"]["transformer_width"]),
+                         ("v1", 224, 128, 768))
+        self.assertGreater(out["images_per_second"], 0)
+
+    def test_v1_training_is_refused(self):
+        with tempfile.TemporaryDirectory() as d:
+            p = run("train", "--data", d, "--out", os.path.join(d, "out"), "--init", self.V1)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("ruCLIP v1", p.stderr.decode())
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -155,19 +155,27 @@ TEST_F(Element, PackedFormatsAgreeWithClassify) {
   }
 }
 
-TEST_F(Element, Gray8AgreesWithClassifyOfTheGrayImage) {
-  const auto images = fixture_rgb();
+// The gray picture of each of `images` (as GRAY8 caps carry it), and the
+// same as PNG files in a temp dir, for `ruclip classify` to see the same gray.
+static std::vector<element_test::Rgb> gray_pictures(const std::vector<element_test::Rgb>& images,
+                                                    std::vector<std::string>* files) {
   const std::string dir = ruclip_test::make_temp_dir();
-  std::vector<std::string> files;
   std::vector<element_test::Rgb> grays;
   for (size_t i = 0; i < images.size(); ++i) {
     grays.push_back(element_test::to_gray_rgb(images[i]));
     cv::Mat m(grays[i].height, grays[i].width, CV_8UC1);
     for (int y = 0; y < m.rows; ++y)
       for (int x = 0; x < m.cols; ++x) m.at<uint8_t>(y, x) = grays[i].at(x, y, 0);
-    files.push_back(dir + "/gray" + std::to_string(i) + ".png");
-    ASSERT_TRUE(cv::imwrite(files.back(), m));
+    files->push_back(dir + "/gray" + std::to_string(i) + ".png");
+    EXPECT_TRUE(cv::imwrite(files->back(), m));
   }
+  return grays;
+}
+
+TEST_F(Element, Gray8AgreesWithClassifyOfTheGrayImage) {
+  const auto images = fixture_rgb();
+  std::vector<std::string> files;
+  const std::vector<element_test::Rgb> grays = gray_pictures(images, &files);
   const auto want = classify_cli(files);
   for (size_t i = 0; i < grays.size(); ++i) {
     std::string caps;
@@ -1481,4 +1489,64 @@ TEST_F(Element, RegionsEachGetTheirOwnLabel) {
                                          " labels=кошка inference-region=roi-list mode=async"))
                 .find("inference-region=roi-list needs mode=sync"),
             std::string::npos);
+}
+
+// ruCLIP v1 (the article's model: OpenAI ViT + GPT-2, bicubic resize of the
+// shorter side then centre crop) through the element, in every raw format,
+// against `ruclip classify` of the same pictures (tolerances as for v2).
+TEST_F(Element, V1ModelInEveryFormatAgreesWithClassify) {
+  const std::string model = ruclip_test::data_dir() + "/ruclip-v1-tiny";
+  const std::vector<std::string> labels = {"кот", "чашка кофе на блюдце", "Красный мотоцикл в гараже", "ЁЛКА, Пётр?!"};
+  std::string labels_prop;
+  for (const auto& l : labels) labels_prop += (labels_prop.empty() ? "" : ";") + l;
+  std::vector<std::string> files;
+  std::vector<element_test::Rgb> images;
+  for (const auto& e : fs::directory_iterator(model + "/images")) files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  ASSERT_EQ(files.size(), 5u);
+  for (const auto& f : files) images.push_back(element_test::to_rgb(ruclip::load_image(f)));
+  const auto want = classify_with(model, labels, files);
+  ASSERT_EQ(want.size(), files.size());
+  std::vector<std::string> gray_files;
+  const std::vector<element_test::Rgb> grays = gray_pictures(images, &gray_files);
+  const auto want_gray = classify_with(model, labels, gray_files);
+
+  auto analyze = [&](const element_test::Rgb& rgb, GstVideoFormat format) {
+    std::string caps;
+    GstBuffer* buffer = make_buffer(rgb, format, &caps);
+    GError* error = nullptr;
+    const std::string desc =
+        "ruclipfilter model=" + gst_quote(model) + " labels=" + gst_quote(labels_prop) + " num-threads=2";
+    GstElement* e = gst_parse_launch(desc.c_str(), &error);
+    EXPECT_TRUE(e) << desc << ": " << (error ? error->message : "?");
+    g_clear_error(&error);
+    GstHarness* h = gst_harness_new_with_element(e, "sink", "src");
+    gst_object_unref(e);
+    gst_harness_set_src_caps_str(h, caps.c_str());
+    const LabelResult r = analyze_one(h, buffer);
+    gst_harness_teardown(h);
+    return r;
+  };
+  for (GstVideoFormat format : {GST_VIDEO_FORMAT_RGB, GST_VIDEO_FORMAT_BGR, GST_VIDEO_FORMAT_RGBA, GST_VIDEO_FORMAT_BGRA,
+                                GST_VIDEO_FORMAT_RGBx, GST_VIDEO_FORMAT_BGRx, GST_VIDEO_FORMAT_xRGB,
+                                GST_VIDEO_FORMAT_xBGR}) {
+    for (size_t i = 0; i < images.size(); ++i) {
+      const LabelResult r = analyze(images[i], format);
+      ASSERT_EQ(r.labels.size(), labels.size());
+      EXPECT_EQ(r.model, model);
+      EXPECT_LE(max_prob_diff(r, want[i]), 2e-3) << gst_video_format_to_string(format) << " " << files[i];
+    }
+  }
+  for (size_t i = 0; i < grays.size(); ++i)
+    EXPECT_LE(max_prob_diff(analyze(grays[i], GST_VIDEO_FORMAT_GRAY8), want_gray[i]), 2e-3) << "GRAY8 " << files[i];
+  // Planar YUV: chroma at half resolution. Bicubic's negative lobes carry the
+  // 4:2:0 error further than v2's bilinear, and the tiny random model's
+  // probabilities swing on it: measured 0.036 here (v2's test: under 0.02).
+  constexpr double kV1YuvTolerance = 0.05;
+  for (GstVideoFormat format : {GST_VIDEO_FORMAT_I420, GST_VIDEO_FORMAT_NV12}) {
+    double worst = 0;
+    for (size_t i = 0; i < images.size(); ++i) worst = std::max(worst, max_prob_diff(analyze(images[i], format), want[i]));
+    std::printf("v1 %s: max |probability - classify| = %.5f\n", gst_video_format_to_string(format), worst);
+    EXPECT_LE(worst, kV1YuvTolerance) << gst_video_format_to_string(format);
+  }
 }

@@ -22,6 +22,8 @@
 using ruclip_test::expected;
 using ruclip_test::max_abs_diff;
 
+using ruclip_test::error_of;
+
 namespace {
 
 ruclip::ModelOptions opts(const std::string& device, int threads, const std::string& precision = "fp32") {
@@ -65,16 +67,6 @@ void expect_upstream_ranking(ruclip::Embeddings images, ruclip::Embeddings texts
     }
     EXPECT_EQ(best, want_best) << "image " << i;
   }
-}
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const ruclip::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 }  // namespace

@@ -16,6 +16,8 @@
 #include "ruclip/tokenizer.h"
 #include "test_util.h"
 
+using ruclip_test::error_of;
+
 namespace {
 
 using ruclip::Error;
@@ -48,22 +50,6 @@ std::vector<int> parse_ids(const std::string& line) {
   std::vector<int> ids;
   for (int id; in >> id;) ids.push_back(id);
   return ids;
-}
-
-// what() of the ruclip::Error `f` throws; a test failure when it throws
-// nothing or something else.
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw a non-ruclip exception: " << e.what();
-    return {};
-  }
-  ADD_FAILURE() << "did not throw";
-  return {};
 }
 
 // A hand-made model: alphabet ▁=4 a=5 b=6 c=7; merges in priority order

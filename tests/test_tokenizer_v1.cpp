@@ -25,6 +25,8 @@ using ruclip_test::make_temp_dir;
 using ruclip_test::read_file;
 using ruclip_test::write_file;
 
+using ruclip_test::error_of;
+
 namespace {
 
 std::string v1_dir() { return data_dir() + "/ruclip-v1-tiny"; }
@@ -66,17 +68,6 @@ ModelConfig v1_config() {
 }
 
 std::vector<int64_t> to_int64(const std::vector<int>& ids) { return {ids.begin(), ids.end()}; }
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const ruclip::Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a ruclip::Error";
-  return "";
-}
 
 std::vector<int> concat(std::initializer_list<std::vector<int>> parts) {
   std::vector<int> out;

@@ -1,7 +1,9 @@
 // The ruCLIP architecture on LibTorch, written as plain functions over the
 // weights (no torch::nn modules): CLIP's ViT image tower and causal text
 // transformer, pre-LN residual blocks with QuickGELU, exactly as upstream
-// ruclip/model.py computes them.
+// ruclip/model.py computes them; and ruCLIP v1 (deprecated/clip/model.py):
+// the same image tower, transformers' GPT-2 as the text tower, a Projection
+// head after each.
 #include "clip_weights.h"
 
 #include <dlfcn.h>
@@ -71,6 +73,111 @@ void block_parameters(std::vector<NamedParameter>& out, std::vector<Block>& bloc
   }
 }
 
+// --- ruCLIP v1 -------------------------------------------------------------
+
+// transformers 3.x GPT-2: scores above the diagonal are replaced by
+// masked_bias, padded keys get (1 - mask) * -10000 added.
+constexpr double kGpt2MaskValue = -10000.0;
+
+// x + c_proj(GPT-2 Attention(h)), h = ln_1(x): c_attn's output split into q,
+// k, v (n_embd each), heads contiguous slices of each (Block's in_proj layout
+// too). `blocked`: [L, L] true above the diagonal; `padding`: [N, 1, 1, L]
+// additive, or none.
+Tensor gpt2_attention_residual(const Tensor& x, const Tensor& h, const Block& b, int64_t heads, const Tensor& blocked,
+                               const c10::optional<Tensor>& padding) {
+  const int64_t n = h.size(0), l = h.size(1), d = h.size(2), head_dim = d / heads;
+  Tensor qkv = linear(h, b.in_proj_w, b.in_proj_b, b.in_proj).view({n, l, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});
+  // Upstream's order: q k^T first, then / sqrt(head_dim).
+  Tensor scores = torch::matmul(qkv[0], qkv[1].transpose(-2, -1)) / std::sqrt(static_cast<double>(head_dim));
+  scores = scores.masked_fill(blocked, kGpt2MaskValue);
+  if (padding) scores = scores + *padding;
+  Tensor out = torch::matmul(torch::softmax(scores, -1), qkv[2]);  // [N, H, L, Dh]
+  out = out.permute({0, 2, 1, 3}).reshape({n, l, d});
+  return linear(out, b.out_proj_w, b.out_proj_b, b.out_proj, Epilogue::kAddResidual, x);
+}
+
+// GPT-2's Block: pre-LN attention, then the MLP with gelu_new.
+Tensor gpt2_block(Tensor x, const Block& b, int64_t heads, const Tensor& blocked, const c10::optional<Tensor>& padding) {
+  x = gpt2_attention_residual(x, layer_norm(x, b.ln_1_w, b.ln_1_b), b, heads, blocked, padding);
+  Tensor h = linear(layer_norm(x, b.ln_2_w, b.ln_2_b), b.c_fc_w, b.c_fc_b, b.c_fc, Epilogue::kGeluTanh);
+  return linear(h, b.c_proj_w, b.c_proj_b, b.c_proj, Epilogue::kAddResidual, x);
+}
+
+// Projection, then divided by its L2 norm (upstream's VisualEncoder and
+// TextEncoder), in float32.
+Tensor project_normalized(const ProjectionHead& p, const Tensor& x) {
+  const Tensor e1 = linear(x, p.linear1_w, Tensor(), p.linear1);
+  const Tensor sum = linear(e1 * torch::sigmoid(1.702 * e1), p.linear2_w, Tensor(), p.linear2,
+                            Epilogue::kAddResidual, e1);  // e1 + e2
+  const Tensor out = layer_norm(sum, p.ln_w, p.ln_b).to(torch::kFloat32);
+  return out / out.norm(2, -1, true);
+}
+
+// deprecated/clip TextEncoder: GPT2Model, the hidden state at the first eos, Projection, normalized.
+Tensor encode_text_gpt2(const ClipWeights& w, const Tensor& ids, bool full_context) {
+  const Tensor eos_pos = (ids == w.config.eos_id).to(torch::kInt32).argmax(1);
+  // Causal, pooled at the eos: positions after the batch's last eos can't
+  // reach any pooled row (the padding mask only hides keys after each eos,
+  // which its own row never sees either).
+  const int64_t length = full_context ? ids.size(1) : eos_pos.max().item<int64_t>() + 1;
+  using torch::indexing::Slice;
+  const Tensor used = ids.index({Slice(), Slice(0, length)});
+  const Tensor blocked = w.causal_blocked.index({Slice(0, length), Slice(0, length)});
+  c10::optional<Tensor> padding;
+  if (full_context) {
+    // Upstream's attention_mask: 1 up to and including the eos, 0 after.
+    const Tensor keep = torch::arange(length, ids.options()).unsqueeze(0) <= eos_pos.unsqueeze(1).to(torch::kInt64);
+    const Tensor mask = keep.to(w.token_embedding.scalar_type()).view({ids.size(0), 1, 1, length});
+    padding = (1.0 - mask) * kGpt2MaskValue;
+  }
+  Tensor x = torch::embedding(w.token_embedding, used) + w.text_positional.index({Slice(0, length)});
+  for (const Block& b : w.text_blocks) x = gpt2_block(x, b, w.config.transformer_heads, blocked, padding);
+  x = x.index({torch::arange(x.size(0), ids.options()), eos_pos});
+  x = layer_norm(x, w.ln_final_w, w.ln_final_b);  // ln_f, per position
+  return project_normalized(w.text_head, x);
+}
+
+void visual_parameters(std::vector<NamedParameter>& out, ClipWeights& w, const std::string& prefix, int64_t proj_dim);
+
+// deprecated/clip's CLIP.state_dict(), the buffers left out (load_state_dict checks them).
+std::vector<NamedParameter> v1_parameters(ClipWeights& w) {
+  const ModelConfig& c = w.config;
+  const int64_t d = c.transformer_width, inner = c.transformer_inner, e = c.embed_dim;
+  std::vector<NamedParameter> out;
+  visual_parameters(out, w, "visual_encoder.model.", c.vision_output_dim);
+  auto head = [&out](ProjectionHead& h, const std::string& p, int64_t d_in, int64_t e, bool visual) {
+    out.push_back({p + "linear1.weight", &h.linear1_w, {e, d_in}, visual});
+    out.push_back({p + "linear2.weight", &h.linear2_w, {e, e}, visual});
+    out.push_back({p + "layer_norm.weight", &h.ln_w, {e}, visual});
+    out.push_back({p + "layer_norm.bias", &h.ln_b, {e}, visual});
+  };
+  head(w.visual_head, "visual_encoder.projection.", c.vision_output_dim, e, true);
+  const std::string t = "text_encoder.model.";
+  out.push_back({t + "wte.weight", &w.token_embedding, {c.vocab_size, d}, false});
+  out.push_back({t + "wpe.weight", &w.text_positional, {c.text_positions, d}, false});
+  for (size_t i = 0; i < w.text_blocks.size(); ++i) {
+    const std::string p = t + "h." + std::to_string(i) + ".";
+    Block& b = w.text_blocks[i];
+    out.push_back({p + "ln_1.weight", &b.ln_1_w, {d}, false});
+    out.push_back({p + "ln_1.bias", &b.ln_1_b, {d}, false});
+    out.push_back({p + "attn.c_attn.weight", &b.in_proj_w, {3 * d, d}, false, true});
+    out.push_back({p + "attn.c_attn.bias", &b.in_proj_b, {3 * d}, false});
+    out.push_back({p + "attn.c_proj.weight", &b.out_proj_w, {d, d}, false, true});
+    out.push_back({p + "attn.c_proj.bias", &b.out_proj_b, {d}, false});
+    out.push_back({p + "ln_2.weight", &b.ln_2_w, {d}, false});
+    out.push_back({p + "ln_2.bias", &b.ln_2_b, {d}, false});
+    out.push_back({p + "mlp.c_fc.weight", &b.c_fc_w, {inner, d}, false, true});
+    out.push_back({p + "mlp.c_fc.bias", &b.c_fc_b, {inner}, false});
+    out.push_back({p + "mlp.c_proj.weight", &b.c_proj_w, {d, inner}, false, true});
+    out.push_back({p + "mlp.c_proj.bias", &b.c_proj_b, {d}, false});
+  }
+  out.push_back({t + "ln_f.weight", &w.ln_final_w, {d}, false});
+  out.push_back({t + "ln_f.bias", &w.ln_final_b, {d}, false});
+  head(w.text_head, "text_encoder.projection.", d, e, false);
+  out.push_back({"logit_scale", &w.logit_scale, {}, false});
+  return out;
+}
+
 std::string shape_str(c10::IntArrayRef shape) {
   std::ostringstream out;
   out << '[';
@@ -79,27 +186,39 @@ std::string shape_str(c10::IntArrayRef shape) {
   return out.str();
 }
 
+// OpenAI's VisualTransformer, its state-dict names under `prefix` ("visual."
+// in v2, "visual_encoder.model." in v1).
+void visual_parameters(std::vector<NamedParameter>& out, ClipWeights& w, const std::string& prefix, int64_t proj_dim) {
+  const ModelConfig& c = w.config;
+  const int64_t vw = c.vision_width, grid = c.image_resolution / c.vision_patch_size;
+  out.push_back({prefix + "conv1.weight", &w.conv1_w, {vw, 3, c.vision_patch_size, c.vision_patch_size}, true});
+  out.push_back({prefix + "class_embedding", &w.class_embedding, {vw}, true});
+  out.push_back({prefix + "positional_embedding", &w.visual_positional, {grid * grid + 1, vw}, true});
+  out.push_back({prefix + "ln_pre.weight", &w.ln_pre_w, {vw}, true});
+  out.push_back({prefix + "ln_pre.bias", &w.ln_pre_b, {vw}, true});
+  block_parameters(out, w.visual_blocks, prefix + "transformer", vw, true);
+  out.push_back({prefix + "ln_post.weight", &w.ln_post_w, {vw}, true});
+  out.push_back({prefix + "ln_post.bias", &w.ln_post_b, {vw}, true});
+  out.push_back({prefix + "proj", &w.visual_proj, {vw, proj_dim}, true});
+}
+
 }  // namespace
 
-ClipWeights::ClipWeights(const ModelConfig& c)
+ClipWeights::ClipWeights(const ModelConfig& c, bool allocate)
     : config(c), visual_blocks(c.vision_layers), text_blocks(c.transformer_layers) {
-  for (auto& p : parameters()) *p.tensor = torch::empty(p.shape);
+  if (allocate)
+    for (auto& p : parameters()) *p.tensor = torch::empty(p.shape);
   causal_mask = torch::full({c.context_length, c.context_length}, -INFINITY).triu(1);
+  if (c.family == ModelFamily::kV1)
+    causal_blocked = torch::ones({c.context_length, c.context_length}).triu(1).to(torch::kBool);
 }
 
 std::vector<NamedParameter> ClipWeights::parameters() {
+  if (config.family == ModelFamily::kV1) return v1_parameters(*this);
   const ModelConfig& c = config;
-  const int64_t vw = c.vision_width, tw = c.transformer_width, grid = c.image_resolution / c.vision_patch_size;
+  const int64_t tw = c.transformer_width;
   std::vector<NamedParameter> out;
-  out.push_back({"visual.conv1.weight", &conv1_w, {vw, 3, c.vision_patch_size, c.vision_patch_size}, true});
-  out.push_back({"visual.class_embedding", &class_embedding, {vw}, true});
-  out.push_back({"visual.positional_embedding", &visual_positional, {grid * grid + 1, vw}, true});
-  out.push_back({"visual.ln_pre.weight", &ln_pre_w, {vw}, true});
-  out.push_back({"visual.ln_pre.bias", &ln_pre_b, {vw}, true});
-  block_parameters(out, visual_blocks, "visual.transformer", vw, true);
-  out.push_back({"visual.ln_post.weight", &ln_post_w, {vw}, true});
-  out.push_back({"visual.ln_post.bias", &ln_post_b, {vw}, true});
-  out.push_back({"visual.proj", &visual_proj, {vw, c.embed_dim}, true});
+  visual_parameters(out, *this, "visual.", c.embed_dim);
   out.push_back({"token_embedding.weight", &token_embedding, {c.vocab_size, tw}, false});
   out.push_back({"positional_embedding", &text_positional, {c.context_length, tw}, false});
   block_parameters(out, text_blocks, "transformer", tw, false);
@@ -118,10 +237,12 @@ Tensor ClipWeights::encode_image(const Tensor& pixels) const {
   x = layer_norm(x, ln_pre_w, ln_pre_b);
   for (const Block& b : visual_blocks) x = residual_block(x, b, config.vision_heads, c10::nullopt);
   x = layer_norm(x.select(1, 0), ln_post_w, ln_post_b);
+  if (config.family == ModelFamily::kV1) return project_normalized(visual_head, torch::matmul(x, visual_proj));
   return torch::matmul(x, visual_proj);
 }
 
 Tensor ClipWeights::encode_text(const Tensor& ids, bool full_context) const {
+  if (config.family == ModelFamily::kV1) return encode_text_gpt2(*this, ids, full_context);
   // Pool at the first eos (upstream: torch.where(input_ids == eos_id)[1]).
   const Tensor eos_pos = (ids == config.eos_id).to(torch::kInt32).argmax(1);
   const int64_t length = full_context ? ids.size(1) : eos_pos.max().item<int64_t>() + 1;
@@ -138,10 +259,12 @@ Tensor ClipWeights::encode_text(const Tensor& ids, bool full_context) const {
 void ClipWeights::to(const torch::Device& device, torch::ScalarType dtype) {
   // LayerNorm weights stay float32 (see layer_norm); logit_scale too.
   for (auto& p : parameters()) {
-    const bool keep_fp32 = p.name.find("ln_") != std::string::npos || p.name == "logit_scale";
+    const bool keep_fp32 = p.name.find("ln_") != std::string::npos || p.name == "logit_scale" ||
+                           p.name.find("layer_norm") != std::string::npos;  // v1's Projection
     *p.tensor = p.tensor->to(device, keep_fp32 ? torch::kFloat32 : dtype);
   }
   causal_mask = causal_mask.to(device, dtype);
+  if (causal_blocked.defined()) causal_blocked = causal_blocked.to(device);
 }
 
 void ClipWeights::prepare_inference(LinearKernel kernel) {
@@ -158,6 +281,12 @@ void ClipWeights::prepare_inference(LinearKernel kernel) {
         if (packs) *w = Tensor();
       }
     }
+  if (config.family == ModelFamily::kV1)
+    for (ProjectionHead* h : {&visual_head, &text_head})
+      for (auto [layer, w] : {std::pair{&h->linear1, &h->linear1_w}, std::pair{&h->linear2, &h->linear2_w}}) {
+        *layer = Linear(*w, Tensor(), kernel);  // no bias
+        if (packs) *w = Tensor();
+      }
 }
 
 namespace {
@@ -284,8 +413,44 @@ int process_cpu_threads() { return detail::threads_for_claim(0); }
 
 namespace ruclip::detail {
 
+namespace {
+
+// Why transformers' GPT-2 block buffer `name` is not what the v1 text tower
+// computes with ("" when it is): h.N.attn.bias, the causal mask (uint8 lower-
+// triangular ones, [1, 1, n_ctx, n_ctx]), and h.N.attn.masked_bias (-10000).
+std::string gpt2_buffer_problem(const std::string& name, const TensorData& t, const ModelConfig& c) {
+  // Far above any n_ctx (ruGPT3-small: 2048): a hostile shape can't make the check allocate much.
+  constexpr int64_t kMaxCausalRows = 8192;
+  if (name.size() > 12 && name.compare(name.size() - 12, 12, ".masked_bias") == 0) {
+    if (t.numel() != 1 || t.shape.size() > 1) return name + " is " + shape_str(t.shape) + ", expected a scalar";
+    const float value = t.to_float()[0];
+    if (value != static_cast<float>(kGpt2MaskValue))
+      return name + " is " + std::to_string(value) + ", but GPT-2's masked scores are -10000 here";
+    return "";
+  }
+  const auto& s = t.shape;
+  if (s.size() != 4 || s[0] != 1 || s[1] != 1 || s[2] != s[3] || s[2] < c.context_length || s[2] > kMaxCausalRows)
+    return name + " is " + shape_str(s) + ", expected the causal mask [1,1,n_ctx,n_ctx] with n_ctx >= " +
+           std::to_string(c.context_length) + " (seq_length)";
+  if (t.dtype != DType::U8 && t.dtype != DType::Bool)
+    return name + " is " + dtype_name(t.dtype) + ", expected uint8 (the causal mask)";
+  const std::vector<float> values = t.to_float();
+  const int64_t n = s[2];
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j)
+      if (values[i * n + j] != (j <= i ? 1.0f : 0.0f))
+        return name + " is not the causal mask (ones on and below the diagonal): element [" + std::to_string(i) +
+               "," + std::to_string(j) + "] is " + std::to_string(values[i * n + j]);
+  return "";
+}
+
+}  // namespace
+
 void load_state_dict(ClipWeights& w, StateDict dict, const std::string& origin) {
-  std::vector<std::string> missing, mis_shaped, unexpected;
+  const bool v1 = w.config.family == ModelFamily::kV1;
+  // v2's geometry is config.json's; v1's comes from the shapes unless config.json states it.
+  const char* source = v1 ? "the geometry" : "config.json";
+  std::vector<std::string> missing, mis_shaped, unexpected, wrong;
   for (auto& p : w.parameters()) {
     auto it = dict.find(p.name);
     if (it == dict.end()) {
@@ -293,18 +458,35 @@ void load_state_dict(ClipWeights& w, StateDict dict, const std::string& origin) 
       continue;
     }
     const TensorData& t = it->second;
-    if (t.shape != p.shape) {
-      mis_shaped.push_back(p.name + " is " + shape_str(t.shape) + ", config.json implies " + shape_str(p.shape));
+    const std::vector<int64_t> stored = p.transposed ? std::vector<int64_t>(p.shape.rbegin(), p.shape.rend()) : p.shape;
+    if (t.shape != stored) {
+      mis_shaped.push_back(p.name + " is " + shape_str(t.shape) + ", " + source + " implies " + shape_str(stored));
     } else {
-      *p.tensor = to_tensor(t);
+      // Conv1D's [in, out] to the [out, in] of the linear kernels, once.
+      *p.tensor = p.transposed ? to_tensor(t).t().contiguous() : to_tensor(t);
     }
     dict.erase(it);
   }
+  if (v1) {
+    // The GPT-2 blocks' buffers (transformers 3.x saves them; later versions don't).
+    for (int i = 0; i < w.config.transformer_layers; ++i)
+      for (const char* buffer : {".attn.bias", ".attn.masked_bias"}) {
+        auto it = dict.find("text_encoder.model.h." + std::to_string(i) + buffer);
+        if (it == dict.end()) continue;
+        if (std::string problem = gpt2_buffer_problem(it->first, it->second, w.config); !problem.empty())
+          wrong.push_back(problem);
+        dict.erase(it);
+      }
+  }
   for (const auto& [name, _] : dict) unexpected.push_back(name);
-  if (missing.empty() && mis_shaped.empty() && unexpected.empty()) return;
+  if (missing.empty() && mis_shaped.empty() && unexpected.empty() && wrong.empty()) return;
 
   std::ostringstream msg;
-  msg << origin << ": weights do not match config.json";
+  if (v1)
+    msg << origin << ": weights do not match the ruCLIP v1 geometry (read from the tensor shapes, and from "
+           "config.json where the folder has one)";
+  else
+    msg << origin << ": weights do not match config.json";
   auto list = [&msg](const char* what, const std::vector<std::string>& names) {
     if (names.empty()) return;
     msg << "; " << what << " (" << names.size() << "): ";
@@ -314,7 +496,22 @@ void load_state_dict(ClipWeights& w, StateDict dict, const std::string& origin) 
   list("missing", missing);
   list("wrong shape", mis_shaped);
   list("unexpected", unexpected);
+  list("not what the model computes with", wrong);
   throw Error(msg.str());
+}
+
+bool is_v1_state_dict(const StateDict& dict) {
+  for (const char* prefix : {"visual_encoder.", "text_encoder."}) {
+    auto it = dict.lower_bound(prefix);
+    if (it != dict.end() && it->first.rfind(prefix, 0) == 0) return true;
+  }
+  return false;
+}
+
+std::map<std::string, std::vector<int64_t>> state_dict_shapes(const StateDict& dict) {
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const auto& [name, t] : dict) shapes.emplace_hint(shapes.end(), name, t.shape);
+  return shapes;
 }
 
 void init_random(ClipWeights& w, uint64_t seed) {
@@ -354,13 +551,28 @@ void init_random(ClipWeights& w, uint64_t seed) {
     normal(b.c_fc_w, fc_std);
     normal(b.c_proj_w, proj_std);
   }
-  normal(w.text_projection, attn_std);
+  if (c.family == ModelFamily::kV1) {
+    // GPT2PreTrainedModel._init_weights: every weight N(0, 0.02), biases 0,
+    // LayerNorm 1/0 (set above); Projection: the Linear and LayerNorm defaults.
+    normal(w.token_embedding, 0.02);
+    normal(w.text_positional, 0.02);
+    for (Block& b : w.text_blocks)
+      for (Tensor* t : {&b.in_proj_w, &b.out_proj_w, &b.c_fc_w, &b.c_proj_w}) normal(*t, 0.02);
+    for (ProjectionHead* h : {&w.visual_head, &w.text_head}) {
+      uniform_fan_in(h->linear1_w);
+      uniform_fan_in(h->linear2_w);
+      h->ln_w.fill_(1.0);
+      h->ln_b.zero_();
+    }
+  } else {
+    normal(w.text_projection, attn_std);
+  }
   w.logit_scale.fill_(std::log(1.0 / 0.07));
 }
 
 StateDict to_state_dict(ClipWeights& w) {
   StateDict dict;
-  for (auto& p : w.parameters()) dict[p.name] = to_tensor_data(*p.tensor);
+  for (auto& p : w.parameters()) dict[p.name] = to_tensor_data(p.transposed ? p.tensor->t() : *p.tensor);
   return dict;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -23,15 +24,32 @@ struct Block {
   Linear in_proj, out_proj, c_fc, c_proj;
 };
 
+// ruCLIP v1's Projection head (deprecated/clip/model.py): e1 = linear1(x),
+// LayerNorm(e1 + linear2(QuickGELU(e1))); the linears have no bias.
+struct ProjectionHead {
+  Tensor linear1_w, linear2_w, ln_w, ln_b;
+  Linear linear1, linear2;  // on the inference kernel (see Block)
+};
+
 // One parameter: its upstream state-dict name, the tensor, its shape per config.json.
 struct NamedParameter {
   std::string name;
   Tensor* tensor;
   std::vector<int64_t> shape;
   bool visual;  // part of the image tower (frozen by `train --freeze-image`)
+  // Stored transposed in the file, [in, out] (GPT-2's Conv1D): `shape` is
+  // ours, [out, in], what the linear kernels take; loading transposes once.
+  bool transposed = false;
 };
 
-// Every parameter of upstream ruclip.model.CLIP, named as in its state_dict.
+// Every parameter of upstream ruclip.model.CLIP (v2), or of deprecated/clip's
+// CLIP (v1, config.family kV1), named as in its state_dict.
+//  - v1's image tower is v2's (OpenAI's VisualTransformer) followed by
+//    visual_head; its text tower is GPT-2: token_embedding = wte,
+//    text_positional = wpe ([n_positions, D]), text_blocks (c_attn, attn.c_proj,
+//    mlp.c_fc, mlp.c_proj in Block's in_proj, out_proj, c_fc, c_proj, as
+//    [out, in]), ln_final = ln_f, then text_head; text_projection is unused.
+//    Both towers return L2-normalized latents, as upstream's encoders do.
 struct ClipWeights {
   ModelConfig config;
   // Image tower.
@@ -40,10 +58,15 @@ struct ClipWeights {
   // Text tower.
   Tensor token_embedding, text_positional, ln_final_w, ln_final_b, text_projection;
   std::vector<Block> text_blocks;
+  ProjectionHead visual_head, text_head;  // v1 only
   Tensor logit_scale;  // the stored parameter: log of the scale
-  Tensor causal_mask;  // [L, L], -inf above the diagonal (not a parameter)
+  Tensor causal_mask;  // [L, L], -inf above the diagonal (not a parameter; v2)
+  Tensor causal_blocked;  // [L, L] bool, true above the diagonal (v1: GPT-2 replaces those scores)
 
-  explicit ClipWeights(const ModelConfig& c);  // tensors sized per config, uninitialized
+  // Tensors sized per config, uninitialized; or, without `allocate`, left
+  // undefined for load_state_dict to fill (a v1 geometry comes from the
+  // file's tensors: nothing is allocated for a shape they don't have).
+  explicit ClipWeights(const ModelConfig& c, bool allocate = true);
   ClipWeights(const ClipWeights&) = delete;
   ClipWeights& operator=(const ClipWeights&) = delete;
 
@@ -54,6 +77,8 @@ struct ClipWeights {
   // [N, L] int64 -> [N, embed_dim]. Computed only up to the batch's last
   // first-eos position: the tower is causal and pools there, so later
   // positions can't change the result. `full_context` computes all L (tests).
+  // v1 with `full_context` also applies upstream's padding mask (added
+  // -10000 on the keys after the first eos), as upstream's GPT2Model does.
   Tensor encode_text(const Tensor& ids, bool full_context = false) const;
 
   // Moves every tensor; `dtype` (float32, bfloat16, float16) is the
@@ -97,8 +122,16 @@ std::string cpu_threads_not_applied(int requested);
 void restore_claimed_cpu_threads();
 
 // Fills `w` from a state dict; throws one ruclip::Error listing every missing,
-// unexpected and mis-shaped weight. `origin` names the weights file.
+// unexpected and mis-shaped weight. `origin` names the weights file. For v1
+// the GPT-2 blocks' buffers h.N.attn.bias (the causal mask, lower-triangular
+// ones of at least context_length rows) and h.N.attn.masked_bias (-10000)
+// may be there: they are checked to be what the tower computes with, and
+// not kept.
 void load_state_dict(ClipWeights& w, StateDict dict, const std::string& origin);
+// A ruCLIP v1 state dict (deprecated/clip's CLIP: visual_encoder.*, text_encoder.* keys).
+bool is_v1_state_dict(const StateDict& dict);
+// The tensors' shapes, for v1_config_from_shapes (config.h).
+std::map<std::string, std::vector<int64_t>> state_dict_shapes(const StateDict& dict);
 // Upstream's initialization (CLIP.initialize_parameters and the module defaults).
 void init_random(ClipWeights& w, uint64_t seed);
 // The parameters as float32 CPU tensors, ready for write_safetensors.

@@ -32,6 +32,7 @@ Tensor libtorch_linear(const Tensor& x, const Tensor& w, const Tensor& b, Epilog
     case Epilogue::kNone: return y;
     case Epilogue::kQuickGelu: return y * torch::sigmoid(1.702 * y);
     case Epilogue::kAddResidual: return residual + y;
+    case Epilogue::kGeluTanh: return torch::gelu(y, "tanh");
   }
   return y;
 }
@@ -136,6 +137,7 @@ struct Linear::OneDnn {
       ops.append_binary(dnnl::algorithm::binary_add, bias_md);
     }
     if (epilogue == Epilogue::kQuickGelu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_swish, 1.702f, 0.0f);
+    if (epilogue == Epilogue::kGeluTanh) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_tanh, 0.0f, 0.0f);
     if (epilogue == Epilogue::kAddResidual) ops.append_binary(dnnl::algorithm::binary_add, dst);
     attr.set_post_ops(ops);
     const dnnl::matmul::desc desc = int8 ? dnnl::matmul::desc(src, weights_desc, dst)
@@ -177,7 +179,8 @@ Linear::Linear(const Tensor& w, const Tensor& b, LinearKernel kernel) : kernel_(
   d->out = w.size(0);
   d->in = w.size(1);
   d->act = kernel == LinearKernel::kOneDnnBf16 ? dt::bf16 : dt::f32;
-  d->bias = b.to(torch::kFloat32).contiguous();
+  // No bias (ruCLIP v1's Projection): a zero one, which adds exactly nothing.
+  d->bias = b.defined() ? b.to(torch::kFloat32).contiguous() : torch::zeros({d->out}, torch::kFloat32);
 
   c10::InferenceMode guard;
   Tensor source = w.contiguous();  // [out, in] row-major: the [in, out] matrix in "ba" order
@@ -245,7 +248,7 @@ Tensor Linear::forward(const Tensor& x, Epilogue epilogue, const Tensor& residua
     args[DNNL_ARG_BIAS] = bias;
   }
   Tensor res;
-  if (epilogue == Epilogue::kQuickGelu) ++post_op;
+  if (epilogue == Epilogue::kQuickGelu || epilogue == Epilogue::kGeluTanh) ++post_op;
   if (epilogue == Epilogue::kAddResidual) {
     res = residual.reshape({rows, d.out}).to(src.scalar_type()).contiguous();
     args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(post_op++) | DNNL_ARG_SRC_1] =

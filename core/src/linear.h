@@ -30,6 +30,7 @@ enum class Epilogue {
   kNone,         // y
   kQuickGelu,    // y * sigmoid(1.702 y)
   kAddResidual,  // y + residual
+  kGeluTanh,     // 0.5 y (1 + tanh(sqrt(2/pi) (y + 0.044715 y^3))): GPT-2's gelu_new (ruCLIP v1's text MLP)
 };
 
 // x W^T + b and the epilogue as plain LibTorch ops (autograd works through
@@ -42,9 +43,10 @@ Tensor libtorch_linear(const Tensor& x, const Tensor& w, const Tensor& b, Epilog
 class Linear {
  public:
   Linear() = default;
-  // `w` [out, in], `b` [out]. kLibTorch keeps both tensors as they are (no
-  // copy); the oneDNN kernels pack `w` into their own layout (CPU only) and
-  // keep only the packed copy, so the caller should drop its `w`.
+  // `w` [out, in], `b` [out] (undefined: no bias). kLibTorch keeps both
+  // tensors as they are (no copy); the oneDNN kernels pack `w` into their own
+  // layout (CPU only) and keep only the packed copy, so the caller should
+  // drop its `w`.
   Linear(const Tensor& w, const Tensor& b, LinearKernel kernel);
   bool defined() const { return defined_; }
   LinearKernel kernel() const { return kernel_; }

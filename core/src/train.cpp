@@ -46,6 +46,12 @@ std::string weights_file_in(const std::string& dir) {
   throw Error(dir + ": no weights (looked for model.safetensors and pytorch_model.bin)");
 }
 
+void refuse_v1(const ModelConfig& config, const std::string& origin) {
+  if (config.family == ModelFamily::kV1)
+    throw Error(origin + ": ruCLIP v1 (GPT-2 text tower, Projection heads) can't be trained here; training takes "
+                "ruclip-vit-* (v2) models");
+}
+
 Start decide_start(const TrainOptions& o) {
   Start s;
   std::string from = o.resume ? o.output : o.init;
@@ -53,6 +59,7 @@ Start decide_start(const TrainOptions& o) {
     if (!o.config.empty() || !o.tokenizer.empty())
       throw Error("give either a model folder to start from (--init / --resume) or --config and --tokenizer, not both");
     s.config = load_config(from);
+    refuse_v1(s.config, from + "/config.json");
     s.tokenizer_file = tokenizer_file_in(from, s.config);
     s.weights_file = weights_file_in(from);
     return s;
@@ -62,6 +69,7 @@ Start decide_start(const TrainOptions& o) {
   std::ifstream in(o.config);
   if (!in) throw Error(o.config + ": cannot open");
   s.config = parse_config(std::string(std::istreambuf_iterator<char>(in), {}), o.config);
+  refuse_v1(s.config, o.config);
   if (!fs::exists(o.tokenizer)) throw Error(o.tokenizer + ": no such tokenizer file");
   const bool spm = fs::path(o.tokenizer).filename() != "bpe.model";
   if (s.config.tokenizer.empty()) s.config.tokenizer = spm ? "sentencepiece" : "yttm";

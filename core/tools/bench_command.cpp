@@ -126,8 +126,8 @@ int bench(const Args& args) {
   json out_json = {
       {"model", geometry.empty() ? model_dir : geometry},
       {"geometry",
-       {{"image_resolution", c.image_resolution}, {"vision_patch_size", c.vision_patch_size},
-        {"vision_width", c.vision_width}, {"vision_layers", c.vision_layers}, {"context_length", c.context_length},
+       {{"family", c.family == ruclip::ModelFamily::kV1 ? "v1" : "v2"}, {"image_resolution", c.image_resolution},
+        {"vision_patch_size", c.vision_patch_size}, {"vision_width", c.vision_width}, {"vision_layers", c.vision_layers}, {"context_length", c.context_length},
         {"transformer_width", c.transformer_width}, {"transformer_layers", c.transformer_layers}}},
       {"device", model->device()},
       {"precision", ruclip::precision_name(model->precision())},
@@ -161,7 +161,7 @@ int bench(const Args& args) {
 
 const Command kBench{"bench",
                      "ruclip bench (--model DIR | --geometry vit-b32-224|vit-b32-384|vit-b16-224|vit-b16-384|"
-                     "vit-l14-224|vit-l14-336) [--batch 8] [--precision fp32|bf16|fp16|int8|auto] [--seconds 10]",
+                     "vit-l14-224|vit-l14-336|v1) [--batch 8] [--precision fp32|bf16|fp16|int8|auto] [--seconds 10]",
                      {"model", "geometry", "batch", "precision", "seconds", "device", "threads"},
                      bench};
 

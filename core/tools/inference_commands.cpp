@@ -2,6 +2,7 @@
 // encoders and Predictor expose it.
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <iostream>
 #include <numeric>
 
@@ -35,13 +36,23 @@ namespace {
 
 int tokenize(const Args& args) {
   const std::string dir = args.required("model");
-  const ruclip::ModelConfig config = ruclip::load_config(dir);
-  const auto tokenizer = ruclip::load_tokenizer(dir, config);
+  // config.json and the tokenizer are enough, except for a ruCLIP v1 folder
+  // whose config.json (optional there) doesn't give the sequence length and
+  // vocabulary: those are in the checkpoint, so the model is loaded for them.
+  std::unique_ptr<ruclip::Model> model;
+  ruclip::ModelConfig config;
+  std::unique_ptr<ruclip::Tokenizer> tokenizer;
+  if (std::filesystem::is_regular_file(dir + "/config.json")) config = ruclip::load_config(dir);
+  if (!config.context_length || !config.vocab_size)
+    model = ruclip::Model::load(dir);
+  else
+    tokenizer = ruclip::load_tokenizer(dir, config);
   std::vector<std::string> texts = args.positional;
   if (texts.empty())
     for (std::string line; std::getline(std::cin, line);) texts.push_back(line);
   json ids = json::array();
-  for (const auto& text : texts) ids.push_back(ruclip::prepare_text(*tokenizer, config, text));
+  for (const auto& text : texts)
+    ids.push_back(model ? model->tokenize(text) : ruclip::prepare_text(*tokenizer, config, text));
   std::cout << json{{"input_ids", ids}}.dump() << "\n";
   return 0;
 }

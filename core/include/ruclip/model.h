@@ -87,7 +87,11 @@ struct KernelReport {
 class Model {
  public:
   // Reads DIR/config.json, the tokenizer, and DIR/model.safetensors or
-  // DIR/pytorch_model.bin. Throws ruclip::Error naming what is wrong.
+  // DIR/pytorch_model.bin (ruCLIP v2, ruclip-vit-*); or a ruCLIP v1 folder
+  // (ai-forever/ru-clip's ViT-B32-small.pt, or the folder's only *.pt, with
+  // vocab.json + merges.txt; config.json optional: the geometry follows from
+  // the tensors' shapes). `model_dir` may also be the weights file itself,
+  // the folder being its parent. Throws ruclip::Error naming what is wrong.
   // On the CPU, picks the linear-layer kernels for this machine (CPU features,
   // then a measurement of well under a second, once per process and shape);
   // the first model of the process sets the CPU threads (see above).
@@ -110,7 +114,8 @@ class Model {
   // Processor ids (context_length each) of a text.
   std::vector<int64_t> tokenize(const std::string& text) const;
 
-  // Raw latents, as upstream encode_text / encode_image return them (not normalized).
+  // Raw latents, as upstream encode_text / encode_image return them (v2: not
+  // normalized; v1: its encoders' output, L2-normalized).
   // Texts are encoded in batches of similar length, each only up to its last
   // end-of-text token: the tower is causal and pools there, so the rest of the
   // context can't change a latent (equal to full context within 1e-5).
