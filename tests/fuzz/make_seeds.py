@@ -155,6 +155,8 @@ def main():
     write("config", "config.json", json.dumps(config))
     config.update({"tokenizer": "sentencepiece", "templates": ["{}", "это {}"], "eos_id": 3})
     write("config", "extended.json", json.dumps(config))
+    with open(os.path.join(DATA, "ruclip-v1-tiny", "config.json"), "rb") as f:
+        write("config", "v1.json", f.read())  # ruCLIP v1's nested format
 
     yttm = "4 2\n9601 4\n1072 5\n1073 6\n1074 7\n5 6 8\n4 8 9\n1 0 2 3\n"
     write("yttm", "small.model", yttm)
