@@ -79,6 +79,13 @@ class Index(unittest.TestCase):
     def path(self, name):
         return os.path.join(self.dir.name, name)
 
+    def copy_of_video(self, name):
+        """A copy of the scenes video under another name (a file an index hasn't seen)."""
+        copy = self.path(name + ".webm")
+        with open(self.video, "rb") as src, open(copy, "wb") as dst:
+            dst.write(src.read())
+        return copy
+
     def test_indexed_every_sample(self):
         self.assertEqual(self.index_report["files"][0]["status"], "indexed")
         files, samples, info = dump(self.db)
@@ -116,9 +123,7 @@ class Index(unittest.TestCase):
 
     def test_approximate_search_agrees_and_is_kept(self):
         db = self.path("approximate.db")
-        copy = self.path("approximate.webm")
-        with open(self.video, "rb") as src, open(copy, "wb") as dst:
-            dst.write(src.read())
+        copy = self.copy_of_video("approximate")
         index(db, copy)
         p = run("search", "--db", db, "--approximate", "белый круг")
         self.assertIn("building the approximate index", p.stderr)
@@ -144,6 +149,32 @@ class Index(unittest.TestCase):
         p = run("search", "--db", db, "--approximate", "синий фон", check=False)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn(db + ".faiss", p.stderr)
+
+    def test_vector_file_is_mapped_and_remade(self):
+        db = self.path("vectors.db")
+        copy = self.copy_of_video("vectors")
+        index(db, copy)
+        first = search(db, "синий фон")
+        vectors = db + ".f32.vectors"
+        self.assertTrue(os.path.exists(vectors))
+        made = os.stat(vectors).st_mtime_ns
+        again = search(db, "синий фон")  # from the mapped file
+        self.assertEqual(again, first)
+        self.assertEqual(os.stat(vectors).st_mtime_ns, made)  # not rewritten
+        # float16 has its own file, and the same first hit.
+        half = search(db, "синий фон", "--storage", "float16")
+        self.assertTrue(os.path.exists(db + ".f16.vectors"))
+        self.assertEqual(half["hits"][0]["start"], first["hits"][0]["start"])
+        # New samples: the file is remade for them.
+        index(db, self.video)
+        out = search(db, "синий фон")
+        self.assertEqual(out["samples"], 32)
+        self.assertNotEqual(os.stat(vectors).st_mtime_ns, made)
+        # A damaged (truncated) file is not used: the search reads the database and remakes it.
+        with open(vectors, "r+b") as f:
+            f.truncate(5000)
+        self.assertEqual(search(db, "синий фон"), out)
+        self.assertGreater(os.path.getsize(vectors), 5000)
 
     def test_image_query_finds_the_same_scene(self):
         picture = self.path("yellow-ball.png")
@@ -174,9 +205,7 @@ class Index(unittest.TestCase):
 
     def test_incremental(self):
         db = self.path("incremental.db")
-        copy = self.path("copy.webm")
-        with open(self.video, "rb") as src, open(copy, "wb") as dst:
-            dst.write(src.read())
+        copy = self.copy_of_video("copy")
         self.assertEqual(json.loads(index(db, copy).stdout)["files"][0]["status"], "indexed")
         before = dump(db)
         again = json.loads(index(db, copy).stdout)

@@ -142,3 +142,30 @@ TEST(VectorMatrix, KernelFollowsTheCpu) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(VectorMatrix, AViewScansLikeTheOwner) {
+  const int dim = 40;
+  const std::vector<float> data = random_unit_rows(500, dim, 7);
+  const std::vector<float> query = random_unit_rows(1, dim, 8);
+  for (const VectorStorage storage : {VectorStorage::kFloat32, VectorStorage::kFloat16}) {
+    VectorMatrix owner(dim, storage);
+    for (size_t r = 0; r < 500; ++r) owner.add(&data[r * dim]);
+    // The owner's bytes, kept alive by the view.
+    auto bytes = std::make_shared<std::vector<uint8_t>>(static_cast<const uint8_t*>(owner.data()),
+                                                        static_cast<const uint8_t*>(owner.data()) + owner.bytes());
+    VectorMatrix view = VectorMatrix::view(bytes->data(), 500, dim, storage, bytes);
+    bytes.reset();
+    EXPECT_EQ(view.bytes(), owner.bytes());
+    const auto a = owner.top(query.data(), 10), b = view.top(query.data(), 10);
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t k = 0; k < a.size(); ++k) {
+      EXPECT_EQ(a[k].row, b[k].row);
+      EXPECT_EQ(a[k].score, b[k].score);
+    }
+    EXPECT_THROW(view.add(data.data()), ruclip::Error);
+  }
+}
+
+}  // namespace

@@ -189,6 +189,19 @@ VectorMatrix::VectorMatrix(int dim, VectorStorage storage) : dim_(dim), storage_
   if (dim <= 0) throw Error("vector dimension must be above 0, got " + std::to_string(dim));
 }
 
+VectorMatrix VectorMatrix::view(const void* data, size_t rows, int dim, VectorStorage storage,
+                                std::shared_ptr<const void> owner) {
+  VectorMatrix m(dim, storage);
+  m.rows_ = rows;
+  m.view_ = data;
+  m.owner_ = std::move(owner);
+  return m;
+}
+
+const void* VectorMatrix::data() const {
+  return storage_ == VectorStorage::kFloat32 ? static_cast<const void*>(f32_rows()) : f16_rows();
+}
+
 void VectorMatrix::reserve(size_t rows) {
   if (storage_ == VectorStorage::kFloat32)
     f32_.reserve(rows * dim_);
@@ -197,6 +210,7 @@ void VectorMatrix::reserve(size_t rows) {
 }
 
 void VectorMatrix::add(const float* row) {
+  if (view_) throw Error("a VectorMatrix view can't grow");
   if (storage_ == VectorStorage::kFloat32) {
     f32_.insert(f32_.end(), row, row + dim_);
   } else {
@@ -206,7 +220,7 @@ void VectorMatrix::add(const float* row) {
 }
 
 size_t VectorMatrix::bytes() const {
-  return storage_ == VectorStorage::kFloat32 ? f32_.size() * sizeof(float) : f16_.size() * sizeof(uint16_t);
+  return rows_ * dim_ * (storage_ == VectorStorage::kFloat32 ? sizeof(float) : sizeof(uint16_t));
 }
 
 const char* VectorMatrix::kernel() const { return kernels().name; }
@@ -214,21 +228,23 @@ const char* VectorMatrix::kernel() const { return kernels().name; }
 float VectorMatrix::dot(size_t row, const float* query) const {
   if (row >= rows_) throw Error("row " + std::to_string(row) + " outside the " + std::to_string(rows_) + " stored");
   const size_t at = row * dim_;
-  return storage_ == VectorStorage::kFloat32 ? kernels().f32(f32_.data() + at, query, dim_)
-                                             : kernels().f16(f16_.data() + at, query, dim_);
+  return storage_ == VectorStorage::kFloat32 ? kernels().f32(f32_rows() + at, query, dim_)
+                                             : kernels().f16(f16_rows() + at, query, dim_);
 }
 
 std::vector<VectorHit> VectorMatrix::top(const float* query, size_t n, int threads) const {
   n = std::min(n, rows_);
   if (n == 0) return {};
   const Kernels& k = kernels();
+  const float* f32 = f32_rows();
+  const uint16_t* f16 = f16_rows();
   // Each part keeps a heap of its n best, the worst on top.
   auto scan = [&](size_t begin, size_t end, std::vector<VectorHit>* heap) {
     heap->reserve(n + 1);
     auto worse_on_top = [](const VectorHit& a, const VectorHit& b) { return better(a, b); };
     for (size_t r = begin; r < end; ++r) {
-      const float s = storage_ == VectorStorage::kFloat32 ? k.f32(f32_.data() + r * dim_, query, dim_)
-                                                          : k.f16(f16_.data() + r * dim_, query, dim_);
+      const float s = storage_ == VectorStorage::kFloat32 ? k.f32(f32 + r * dim_, query, dim_)
+                                                          : k.f16(f16 + r * dim_, query, dim_);
       if (heap->size() < n) {
         heap->push_back({r, s});
         std::push_heap(heap->begin(), heap->end(), worse_on_top);

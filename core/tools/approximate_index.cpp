@@ -12,6 +12,7 @@
 #include <random>
 
 #include "ruclip/error.h"
+#include "vector_cache.h"
 
 namespace ruclip_cli {
 namespace {
@@ -82,23 +83,17 @@ std::unique_ptr<ApproximateIndex> ApproximateIndex::load(const std::string& path
 }
 
 void ApproximateIndex::save(const std::string& path, const std::string& key) const {
-  const std::string temporary = path + ".part";
-  FILE* f = std::fopen(temporary.c_str(), "wb");
-  if (!f) throw ruclip::Error(temporary + ": cannot write");
-  bool ok = std::fputs(kMagic, f) >= 0 && std::fputs((key + "\n").c_str(), f) >= 0 &&
-            std::fwrite(&nprobe_, sizeof nprobe_, 1, f) == 1;
-  try {
-    if (ok) faiss::write_index(index_.get(), f);
-  } catch (const faiss::FaissException& e) {
-    ok = false;
-  }
-  ok = std::fclose(f) == 0 && ok;
-  std::error_code ec;
-  if (ok) std::filesystem::rename(temporary, path, ec);
-  if (!ok || ec) {
-    std::filesystem::remove(temporary, ec);
-    throw ruclip::Error(path + ": cannot write the approximate index");
-  }
+  write_file_atomically(path, "the approximate index", [&](std::FILE* f) {
+    if (std::fputs(kMagic, f) < 0 || std::fputs((key + "\n").c_str(), f) < 0 ||
+        std::fwrite(&nprobe_, sizeof nprobe_, 1, f) != 1)
+      return false;
+    try {
+      faiss::write_index(index_.get(), f);
+    } catch (const faiss::FaissException&) {
+      return false;
+    }
+    return true;
+  });
 }
 
 std::vector<ApproximateIndex::Hit> ApproximateIndex::top(const float* query, size_t n) const {

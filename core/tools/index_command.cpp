@@ -13,7 +13,9 @@
 // scan (vector_search.h); from the best sample down, each hit grows over the
 // neighbouring samples of its file that score above the cut (--cut).
 // --approximate takes the candidates from a FAISS IVF index kept next to the
-// database (FILE.faiss; approximate_index.h) instead of the exact scan.
+// database (FILE.faiss; approximate_index.h) instead of the exact scan. The
+// embeddings are read out of SQLite once and kept beside it as a matrix file
+// that later searches map (FILE.f32.vectors / .f16.vectors; vector_cache.h).
 #include <gst/app/gstappsink.h>
 #include <gst/gst.h>
 #include <gst/video/video.h>
@@ -22,6 +24,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -35,6 +38,7 @@
 #include "ruclip/image.h"
 #include "ruclip/vector_search.h"
 #include "ruclip/zero_shot.h"
+#include "vector_cache.h"
 #include "video_files.h"
 #include "video_index.h"
 #ifdef RUCLIP_HAVE_FAISS
@@ -388,26 +392,67 @@ void write_html(const std::string& out, const std::string& query, const json& hi
   write_file(page, html.data(), html.size(), "html");
 }
 
-// The best `n` rows by the approximate index next to the database (built,
-// and saved for the next search, when missing or made for other samples).
-std::vector<ruclip::VectorHit> approximate_candidates(const std::string& path, const std::vector<SampleRef>& refs,
-                                                      const ruclip::VectorMatrix& matrix, std::vector<float>& rows, int dim,
-                                                      const std::vector<float>& query, size_t n, int nprobe) {
-#ifdef RUCLIP_HAVE_FAISS
-  if (refs.empty()) return {};
-  // The samples it was made for: their count, ids and dimension.
+// What the files derived from the samples (FILE.faiss, FILE.*.vectors) were
+// made for: the samples' count, ids and dimension. Samples are only ever
+// added, or a file's replaced with new ids, so any change changes it.
+std::string samples_key(const std::vector<SampleRef>& refs, int dim) {
   int64_t id_sum = 0, id_max = 0;
   for (const auto& r : refs) {
     id_sum += r.id;
     id_max = std::max(id_max, r.id);
   }
-  const std::string key = std::to_string(refs.size()) + " " + std::to_string(id_max) + " " + std::to_string(id_sum) +
-                          " " + std::to_string(dim);
+  return std::to_string(refs.size()) + " " + std::to_string(id_max) + " " + std::to_string(id_sum) + " " +
+         std::to_string(dim);
+}
+
+// The stored embeddings as a matrix of `storage`: the vector file beside the
+// database, mapped, when it was made for these samples; otherwise read out of
+// SQLite and the vector file (re)written for the next search.
+MappedVectors load_vectors(const VideoIndex& db, const std::vector<SampleRef>& refs, const std::string& key, int dim,
+                           ruclip::VectorStorage storage) {
+  const std::string path =
+      db.path() + (storage == ruclip::VectorStorage::kFloat16 ? ".f16.vectors" : ".f32.vectors");
+  if (auto mapped = map_vectors(path, key, storage, refs.size(), dim)) return std::move(*mapped);
+  MappedVectors out{ruclip::VectorMatrix(dim, storage), std::vector<double>(dim, 0.0)};
+  out.matrix.reserve(refs.size());
+  const std::vector<SampleRef> read = db.read_embeddings(dim, [&](const float* e) {
+    out.matrix.add(e);
+    for (int i = 0; i < dim; ++i) out.column_sum[i] += e[i];
+  });
+  if (read.size() != refs.size() || !std::equal(read.begin(), read.end(), refs.begin(), [](auto& a, auto& b) {
+        return a.id == b.id;
+      }))
+    throw ruclip::Error("--db '" + db.path() + "' changed while it was read (is an index run writing it?)");
+  if (!refs.empty()) {
+    try {
+      write_vectors(path, key, out.matrix, out.column_sum);
+    } catch (const ruclip::Error& e) {
+      std::cerr << "ruclip search: warning: " << e.what() << " (the next search reads the database again)\n";
+    }
+  }
+  return out;
+}
+
+// The best `n` rows by the approximate index next to the database (built,
+// and saved for the next search, when missing or made for other samples).
+std::vector<ruclip::VectorHit> approximate_candidates(const std::string& path, const std::vector<SampleRef>& refs,
+                                                      const std::string& key, const ruclip::VectorMatrix& matrix,
+                                                      const std::vector<float>& query, size_t n, int nprobe) {
+#ifdef RUCLIP_HAVE_FAISS
+  if (refs.empty()) return {};
+  const int dim = matrix.dim();
   std::unique_ptr<ApproximateIndex> index = ApproximateIndex::load(path, key);
   if (!index) {
     std::cerr << "ruclip search: building the approximate index of " << refs.size() << " samples (" << path << ")\n";
     std::vector<int64_t> ids;
     for (const auto& r : refs) ids.push_back(r.id);
+    std::vector<float> rows(refs.size() * dim);  // FAISS takes float32
+    if (matrix.storage() == ruclip::VectorStorage::kFloat32) {
+      std::memcpy(rows.data(), matrix.data(), rows.size() * sizeof(float));
+    } else {
+      const auto* halves = static_cast<const uint16_t*>(matrix.data());
+      for (size_t i = 0; i < rows.size(); ++i) rows[i] = ruclip::half_to_float(halves[i]);
+    }
     index = ApproximateIndex::build(rows.data(), ids.data(), refs.size(), dim);
     try {
       index->save(path, key);
@@ -415,7 +460,6 @@ std::vector<ruclip::VectorHit> approximate_candidates(const std::string& path, c
       std::cerr << "ruclip search: warning: " << e.what() << " (it is built again next time)\n";
     }
   }
-  rows = {};
   if (nprobe > 0) index->set_nprobe(nprobe);
   std::unordered_map<int64_t, size_t> row_of;
   for (size_t i = 0; i < refs.size(); ++i) row_of[refs[i].id] = i;
@@ -431,7 +475,7 @@ std::vector<ruclip::VectorHit> approximate_candidates(const std::string& path, c
   });
   return out;
 #else
-  (void)path, (void)refs, (void)matrix, (void)rows, (void)dim, (void)query, (void)n, (void)nprobe;
+  (void)path, (void)refs, (void)key, (void)matrix, (void)query, (void)n, (void)nprobe;
   throw ruclip::Error("--approximate: this ruclip was built without FAISS (Debian libfaiss-dev)");
 #endif
 }
@@ -473,17 +517,12 @@ int search(const Args& args) {
     query.assign(e.row(0), e.row(0) + dim);
   }
 
-  ruclip::VectorMatrix matrix(dim, storage);
-  matrix.reserve(static_cast<size_t>(db.sample_count()));
-  std::vector<double> sum(dim, 0.0);
+  const std::vector<SampleRef> refs = db.read_refs();
+  const std::string key = samples_key(refs, dim);
+  const MappedVectors vectors = load_vectors(db, refs, key, dim, storage);
+  const ruclip::VectorMatrix& matrix = vectors.matrix;
+  const std::vector<double>& sum = vectors.column_sum;
   const bool approximate = args.flag("approximate");
-  std::vector<float> rows;  // float32 copies, only to build an approximate index
-  const std::string faiss_path = db_path + ".faiss";
-  const std::vector<SampleRef> refs = db.read_embeddings(dim, [&](const float* e) {
-    matrix.add(e);
-    for (int i = 0; i < dim; ++i) sum[i] += e[i];
-    if (approximate) rows.insert(rows.end(), e, e + dim);
-  });
   std::map<int64_t, IndexedFile> files;
   for (auto& f : db.files()) files[f.id] = f;
 
@@ -492,7 +531,7 @@ int search(const Args& args) {
   // model's matching and unrelated scores lie, for texts and images alike.
   const size_t wanted = std::max<size_t>(64, static_cast<size_t>(top) * 16);
   const std::vector<ruclip::VectorHit> candidates =
-      approximate ? approximate_candidates(faiss_path, refs, matrix, rows, dim, query, wanted, args.integer("nprobe", 0))
+      approximate ? approximate_candidates(db_path + ".faiss", refs, key, matrix, query, wanted, args.integer("nprobe", 0))
                   : matrix.top(query.data(), wanted);
   float cut = static_cast<float>(args.number("cut", -2));
   if (cut < -1 && !candidates.empty()) {

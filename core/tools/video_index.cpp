@@ -213,7 +213,7 @@ int64_t VideoIndex::put_file(const IndexedFile& file, const std::vector<IndexedS
 
 void VideoIndex::each_embedding(int dim, void (*row)(void*, const SampleRef&, const float*), void* context) const {
   const std::string origin = "--db '" + path_ + "'";
-  Statement st(db_, "SELECT id, file_id, time, embedding FROM samples ORDER BY file_id, time", origin);
+  Statement st(db_, "SELECT id, file_id, time, embedding FROM samples ORDER BY file_id, time, id", origin);
   std::vector<float> embedding(dim);
   while (st.step(origin) == SQLITE_ROW) {
     SampleRef ref{sqlite3_column_int64(st.get(), 0), sqlite3_column_int64(st.get(), 1),
@@ -226,6 +226,16 @@ void VideoIndex::each_embedding(int dim, void (*row)(void*, const SampleRef&, co
     std::memcpy(embedding.data(), sqlite3_column_blob(st.get(), 3), bytes);
     row(context, ref, embedding.data());
   }
+}
+
+std::vector<SampleRef> VideoIndex::read_refs() const {
+  const std::string origin = "--db '" + path_ + "'";
+  Statement st(db_, "SELECT id, file_id, time FROM samples ORDER BY file_id, time, id", origin);
+  std::vector<SampleRef> out;
+  while (st.step(origin) == SQLITE_ROW)
+    out.push_back({sqlite3_column_int64(st.get(), 0), sqlite3_column_int64(st.get(), 1),
+                   sqlite3_column_double(st.get(), 2)});
+  return out;
 }
 
 std::vector<uint8_t> VideoIndex::thumbnail(int64_t sample_id) const {

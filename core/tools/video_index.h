@@ -68,6 +68,9 @@ class VideoIndex {
   // floats each), and their references.
   template <typename Add>
   std::vector<SampleRef> read_embeddings(int dim, Add&& add) const;
+  // The same references without the embeddings (the (file, time) index
+  // alone: no embedding is read).
+  std::vector<SampleRef> read_refs() const;
   std::vector<uint8_t> thumbnail(int64_t sample_id) const;
   int64_t sample_count() const;
 
@@ -75,7 +78,7 @@ class VideoIndex {
 
  private:
   void exec(const std::string& sql) const;
-  // Rows of `select id, file_id, time, embedding from samples order by file_id, time`.
+  // Rows of `select id, file_id, time, embedding from samples order by file_id, time, id`.
   void each_embedding(int dim, void (*row)(void*, const SampleRef&, const float*), void* context) const;
 
   std::string path_;

@@ -11,6 +11,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -28,9 +29,14 @@ struct VectorHit {
 class VectorMatrix {
  public:
   VectorMatrix(int dim, VectorStorage storage);
+  // `rows` x `dim` values of `storage`'s type at `data` (e.g. a memory-mapped
+  // file), kept alive by `owner`; nothing is copied, add() refuses.
+  static VectorMatrix view(const void* data, size_t rows, int dim, VectorStorage storage,
+                           std::shared_ptr<const void> owner);
 
   void reserve(size_t rows);
   void add(const float* row);  // `dim` floats, converted to the storage type
+  const void* data() const;    // the rows, contiguous
   size_t rows() const { return rows_; }
   int dim() const { return dim_; }
   VectorStorage storage() const { return storage_; }
@@ -45,11 +51,16 @@ class VectorMatrix {
   const char* kernel() const;
 
  private:
+  const float* f32_rows() const { return view_ ? static_cast<const float*>(view_) : f32_.data(); }
+  const uint16_t* f16_rows() const { return view_ ? static_cast<const uint16_t*>(view_) : f16_.data(); }
+
   int dim_;
   VectorStorage storage_;
   size_t rows_ = 0;
   std::vector<float> f32_;
   std::vector<uint16_t> f16_;
+  const void* view_ = nullptr;  // view(): the rows live there
+  std::shared_ptr<const void> owner_;
 };
 
 // IEEE half <-> float (round to nearest even), the storage's conversion.
