@@ -138,6 +138,14 @@ TEST(SharedModel, ErrorsAndThreadWarnings) {
   bool told = false;
   for (const auto& w : warnings) told |= w.find("not applied") != std::string::npos;
   EXPECT_TRUE(told);
+  EXPECT_FALSE(c->model().kernels().threads_warning.empty());
+  // A user of that model asking for the threads that run gets no threads
+  // warning (the loader's isn't its own).
+  ruclip::ModelOptions current = cpu2();
+  current.num_threads = ruclip::process_cpu_threads();
+  auto d = ruclip::acquire_shared_model(ruclip_test::tiny_model_dir(), current, "other", &warnings);
+  EXPECT_EQ(c.get(), d.get());
+  for (const auto& w : warnings) EXPECT_EQ(w.find("not applied"), std::string::npos) << w;
 }
 
 // Four sync streams of different pictures submitting from their own threads

@@ -97,7 +97,10 @@ KernelPlan choose_kernels(Precision requested, const torch::Device& device, cons
     plan.precision = requested == Precision::kAuto ? Precision::kFp16 : requested;
     r.precision = precision_name(plan.precision);
     r.linear_kernel = "cuda";
-    if (std::string w = claim_cpu_threads(requested_threads, ThreadPlan::kOpenMp); !w.empty()) r.warnings.push_back(w);
+    if (std::string w = claim_cpu_threads(requested_threads, ThreadPlan::kOpenMp); !w.empty()) {
+      r.warnings.push_back(w);
+      r.threads_warning = w;
+    }
     return plan;
   }
   if (requested == Precision::kFp16) throw Error("precision 'fp16' needs a CUDA device; on the CPU use bf16, int8 or fp32");
@@ -191,7 +194,10 @@ KernelPlan choose_kernels(Precision requested, const torch::Device& device, cons
   plan.threads = plan_for(plan.kernel);
   r.precision = precision_name(precision);
   r.linear_kernel = fp32_kernel_name(plan.kernel);
-  if (std::string w = claim_cpu_threads(requested_threads, plan.threads); !w.empty()) r.warnings.push_back(w);
+  if (std::string w = claim_cpu_threads(requested_threads, plan.threads); !w.empty()) {
+    r.warnings.push_back(w);
+    r.threads_warning = w;
+  }
   return plan;
 }
 

@@ -57,7 +57,11 @@ std::shared_ptr<SharedModel> acquire_shared_model(const std::string& model_dir, 
   std::shared_ptr<SharedModel> shared = entry->model.lock();
   if (shared) {
     if (warnings) {
-      *warnings = shared->model().kernels().warnings;
+      // The loader's kernel warnings hold for this user too; its threads warning doesn't.
+      const KernelReport& report = shared->model().kernels();
+      warnings->clear();
+      for (const auto& w : report.warnings)
+        if (w != report.threads_warning) warnings->push_back(w);
       if (std::string w = detail::cpu_threads_not_applied(options.num_threads); !w.empty()) warnings->push_back(w);
     }
     return shared;

@@ -74,6 +74,10 @@ struct KernelReport {
   // GFLOP/s of one model-shaped product per candidate, as measured at load ("" : n/a).
   std::vector<std::pair<std::string, double>> measured_gflops;
   std::vector<std::string> warnings;  // e.g. why bf16 was not used
+  // The one of `warnings` about this model's num-threads not being applied
+  // ("" when it got them): a user of an already loaded model gets the
+  // kernel warnings but a threads warning of its own.
+  std::string threads_warning;
   std::string summary() const;        // one line for a log
 };
 
