@@ -153,14 +153,14 @@ TEST(Config, RoundTripsThroughJson) {
 
 namespace {
 
-std::string v1_dir() { return ruclip_test::data_dir() + "/ruclip-v1-tiny"; }
-nlohmann::json v1_json() { return nlohmann::json::parse(ruclip_test::read_file(v1_dir() + "/config.json")); }
+using ruclip_test::v1_model_dir;
+nlohmann::json v1_json() { return nlohmann::json::parse(ruclip_test::read_file(v1_model_dir() + "/config.json")); }
 
 using Shapes = std::map<std::string, std::vector<int64_t>>;
 
 // The fixture's state-dict shapes as provenance.json lists them.
 Shapes fixture_shapes() {
-  const auto p = nlohmann::json::parse(ruclip_test::read_file(v1_dir() + "/provenance.json"));
+  const auto p = nlohmann::json::parse(ruclip_test::read_file(v1_model_dir() + "/provenance.json"));
   Shapes shapes;
   for (const auto& [name, entry] : p.at("state_dict").items()) shapes[name] = entry.at(1).get<std::vector<int64_t>>();
   return shapes;
@@ -194,27 +194,9 @@ void expect_v1_error(const std::string& json, std::initializer_list<const char*>
 }  // namespace
 
 TEST(ConfigV1, ReadsTheFixtureConfig) {
-  const auto c = ruclip::load_config(v1_dir());
-  EXPECT_EQ(c.family, ruclip::ModelFamily::kV1);
+  const auto c = ruclip::load_config(v1_model_dir());
+  ruclip_test::expect_v1_tiny_geometry(c);
   EXPECT_EQ(c.tokenizer, "gpt2");
-  EXPECT_EQ(c.weights_file, "ViT-B32-small.pt");
-  EXPECT_EQ(c.image_resolution, 32);
-  EXPECT_EQ(c.vision_patch_size, 16);
-  EXPECT_EQ(c.vision_width, 64);
-  EXPECT_EQ(c.vision_layers, 2);
-  EXPECT_EQ(c.vision_heads, 2);
-  EXPECT_EQ(c.vision_output_dim, 48);
-  EXPECT_EQ(c.vocab_size, 1260);
-  EXPECT_EQ(c.text_positions, 32);
-  EXPECT_EQ(c.transformer_width, 64);
-  EXPECT_EQ(c.transformer_layers, 2);
-  EXPECT_EQ(c.transformer_heads, 2);
-  EXPECT_EQ(c.transformer_inner, 256);
-  EXPECT_EQ(c.embed_dim, 40);
-  EXPECT_EQ(c.context_length, 16);  // seq_length
-  EXPECT_EQ(c.pad_id, 0);
-  EXPECT_EQ(c.bos_id, 1);
-  EXPECT_EQ(c.eos_id, 2);
   EXPECT_FLOAT_EQ(c.mean[1], 0.4578275f);
   EXPECT_FLOAT_EQ(c.std[0], 0.26862954f);
 }
@@ -243,7 +225,7 @@ TEST(ConfigV1, GeometryFromTheShapesAlone) {
 }
 
 TEST(ConfigV1, ConfigJsonOverridesTheShapes) {
-  const auto stated = ruclip::load_config(v1_dir());
+  const auto stated = ruclip::load_config(v1_model_dir());
   const auto c = ruclip::v1_config_from_shapes(fixture_shapes(), &stated, "x.pt");
   EXPECT_EQ(c.vision_heads, 2);
   EXPECT_EQ(c.transformer_heads, 2);
@@ -389,7 +371,7 @@ TEST(ConfigV1, InconsistentFields) {
 }
 
 TEST(ConfigV1, RoundTripsThroughJson) {
-  auto c = ruclip::load_config(v1_dir());
+  auto c = ruclip::load_config(v1_model_dir());
   c.templates = {"Изображение {}"};
   const auto back = parse_config(ruclip::config_to_json(c), "config.json");
   EXPECT_EQ(back.family, ruclip::ModelFamily::kV1);

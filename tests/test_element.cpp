@@ -1495,7 +1495,7 @@ TEST_F(Element, RegionsEachGetTheirOwnLabel) {
 // shorter side then centre crop) through the element, in every raw format,
 // against `ruclip classify` of the same pictures (tolerances as for v2).
 TEST_F(Element, V1ModelInEveryFormatAgreesWithClassify) {
-  const std::string model = ruclip_test::data_dir() + "/ruclip-v1-tiny";
+  const std::string model = ruclip_test::v1_model_dir();
   const std::vector<std::string> labels = {"кот", "чашка кофе на блюдце", "Красный мотоцикл в гараже", "ЁЛКА, Пётр?!"};
   std::string labels_prop;
   for (const auto& l : labels) labels_prop += (labels_prop.empty() ? "" : ";") + l;

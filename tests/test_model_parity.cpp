@@ -285,10 +285,7 @@ TEST(Precision, Bf16LatentsFollowFp32) {
 // alone (computed over its own length only).
 TEST(TextEncoding, ShortTextsEqualFullContext) {
   const ruclip::ModelConfig& c = tiny_model().config();
-  std::vector<int64_t> full(c.context_length, 0);
-  full[0] = c.bos_id;
-  for (int i = 1; i < c.context_length - 1; ++i) full[i] = 100 + i;
-  full[c.context_length - 1] = c.eos_id;
+  const std::vector<int64_t> full = ruclip_test::context_filling_ids(c, 101);
   int short_texts = 0;
   for (const auto& t : expected()["texts"]) {
     const auto ids = t["input_ids"].get<std::vector<int64_t>>();

@@ -28,21 +28,18 @@ using ruclip_test::error_of;
 
 namespace {
 
-std::string v1_dir() { return ruclip_test::data_dir() + "/ruclip-v1-tiny"; }
+using ruclip_test::v1_expected;
+using ruclip_test::v1_model_dir;
 // The same model in torch's pre-1.6 (legacy) serialization.
 std::string legacy_dir() { return ruclip_test::data_dir() + "/ruclip-v1-tiny-legacy"; }
 
-const nlohmann::json& v1_expected() {
-  static const nlohmann::json json = nlohmann::json::parse(ruclip_test::read_file(v1_dir() + "/expected.json"));
-  return json;
-}
 
 ruclip::ModelOptions opts(const std::string& device, int threads, const std::string& precision = "fp32") {
   return {ruclip::Device::parse(device), threads, ruclip::parse_precision(precision)};
 }
 
 ruclip::Model& v1_model() {
-  static auto model = ruclip::Model::load(v1_dir(), opts("cpu", 2));
+  static auto model = ruclip::Model::load(v1_model_dir(), opts("cpu", 2));
   return *model;
 }
 
@@ -69,7 +66,7 @@ std::vector<float> image_latent(int i) {
 // A temp copy of the fixture folder with `files` of it.
 std::string copy_v1(std::initializer_list<const char*> files) {
   const std::string dir = ruclip_test::make_temp_dir();
-  for (const char* name : files) fs::copy_file(v1_dir() + "/" + name, dir + "/" + name);
+  for (const char* name : files) fs::copy_file(v1_model_dir() + "/" + name, dir + "/" + name);
   return dir;
 }
 
@@ -77,7 +74,7 @@ std::string copy_v1(std::initializer_list<const char*> files) {
 // next to the tokenizer and config.json; returns the weights file's path.
 template <typename Edit>
 std::string edited_checkpoint(Edit edit, bool with_config = true) {
-  ruclip::StateDict dict = ruclip::read_torch_checkpoint(v1_dir() + "/ViT-B32-small.pt");
+  ruclip::StateDict dict = ruclip::read_torch_checkpoint(v1_model_dir() + "/ViT-B32-small.pt");
   edit(dict);
   const std::string dir = with_config ? copy_v1({"vocab.json", "merges.txt", "config.json"})
                                       : copy_v1({"vocab.json", "merges.txt"});
@@ -88,9 +85,9 @@ std::string edited_checkpoint(Edit edit, bool with_config = true) {
 
 // The fixture's towers on LibTorch directly (the kernels' path is Model's).
 std::unique_ptr<ruclip::detail::ClipWeights> fixture_weights() {
-  const std::string pt = v1_dir() + "/ViT-B32-small.pt";
+  const std::string pt = v1_model_dir() + "/ViT-B32-small.pt";
   ruclip::StateDict dict = ruclip::read_torch_checkpoint(pt);
-  const ruclip::ModelConfig stated = ruclip::load_config(v1_dir());
+  const ruclip::ModelConfig stated = ruclip::load_config(v1_model_dir());
   const ruclip::ModelConfig config = ruclip::v1_config_from_shapes(ruclip::detail::state_dict_shapes(dict), &stated, pt);
   auto w = std::make_unique<ruclip::detail::ClipWeights>(config);
   ruclip::detail::load_state_dict(*w, std::move(dict), pt);
@@ -113,32 +110,13 @@ std::vector<float> tensor_row(const torch::Tensor& t, int64_t i) {
 // --- Loading ---------------------------------------------------------------
 
 TEST(ModelV1Load, GeometryFromTheShapesAndConfigJson) {
-  const ruclip::ModelConfig& c = v1_model().config();
-  EXPECT_EQ(c.family, ruclip::ModelFamily::kV1);
-  EXPECT_EQ(c.image_resolution, 32);
-  EXPECT_EQ(c.vision_patch_size, 16);
-  EXPECT_EQ(c.vision_width, 64);
-  EXPECT_EQ(c.vision_layers, 2);
-  EXPECT_EQ(c.vision_heads, 2);  // config.json's, not 64 / 64
-  EXPECT_EQ(c.vision_output_dim, 48);
-  EXPECT_EQ(c.embed_dim, 40);
-  EXPECT_EQ(c.vocab_size, 1260);
-  EXPECT_EQ(c.text_positions, 32);
-  EXPECT_EQ(c.transformer_width, 64);
-  EXPECT_EQ(c.transformer_layers, 2);
-  EXPECT_EQ(c.transformer_heads, 2);
-  EXPECT_EQ(c.transformer_inner, 256);
-  EXPECT_EQ(c.context_length, v1_expected()["seq_length"].get<int>());
-  EXPECT_EQ(c.bos_id, 1);
-  EXPECT_EQ(c.eos_id, 2);
-  EXPECT_EQ(c.pad_id, 0);
-  EXPECT_EQ(c.weights_file, "ViT-B32-small.pt");
+  ruclip_test::expect_v1_tiny_geometry(v1_model().config());
   EXPECT_FLOAT_EQ(v1_model().logit_scale(), 14.285714149475098f);  // exp(log(1 / 0.07)), upstream's init
   const ruclip::Normalization n = v1_model().normalization();
   EXPECT_EQ(n.resize, ruclip::ResizeMode::kBicubicThenCrop);
   EXPECT_EQ(n.resolution, 32);
   EXPECT_FLOAT_EQ(n.std[1], 0.26130258f);
-  EXPECT_EQ(v1_model().directory(), v1_dir());
+  EXPECT_EQ(v1_model().directory(), v1_model_dir());
 }
 
 // As published: ViT-B32-small.pt, vocab.json, merges.txt and nothing else.
@@ -163,8 +141,8 @@ TEST(ModelV1Load, AsPublishedWithoutConfigJson) {
 }
 
 TEST(ModelV1Load, TheWeightsFileItself) {
-  auto model = ruclip::Model::load(v1_dir() + "/ViT-B32-small.pt", opts("cpu", 2));
-  EXPECT_EQ(model->directory(), v1_dir());
+  auto model = ruclip::Model::load(v1_model_dir() + "/ViT-B32-small.pt", opts("cpu", 2));
+  EXPECT_EQ(model->directory(), v1_model_dir());
   const auto ids = upstream_ids();
   EXPECT_EQ(model->encode_token_ids(ids).data, v1_model().encode_token_ids(ids).data);
 }
@@ -182,7 +160,7 @@ TEST(ModelV1Load, AV2WeightsFileItself) {
 TEST(ModelV1Load, WhichCheckpointOfTheFolder) {
   // config.json names ViT-B32-small.pt: it must be there.
   const std::string dir = copy_v1({"vocab.json", "merges.txt", "config.json"});
-  fs::copy_file(v1_dir() + "/ViT-B32-small.pt", dir + "/ruclip-v1.pt");
+  fs::copy_file(v1_model_dir() + "/ViT-B32-small.pt", dir + "/ruclip-v1.pt");
   EXPECT_NE(error_of([&] { ruclip::Model::load(dir); })
                 .find(dir + "/config.json: names the checkpoint \"ViT-B32-small.pt\", which is not in the folder"),
             std::string::npos);
@@ -191,7 +169,7 @@ TEST(ModelV1Load, WhichCheckpointOfTheFolder) {
   auto model = ruclip::Model::load(dir, opts("cpu", 2));
   EXPECT_EQ(model->config().weights_file, "ruclip-v1.pt");
   // Two: which one is for the user to say.
-  fs::copy_file(v1_dir() + "/ViT-B32-small.pt", dir + "/other.pt");
+  fs::copy_file(v1_model_dir() + "/ViT-B32-small.pt", dir + "/other.pt");
   const std::string msg = error_of([&] { ruclip::Model::load(dir); });
   EXPECT_NE(msg.find("several checkpoints (other.pt, ruclip-v1.pt)"), std::string::npos) << msg;
   EXPECT_EQ(ruclip::Model::load(dir + "/other.pt", opts("cpu", 2))->config().weights_file, "other.pt");
@@ -271,7 +249,7 @@ TEST(ModelV1Parity, TextsEndToEnd) {
 TEST(ModelV1Parity, ImageLatentsFromPngFiles) {
   for (int i = 0; i < 5; ++i) {
     const auto& image = v1_expected()["images"][i];
-    const ruclip::Image file = ruclip::load_image(v1_dir() + "/" + image["file"].get<std::string>());
+    const ruclip::Image file = ruclip::load_image(v1_model_dir() + "/" + image["file"].get<std::string>());
     const auto e = v1_model().encode_frames({file.view()});
     EXPECT_LE(max_abs_diff(row(e, 0), image_latent(i)), 1e-4) << image["file"];
   }
@@ -315,10 +293,7 @@ TEST(ModelV1Text, TruncatedEqualsFullContextWithThePaddingMask) {
 
 TEST(ModelV1Text, ShortTextsBatchedWithALongOne) {
   const ruclip::ModelConfig& c = v1_model().config();
-  std::vector<int64_t> full(c.context_length, 0);
-  full[0] = c.bos_id;
-  for (int i = 1; i < c.context_length - 1; ++i) full[i] = 300 + i;
-  full[c.context_length - 1] = c.eos_id;
+  const std::vector<int64_t> full = ruclip_test::context_filling_ids(c, 301);
   const auto ids = upstream_ids();
   for (size_t i = 0; i < ids.size(); ++i) {
     const auto with_full = v1_model().encode_token_ids({ids[i], full});
@@ -336,7 +311,7 @@ TEST(ModelV1Precision, EveryFp32KernelMatchesUpstream) {
     setenv("RUCLIP_FP32_KERNEL", kernel, 1);
     std::unique_ptr<ruclip::Model> model;
     try {
-      model = ruclip::Model::load(v1_dir(), opts("cpu", 2));
+      model = ruclip::Model::load(v1_model_dir(), opts("cpu", 2));
     } catch (const ruclip::Error& e) {
       EXPECT_NE(std::string(e.what()).find("expected one of"), std::string::npos) << e.what();  // no oneDNN
     }
@@ -353,7 +328,7 @@ TEST(ModelV1Precision, EveryFp32KernelMatchesUpstream) {
 TEST(ModelV1Precision, Int8FollowsFp32) {
   std::unique_ptr<ruclip::Model> int8;
   try {
-    int8 = ruclip::Model::load(v1_dir(), opts("cpu", 1, "int8"));
+    int8 = ruclip::Model::load(v1_model_dir(), opts("cpu", 1, "int8"));
   } catch (const ruclip::Error& e) {
     if (std::string(e.what()).find("needs oneDNN") != std::string::npos) GTEST_SKIP() << "built without oneDNN";
     throw;
@@ -385,7 +360,7 @@ TEST(ModelV1Precision, Bf16FollowsFp32) {
   }
   for (int j = 0; j < 10; ++j) EXPECT_GE(ruclip_test::cosine(tensor_row(texts, j), text_latent(j)), 0.99) << "text " << j;
   // And through Model: bf16 where the CPU has it, fp32 (with a warning) where it hasn't.
-  auto model = ruclip::Model::load(v1_dir(), opts("cpu", 1, "bf16"));
+  auto model = ruclip::Model::load(v1_model_dir(), opts("cpu", 1, "bf16"));
   const auto e = model->encode_token_ids(upstream_ids());
   for (int j = 0; j < 10; ++j) EXPECT_GE(ruclip_test::cosine(row(e, j), text_latent(j)), 0.99) << "text " << j;
 }
@@ -456,7 +431,7 @@ TEST(ModelV1Hostile, V1KeysMixedWithV2) {
   // A v1 state dict in a v2 folder, and a v2 one named for a v1 folder.
   const std::string v2_dir = ruclip_test::copy_tiny_model();
   fs::remove(v2_dir + "/pytorch_model.bin");
-  ruclip::write_safetensors(v2_dir + "/model.safetensors", ruclip::read_torch_checkpoint(v1_dir() + "/ViT-B32-small.pt"));
+  ruclip::write_safetensors(v2_dir + "/model.safetensors", ruclip::read_torch_checkpoint(v1_model_dir() + "/ViT-B32-small.pt"));
   EXPECT_NE(error_of([&] { ruclip::Model::load(v2_dir); })
                 .find("holds a ruCLIP v1 state dict (visual_encoder.*, text_encoder.*), but " + v2_dir +
                       "/config.json describes a ruclip-vit-* (v2) model"),
@@ -521,7 +496,7 @@ TEST(ModelV1Hostile, GeometryTensorsMissing) {
 
 TEST(ModelV1Hostile, ConfigJsonDisagreeingWithTheShapes) {
   const std::string dir = copy_v1({"ViT-B32-small.pt", "vocab.json", "merges.txt"});
-  auto config = nlohmann::json::parse(ruclip_test::read_file(v1_dir() + "/config.json"));
+  auto config = nlohmann::json::parse(ruclip_test::read_file(v1_model_dir() + "/config.json"));
   config["text"]["n_embd"] = 128;
   config["projection"].erase("text_d_in");
   config["text"]["n_inner"] = 512;
@@ -533,7 +508,7 @@ TEST(ModelV1Hostile, ConfigJsonDisagreeingWithTheShapes) {
 
 TEST(ModelV1, TrainingRefusesV1) {
   ruclip::TrainOptions o;
-  o.init = v1_dir();
+  o.init = v1_model_dir();
   o.output = ruclip_test::make_temp_dir() + "/out";
   o.data = "/nonexistent.csv";
   const std::string msg = error_of([&] { ruclip::train(o, nullptr); });

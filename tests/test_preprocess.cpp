@@ -59,6 +59,17 @@ int to_level(float v, int c, const Normalization& n) {
   return static_cast<int>(std::lround((v * n.std[c] + n.mean[c]) * 255.0f));
 }
 
+// Values of 3 x R x R planes (R = n.resolution) whose 8-bit levels differ.
+int count_level_mismatches(const std::vector<float>& got, const std::vector<float>& want, const Normalization& n) {
+  const size_t plane = static_cast<size_t>(n.resolution) * n.resolution;
+  int mismatches = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const int c = static_cast<int>(i / plane);
+    mismatches += to_level(got[i], c, n) != to_level(want[i], c, n);
+  }
+  return mismatches;
+}
+
 // What preprocess must output for 8-bit level v in channel c (torchvision's float32 math).
 float normalized(int v, int c, const Normalization& n) {
   return (static_cast<float>(v) / 255.0f - n.mean[c]) / n.std[c];
@@ -312,11 +323,7 @@ TEST(Preprocess, MatchesUpstreamPixelValues) {
     const Image img = load_fixture(file);
     const auto got = run(img.view(), norm);
     const Diff d = diff(got, want);
-    int level_mismatches = 0;
-    for (size_t i = 0; i < got.size(); ++i) {
-      const int c = static_cast<int>(i / (32 * 32));
-      level_mismatches += to_level(got[i], c, norm) != to_level(want[i], c, norm);
-    }
+    const int level_mismatches = count_level_mismatches(got, want, norm);
     std::printf("[ parity ] %-28s max abs %.3g  mean abs %.3g  8-bit level mismatches %d / %zu\n", file.c_str(),
                 d.max_abs, d.mean_abs, level_mismatches, got.size());
     EXPECT_LE(d.max_abs, 0.03f) << file;
@@ -868,16 +875,12 @@ TEST(Preprocess, CropIsAViewOfTheRectangleClippedToTheFrame) {
 
 namespace {
 
-std::string v1_dir() { return ruclip_test::data_dir() + "/ruclip-v1-tiny"; }
-
-const nlohmann::json& v1_expected() {
-  static const nlohmann::json json = nlohmann::json::parse(ruclip_test::read_file(v1_dir() + "/expected.json"));
-  return json;
-}
+using ruclip_test::v1_expected;
+using ruclip_test::v1_model_dir;
 
 // The v1 fixture's settings (config.json: image_size, mean, std) at `res`.
 Normalization v1_norm(int res = 0) {
-  const auto config = nlohmann::json::parse(ruclip_test::read_file(v1_dir() + "/config.json"));
+  const auto config = nlohmann::json::parse(ruclip_test::read_file(v1_model_dir() + "/config.json"));
   Normalization n;
   n.resize = ruclip::ResizeMode::kBicubicThenCrop;
   n.resolution = res > 0 ? res : config.at("image_size").get<int>();
@@ -972,16 +975,12 @@ TEST(PreprocessV1, MatchesUpstreamPixelValues) {
     const std::string file = entry.at("file").get<std::string>();
     const auto want = entry.at("pixel_values").get<std::vector<float>>();
     ASSERT_EQ(want.size(), 3u * 32 * 32) << file;
-    const Image img = ruclip::load_image(v1_dir() + "/" + file);
+    const Image img = ruclip::load_image(v1_model_dir() + "/" + file);
     EXPECT_EQ(img.width, entry.at("width").get<int>()) << file;
     EXPECT_EQ(img.height, entry.at("height").get<int>()) << file;
     const auto got = run(img.view(), norm);
     const Diff d = diff(got, want);
-    int level_mismatches = 0;
-    for (size_t i = 0; i < got.size(); ++i) {
-      const int c = static_cast<int>(i / (32 * 32));
-      level_mismatches += to_level(got[i], c, norm) != to_level(want[i], c, norm);
-    }
+    const int level_mismatches = count_level_mismatches(got, want, norm);
     std::printf("[ v1     ] %-28s %-4s max abs %.3g  8-bit level mismatches %d / %zu\n", file.c_str(),
                 entry.at("mode").get<std::string>().c_str(), d.max_abs, level_mismatches, got.size());
     EXPECT_LE(d.max_abs, 1e-6f) << file;
@@ -1088,7 +1087,7 @@ TEST(PreprocessV1, UpscalingSameSizeAndExtremeShapes) {
 // I420 equal to NV12.
 TEST(PreprocessV1, RawFormatsEqualRgb) {
   for (const char* file : {"images/img0_rgb_64x48.png", "images/img1_rgb_45x90.png", "images/img3_rgba_50x40.png"}) {
-    const Image rgb = to_rgb(ruclip::load_image(v1_dir() + "/" + file));
+    const Image rgb = to_rgb(ruclip::load_image(v1_model_dir() + "/" + file));
     for (int res : {32, 20, 57}) {
       const Normalization norm = v1_norm(res);
       const auto want = run(rgb.view(), norm);
@@ -1098,11 +1097,11 @@ TEST(PreprocessV1, RawFormatsEqualRgb) {
       }
     }
   }
-  const Image rgba = ruclip::load_image(v1_dir() + "/images/img3_rgba_50x40.png");
+  const Image rgba = ruclip::load_image(v1_model_dir() + "/images/img3_rgba_50x40.png");
   ASSERT_EQ(rgba.format, PixelFormat::RGBA);
   EXPECT_EQ(run(rgba.view(), v1_norm()), run(to_rgb(rgba).view(), v1_norm()));
 
-  const Image gray = ruclip::load_image(v1_dir() + "/images/img2_l_33x33.png");
+  const Image gray = ruclip::load_image(v1_model_dir() + "/images/img2_l_33x33.png");
   ASSERT_EQ(gray.format, PixelFormat::GRAY8);
   for (int res : {32, 33, 16, 50}) EXPECT_EQ(run(gray.view(), v1_norm(res)), run(to_rgb(gray).view(), v1_norm(res))) << res;
   // Non-square gray with a padded stride.

@@ -29,24 +29,20 @@ using ruclip_test::error_of;
 
 namespace {
 
-std::string v1_dir() { return data_dir() + "/ruclip-v1-tiny"; }
-
-const nlohmann::json& v1_expected() {
-  static const nlohmann::json json = nlohmann::json::parse(read_file(v1_dir() + "/expected.json"));
-  return json;
-}
+using ruclip_test::v1_expected;
+using ruclip_test::v1_model_dir;
 
 const Tokenizer& fixture_tokenizer() {
-  static const auto tokenizer = ruclip::load_gpt2_tokenizer(v1_dir() + "/vocab.json", v1_dir() + "/merges.txt");
+  static const auto tokenizer = ruclip::load_gpt2_tokenizer(v1_model_dir() + "/vocab.json", v1_model_dir() + "/merges.txt");
   return *tokenizer;
 }
 
 const std::string& fixture_vocab_text() {
-  static const std::string text = read_file(v1_dir() + "/vocab.json");
+  static const std::string text = read_file(v1_model_dir() + "/vocab.json");
   return text;
 }
 const std::string& fixture_merges_text() {
-  static const std::string text = read_file(v1_dir() + "/merges.txt");
+  static const std::string text = read_file(v1_model_dir() + "/merges.txt");
   return text;
 }
 int vocab_id(const std::string& token) {
@@ -268,7 +264,7 @@ TEST(Gpt2Tokenizer, TheTextAfterTheLastNewlineOfMergesIsNotAMerge) {
 }
 
 TEST(Gpt2Tokenizer, ConcurrentEncodesAgree) {
-  const auto t = ruclip::load_gpt2_tokenizer(v1_dir() + "/vocab.json", v1_dir() + "/merges.txt");
+  const auto t = ruclip::load_gpt2_tokenizer(v1_model_dir() + "/vocab.json", v1_model_dir() + "/merges.txt");
   const auto& lines = v1_expected().at("tokenizer_ids");
   std::vector<std::thread> threads;
   std::vector<int> mismatches(8, 0);
@@ -347,16 +343,16 @@ TEST(Gpt2HostileFiles, JsonErrorsGiveTheLine) {
 TEST(Gpt2HostileFiles, UnreadableFilesAreNamed) {
   const std::string dir = make_temp_dir();
   const std::string message =
-      error_of([&] { ruclip::load_gpt2_tokenizer(dir + "/vocab.json", v1_dir() + "/merges.txt"); });
+      error_of([&] { ruclip::load_gpt2_tokenizer(dir + "/vocab.json", v1_model_dir() + "/merges.txt"); });
   EXPECT_NE(message.find(dir + "/vocab.json"), std::string::npos) << message;
   const std::string merges_message =
-      error_of([&] { ruclip::load_gpt2_tokenizer(v1_dir() + "/vocab.json", dir); });
+      error_of([&] { ruclip::load_gpt2_tokenizer(v1_model_dir() + "/vocab.json", dir); });
   EXPECT_NE(merges_message.find(dir), std::string::npos) << merges_message;
   EXPECT_NE(merges_message.find("directory"), std::string::npos) << merges_message;
   write_file(dir + "/merges.txt", "#version: 0.2\nnot-a-token x\n");
-  const std::string bad = error_of([&] { ruclip::load_gpt2_tokenizer(v1_dir() + "/vocab.json", dir + "/merges.txt"); });
+  const std::string bad = error_of([&] { ruclip::load_gpt2_tokenizer(v1_model_dir() + "/vocab.json", dir + "/merges.txt"); });
   EXPECT_NE(bad.find(dir + "/merges.txt: line 2"), std::string::npos) << bad;
-  EXPECT_NE(bad.find(v1_dir() + "/vocab.json"), std::string::npos) << bad;
+  EXPECT_NE(bad.find(v1_model_dir() + "/vocab.json"), std::string::npos) << bad;
   fs::remove_all(dir);
 }
 
@@ -466,7 +462,7 @@ namespace {
 
 std::string copy_tokenizer_files() {
   const std::string dir = make_temp_dir();
-  for (const char* name : {"vocab.json", "merges.txt"}) fs::copy_file(v1_dir() + "/" + name, dir + "/" + name);
+  for (const char* name : {"vocab.json", "merges.txt"}) fs::copy_file(v1_model_dir() + "/" + name, dir + "/" + name);
   return dir;
 }
 
@@ -489,7 +485,7 @@ TEST(LoadTokenizerV1, PicksGpt2FromTheFolder) {
 
 TEST(LoadTokenizerV1, MissingFilesAreNamed) {
   const std::string dir = make_temp_dir();
-  fs::copy_file(v1_dir() + "/vocab.json", dir + "/vocab.json");
+  fs::copy_file(v1_model_dir() + "/vocab.json", dir + "/vocab.json");
   ModelConfig config = v1_config();
   const std::string message = error_of([&] { ruclip::load_tokenizer(dir, config); });
   EXPECT_NE(message.find("vocab.json"), std::string::npos) << message;

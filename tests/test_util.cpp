@@ -37,6 +37,44 @@ const nlohmann::json& expected() {
   return json;
 }
 
+std::string v1_model_dir() { return data_dir() + "/ruclip-v1-tiny"; }
+
+const nlohmann::json& v1_expected() {
+  static const nlohmann::json json = nlohmann::json::parse(read_file(v1_model_dir() + "/expected.json"));
+  return json;
+}
+
+std::vector<int64_t> context_filling_ids(const ruclip::ModelConfig& c, int64_t first_token) {
+  std::vector<int64_t> ids(c.context_length, 0);
+  ids[0] = c.bos_id;
+  for (int i = 1; i < c.context_length - 1; ++i) ids[i] = first_token + i - 1;
+  ids[c.context_length - 1] = c.eos_id;
+  return ids;
+}
+
+void expect_v1_tiny_geometry(const ruclip::ModelConfig& c) {
+  EXPECT_EQ(c.family, ruclip::ModelFamily::kV1);
+  EXPECT_EQ(c.weights_file, "ViT-B32-small.pt");
+  EXPECT_EQ(c.image_resolution, 32);
+  EXPECT_EQ(c.vision_patch_size, 16);
+  EXPECT_EQ(c.vision_width, 64);
+  EXPECT_EQ(c.vision_layers, 2);
+  EXPECT_EQ(c.vision_heads, 2);  // config.json's, not 64 / 64
+  EXPECT_EQ(c.vision_output_dim, 48);
+  EXPECT_EQ(c.vocab_size, 1260);
+  EXPECT_EQ(c.text_positions, 32);
+  EXPECT_EQ(c.transformer_width, 64);
+  EXPECT_EQ(c.transformer_layers, 2);
+  EXPECT_EQ(c.transformer_heads, 2);
+  EXPECT_EQ(c.transformer_inner, 256);
+  EXPECT_EQ(c.embed_dim, 40);
+  EXPECT_EQ(c.context_length, 16);  // seq_length
+  EXPECT_EQ(c.context_length, v1_expected()["seq_length"].get<int>());
+  EXPECT_EQ(c.pad_id, 0);
+  EXPECT_EQ(c.bos_id, 1);
+  EXPECT_EQ(c.eos_id, 2);
+}
+
 std::string make_temp_dir() {
   std::string pattern = (fs::temp_directory_path() / "ruclip-test-XXXXXX").string();
   if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");

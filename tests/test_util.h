@@ -3,10 +3,12 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "ruclip/config.h"
 #include "ruclip/error.h"
 
 namespace ruclip_test {
@@ -18,6 +20,14 @@ std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& bytes);
 // expected.json of the tiny model.
 const nlohmann::json& expected();
+// tests/data/ruclip-v1-tiny (ruCLIP v1) and its expected.json.
+std::string v1_model_dir();
+const nlohmann::json& v1_expected();
+// Ids that fill the whole context: bos, first_token, first_token + 1, ..., eos
+// (a text whose tower is computed over every position).
+std::vector<int64_t> context_filling_ids(const ruclip::ModelConfig& c, int64_t first_token);
+// The v1 fixture's geometry, as its config.json states it.
+void expect_v1_tiny_geometry(const ruclip::ModelConfig& c);
 // A fresh empty directory under the system temp dir.
 std::string make_temp_dir();
 // Copies the tiny model folder to a temp dir, so a test can break one file.

@@ -283,20 +283,44 @@ void check_v1(const ModelConfig& c, const std::string& origin) {
                   std::to_string(c.vocab_size) + " tokens)");
 }
 
+// The geometry fields of v1's config.json: where each is ("" = top level),
+// its key, the ModelConfig member, its bound. Read and written by the same list.
+struct V1Field {
+  const char* section;
+  const char* key;
+  int ModelConfig::*member;
+  int max;
+};
+const V1Field kV1Fields[] = {
+    {"vision", "input_resolution", &ModelConfig::image_resolution, kMaxResolution},
+    {"vision", "patch_size", &ModelConfig::vision_patch_size, kMaxResolution},
+    {"vision", "width", &ModelConfig::vision_width, kMaxWidth},
+    {"vision", "layers", &ModelConfig::vision_layers, kMaxLayers},
+    {"vision", "heads", &ModelConfig::vision_heads, kMaxWidth},
+    {"vision", "output_dim", &ModelConfig::vision_output_dim, kMaxWidth},
+    {"text", "vocab_size", &ModelConfig::vocab_size, kMaxVocab},
+    {"text", "n_positions", &ModelConfig::text_positions, kMaxContext},
+    {"text", "n_embd", &ModelConfig::transformer_width, kMaxWidth},
+    {"text", "n_layer", &ModelConfig::transformer_layers, kMaxLayers},
+    {"text", "n_head", &ModelConfig::transformer_heads, kMaxWidth},
+    {"text", "n_inner", &ModelConfig::transformer_inner, 4 * kMaxWidth},
+    {"", "projection_dim", &ModelConfig::embed_dim, kMaxWidth},
+    {"", "seq_length", &ModelConfig::context_length, kMaxContext},
+};
+
 ModelConfig parse_v1_config(const nlohmann::json& json, const std::string& origin) {
   ModelConfig c = v1_defaults();
   const auto& vision = optional_object(json, "vision", origin);
   const auto& text = optional_object(json, "text", origin);
   const auto& projection = optional_object(json, "projection", origin);
+  for (const V1Field& f : kV1Fields) {
+    const std::string section = f.section;
+    const auto& obj = section == "vision" ? vision : section == "text" ? text : json;
+    c.*f.member = optional_int(obj, f.key, section.empty() ? f.key : section + "." + f.key, f.max, origin);
+  }
 
-  c.image_resolution = optional_int(vision, "input_resolution", "vision.input_resolution", kMaxResolution, origin);
   agree(c.image_resolution, optional_int(json, "image_size", "image_size", kMaxResolution, origin),
         "vision.input_resolution", "image_size", origin);
-  c.vision_patch_size = optional_int(vision, "patch_size", "vision.patch_size", kMaxResolution, origin);
-  c.vision_width = optional_int(vision, "width", "vision.width", kMaxWidth, origin);
-  c.vision_layers = optional_int(vision, "layers", "vision.layers", kMaxLayers, origin);
-  c.vision_heads = optional_int(vision, "heads", "vision.heads", kMaxWidth, origin);
-  c.vision_output_dim = optional_int(vision, "output_dim", "vision.output_dim", kMaxWidth, origin);
   agree(c.vision_output_dim, optional_int(projection, "vision_d_in", "projection.vision_d_in", kMaxWidth, origin),
         "vision.output_dim", "projection.vision_d_in", origin);
   if (const int grid = optional_int(vision, "grid", "vision.grid", kMaxResolution, origin);
@@ -307,21 +331,14 @@ ModelConfig parse_v1_config(const nlohmann::json& json, const std::string& origi
   expect_string(vision, "activation", "vision.activation", "quick_gelu", origin);
   expect_number(vision, "layer_norm_eps", "vision.layer_norm_eps", kV1LayerNormEps, origin);
 
-  c.vocab_size = optional_int(text, "vocab_size", "text.vocab_size", kMaxVocab, origin);
-  c.text_positions = optional_int(text, "n_positions", "text.n_positions", kMaxContext, origin);
   const int n_ctx = optional_int(text, "n_ctx", "text.n_ctx", kMaxContext, origin);
-  c.transformer_width = optional_int(text, "n_embd", "text.n_embd", kMaxWidth, origin);
   agree(c.transformer_width, optional_int(projection, "text_d_in", "projection.text_d_in", kMaxWidth, origin),
         "text.n_embd", "projection.text_d_in", origin);
-  c.transformer_layers = optional_int(text, "n_layer", "text.n_layer", kMaxLayers, origin);
-  c.transformer_heads = optional_int(text, "n_head", "text.n_head", kMaxWidth, origin);
-  c.transformer_inner = optional_int(text, "n_inner", "text.n_inner", 4 * kMaxWidth, origin);
   expect_string(text, "activation_function", "text.activation_function", "gelu_new", origin);
   expect_number(text, "layer_norm_epsilon", "text.layer_norm_epsilon", kV1LayerNormEps, origin);
   expect_number(text, "attention_mask_value", "text.attention_mask_value", kV1MaskValue, origin);
   expect_number(text, "causal_mask_value", "text.causal_mask_value", kV1MaskValue, origin);
 
-  c.embed_dim = optional_int(json, "projection_dim", "projection_dim", kMaxWidth, origin);
   expect_string(projection, "activation", "projection.activation", "quick_gelu", origin);
   expect_number(projection, "layer_norm_eps", "projection.layer_norm_eps", kV1LayerNormEps, origin);
   if (projection.contains("bias") && projection.at("bias") != false)
@@ -329,7 +346,6 @@ ModelConfig parse_v1_config(const nlohmann::json& json, const std::string& origi
                 ": upstream's Projection linears have no bias");
   expect_string(json, "interpolation", "interpolation", "bicubic", origin);
 
-  c.context_length = optional_int(json, "seq_length", "seq_length", kMaxContext, origin);
   if (n_ctx && c.context_length && n_ctx < c.context_length)
     throw Error(origin + ": field \"text.n_ctx\" = " + std::to_string(n_ctx) + " is less than seq_length = " +
                 std::to_string(c.context_length) + " (GPT-2's causal mask has n_ctx rows)");
@@ -376,29 +392,17 @@ int count_blocks(const std::map<std::string, std::vector<int64_t>>& shapes, cons
 std::string v1_config_to_json(const ModelConfig& c) {
   nlohmann::ordered_json json = {{"architecture", "ruclip-v1"}};
   if (!c.weights_file.empty()) json["checkpoint"] = c.weights_file;
-  auto put = [](nlohmann::ordered_json& obj, const char* key, int value) {
-    if (value) obj[key] = value;
-  };
   nlohmann::ordered_json vision = nlohmann::ordered_json::object(), text = nlohmann::ordered_json::object();
-  put(vision, "input_resolution", c.image_resolution);
-  put(vision, "patch_size", c.vision_patch_size);
-  put(vision, "width", c.vision_width);
-  put(vision, "layers", c.vision_layers);
-  put(vision, "heads", c.vision_heads);
-  put(vision, "output_dim", c.vision_output_dim);
-  put(text, "vocab_size", c.vocab_size);
-  put(text, "n_positions", c.text_positions);
-  put(text, "n_embd", c.transformer_width);
-  put(text, "n_layer", c.transformer_layers);
-  put(text, "n_head", c.transformer_heads);
-  put(text, "n_inner", c.transformer_inner);
+  for (const V1Field& f : kV1Fields) {
+    const std::string section = f.section;
+    auto& obj = section == "vision" ? vision : section == "text" ? text : json;
+    if (c.*f.member) obj[f.key] = c.*f.member;
+  }
   json["vision"] = vision;
   json["text"] = text;
-  put(json, "projection_dim", c.embed_dim);
   json["eos_token_id"] = c.eos_id;
   json["bos_token_id"] = c.bos_id;
   json["pad_token_id"] = c.pad_id;
-  put(json, "seq_length", c.context_length);
   json["mean"] = c.mean;
   json["std"] = c.std;
   if (!c.templates.empty()) json["templates"] = c.templates;

@@ -237,19 +237,8 @@ class Gpt2Tokenizer : public Tokenizer {
   static constexpr size_t kMaxCachedBytes = 256;
   static constexpr size_t kMaxCacheEntries = 1 << 16;
 
-  // The word as a doubly linked list over a vector, so a merge is O(1) and
-  // positions keep their left-to-right order.
-  struct Node {
-    int token, prev, next;
-  };
-  // A possible merge of the node at `pos` with its successor; the heap
-  // gives the lowest rank first and, within a rank, the leftmost position.
-  struct Candidate {
-    int rank, pos;
-    bool operator>(const Candidate& other) const {
-      return rank != other.rank ? rank > other.rank : pos > other.pos;
-    }
-  };
+  using Node = detail::BpeNode;
+  using Candidate = detail::BpeCandidate;
   struct Scratch {
     std::vector<Node> nodes;
     std::vector<Candidate> heap;

@@ -23,6 +23,7 @@
 
 #include "ruclip/error.h"
 #include "ruclip/tokenizer.h"
+#include "text_internal.h"
 
 namespace ruclip {
 namespace {
@@ -159,20 +160,10 @@ class YttmTokenizer : public Tokenizer {
   static constexpr int kUnknownRun = -1;
   static constexpr int kMergedAway = -2;
 
-  // The word as a doubly linked list over a vector, so a merge is O(1) and
-  // positions stay valid for the candidates waiting in the heap.
-  struct Node {
-    int token, prev, next;
-  };
-  // A possible merge of the node at `pos` with its successor. Upstream
-  // takes the rule with the lowest index first and, among equal rules, the
-  // leftmost position.
-  struct Candidate {
-    int rank, pos;
-    bool operator>(const Candidate& other) const {
-      return rank != other.rank ? rank > other.rank : pos > other.pos;
-    }
-  };
+  // Upstream takes the rule with the lowest index first and, among equal
+  // rules, the leftmost position: BpeCandidate's order.
+  using Node = detail::BpeNode;
+  using Candidate = detail::BpeCandidate;
   struct Scratch {
     std::vector<Node> nodes;
     std::vector<Candidate> heap;
