@@ -14,6 +14,7 @@
 #include <optional>
 #include <sstream>
 
+#include "attention.h"
 #include "ruclip/error.h"
 
 namespace ruclip::detail {
@@ -34,23 +35,45 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, const Linear& l
   return layer.defined() ? layer.forward(x, epilogue, residual) : libtorch_linear(x, w, b, epilogue, residual);
 }
 
-// x + out_proj(nn.MultiheadAttention(h, h, h)) on batch-first [N, L, D] tensors, h = ln_1(x).
-Tensor attention_residual(const Tensor& x, const Tensor& h, const Block& b, int64_t heads,
-                          const c10::optional<Tensor>& mask) {
-  const int64_t n = h.size(0), l = h.size(1), d = h.size(2), head_dim = d / heads;
-  Tensor qkv = linear(h, b.in_proj_w, b.in_proj_b, b.in_proj).view({n, l, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});
-  Tensor q = qkv[0] / std::sqrt(static_cast<double>(head_dim));
-  Tensor scores = torch::matmul(q, qkv[1].transpose(-2, -1));  // [N, H, L, L]
-  if (mask) scores = scores + *mask;
-  Tensor out = torch::matmul(torch::softmax(scores, -1), qkv[2]);  // [N, H, L, Dh]
-  out = out.permute({0, 2, 1, 3}).reshape({n, l, d});
-  return linear(out, b.out_proj_w, b.out_proj_b, b.out_proj, Epilogue::kAddResidual, x);
+// One pre-LN residual block: x + attn(ln_1(x)), then + mlp(ln_2(.)), with
+// upstream's QuickGELU (v2) or GPT-2's gelu_new (v1) as `activation`. `mask`:
+// additive, [L, L] (causal) or [N, 1, L, L], or undefined. The heads are
+// contiguous slices of in_proj's q, k and v (nn.MultiheadAttention's layout,
+// and GPT-2's c_attn split).
+// `pooled` [N] (undefined: every row): the last block of a tower, whose output
+// is read at one position per sequence (image: the class token; text: the
+// eos), computes that row only. Attention still reads every position's keys
+// and values and the rest of the block is row by row, so the row is the full
+// computation's; it saves 3/4 of the block's arithmetic.
+Tensor residual_block(const Tensor& x, const Block& b, int64_t heads, const Tensor& mask, Epilogue activation,
+                      const Tensor& pooled = {}) {
+  const int64_t n = x.size(0), l = x.size(1), d = x.size(2), head_dim = d / heads;
+  const Tensor qkv =
+      linear(layer_norm(x, b.ln_1_w, b.ln_1_b), b.in_proj_w, b.in_proj_b, b.in_proj).view({n, l, 3, heads, head_dim});
+  Tensor q = qkv.select(2, 0).permute({0, 2, 1, 3});  // [N, H, L, Dh]: views into qkv
+  const Tensor k = qkv.select(2, 1).permute({0, 2, 1, 3});
+  const Tensor v = qkv.select(2, 2).permute({0, 2, 1, 3});
+  Tensor rows = x, rows_mask = mask;
+  if (pooled.defined()) {
+    const Tensor batch = torch::arange(n, pooled.options());
+    q = qkv.index({batch, pooled, 0}).unsqueeze(2);  // [N, H, 1, Dh]
+    rows = x.index({batch, pooled}).unsqueeze(1);    // [N, 1, D]
+    if (mask.defined())
+      rows_mask = (mask.dim() == 2 ? mask.index({pooled}) : mask.index({batch, 0, pooled})).view({n, 1, 1, l});
+  }
+  const Tensor attended = attention(q, k, v, rows_mask, 1.0 / std::sqrt(static_cast<double>(head_dim)));
+  const Tensor y = linear(attended, b.out_proj_w, b.out_proj_b, b.out_proj, Epilogue::kAddResidual, rows);
+  const Tensor h = linear(layer_norm(y, b.ln_2_w, b.ln_2_b), b.c_fc_w, b.c_fc_b, b.c_fc, activation);
+  return linear(h, b.c_proj_w, b.c_proj_b, b.c_proj, Epilogue::kAddResidual, y);
 }
 
-Tensor residual_block(Tensor x, const Block& b, int64_t heads, const c10::optional<Tensor>& mask) {
-  x = attention_residual(x, layer_norm(x, b.ln_1_w, b.ln_1_b), b, heads, mask);
-  Tensor h = linear(layer_norm(x, b.ln_2_w, b.ln_2_b), b.c_fc_w, b.c_fc_b, b.c_fc, Epilogue::kQuickGelu);
-  return linear(h, b.c_proj_w, b.c_proj_b, b.c_proj, Epilogue::kAddResidual, x);
+// The blocks of a tower, the last one for the `pooled` rows only (see
+// residual_block): [N, 1, D] when pooled, else [N, L, D].
+Tensor run_blocks(Tensor x, const std::vector<Block>& blocks, int64_t heads, const Tensor& mask, Epilogue activation,
+                  const Tensor& pooled) {
+  for (size_t i = 0; i < blocks.size(); ++i)
+    x = residual_block(x, blocks[i], heads, mask, activation, i + 1 == blocks.size() ? pooled : Tensor());
+  return x;
 }
 
 void block_parameters(std::vector<NamedParameter>& out, std::vector<Block>& blocks, const std::string& prefix,
@@ -75,33 +98,12 @@ void block_parameters(std::vector<NamedParameter>& out, std::vector<Block>& bloc
 
 // --- ruCLIP v1 -------------------------------------------------------------
 
-// transformers 3.x GPT-2: scores above the diagonal are replaced by
-// masked_bias, padded keys get (1 - mask) * -10000 added.
+// transformers 3.x GPT-2 replaces the scores above the diagonal by
+// masked_bias (-10000) and adds (1 - mask) * -10000 on padded keys. The
+// causal mask here adds -inf instead: after the softmax both give exactly 0
+// (exp underflows below -104 in float32; the diagonal is never masked, so a
+// row's maximum is a real score), and it is the same attention as v2's.
 constexpr double kGpt2MaskValue = -10000.0;
-
-// x + c_proj(GPT-2 Attention(h)), h = ln_1(x): c_attn's output split into q,
-// k, v (n_embd each), heads contiguous slices of each (Block's in_proj layout
-// too). `blocked`: [L, L] true above the diagonal; `padding`: [N, 1, 1, L]
-// additive, or none.
-Tensor gpt2_attention_residual(const Tensor& x, const Tensor& h, const Block& b, int64_t heads, const Tensor& blocked,
-                               const c10::optional<Tensor>& padding) {
-  const int64_t n = h.size(0), l = h.size(1), d = h.size(2), head_dim = d / heads;
-  Tensor qkv = linear(h, b.in_proj_w, b.in_proj_b, b.in_proj).view({n, l, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});
-  // Upstream's order: q k^T first, then / sqrt(head_dim).
-  Tensor scores = torch::matmul(qkv[0], qkv[1].transpose(-2, -1)) / std::sqrt(static_cast<double>(head_dim));
-  scores = scores.masked_fill(blocked, kGpt2MaskValue);
-  if (padding) scores = scores + *padding;
-  Tensor out = torch::matmul(torch::softmax(scores, -1), qkv[2]);  // [N, H, L, Dh]
-  out = out.permute({0, 2, 1, 3}).reshape({n, l, d});
-  return linear(out, b.out_proj_w, b.out_proj_b, b.out_proj, Epilogue::kAddResidual, x);
-}
-
-// GPT-2's Block: pre-LN attention, then the MLP with gelu_new.
-Tensor gpt2_block(Tensor x, const Block& b, int64_t heads, const Tensor& blocked, const c10::optional<Tensor>& padding) {
-  x = gpt2_attention_residual(x, layer_norm(x, b.ln_1_w, b.ln_1_b), b, heads, blocked, padding);
-  Tensor h = linear(layer_norm(x, b.ln_2_w, b.ln_2_b), b.c_fc_w, b.c_fc_b, b.c_fc, Epilogue::kGeluTanh);
-  return linear(h, b.c_proj_w, b.c_proj_b, b.c_proj, Epilogue::kAddResidual, x);
-}
 
 // Projection, then divided by its L2 norm (upstream's VisualEncoder and
 // TextEncoder), in float32.
@@ -122,18 +124,16 @@ Tensor encode_text_gpt2(const ClipWeights& w, const Tensor& ids, bool full_conte
   const int64_t length = full_context ? ids.size(1) : eos_pos.max().item<int64_t>() + 1;
   using torch::indexing::Slice;
   const Tensor used = ids.index({Slice(), Slice(0, length)});
-  const Tensor blocked = w.causal_blocked.index({Slice(0, length), Slice(0, length)});
-  c10::optional<Tensor> padding;
+  Tensor mask = w.causal_mask.index({Slice(0, length), Slice(0, length)});
   if (full_context) {
     // Upstream's attention_mask: 1 up to and including the eos, 0 after.
     const Tensor keep = torch::arange(length, ids.options()).unsqueeze(0) <= eos_pos.unsqueeze(1).to(torch::kInt64);
-    const Tensor mask = keep.to(w.token_embedding.scalar_type()).view({ids.size(0), 1, 1, length});
-    padding = (1.0 - mask) * kGpt2MaskValue;
+    const Tensor padding = (1.0 - keep.to(mask.scalar_type())) * kGpt2MaskValue;
+    mask = mask + padding.view({ids.size(0), 1, 1, length});  // [N, 1, L, L]
   }
   Tensor x = torch::embedding(w.token_embedding, used) + w.text_positional.index({Slice(0, length)});
-  for (const Block& b : w.text_blocks) x = gpt2_block(x, b, w.config.transformer_heads, blocked, padding);
-  x = x.index({torch::arange(x.size(0), ids.options()), eos_pos});
-  x = layer_norm(x, w.ln_final_w, w.ln_final_b);  // ln_f, per position
+  x = run_blocks(x, w.text_blocks, w.config.transformer_heads, mask, Epilogue::kGeluTanh, eos_pos);
+  x = layer_norm(x.select(1, 0), w.ln_final_w, w.ln_final_b);  // ln_f, per position
   return project_normalized(w.text_head, x);
 }
 
@@ -209,8 +209,6 @@ ClipWeights::ClipWeights(const ModelConfig& c, bool allocate)
   if (allocate)
     for (auto& p : parameters()) *p.tensor = torch::empty(p.shape);
   causal_mask = torch::full({c.context_length, c.context_length}, -INFINITY).triu(1);
-  if (c.family == ModelFamily::kV1)
-    causal_blocked = torch::ones({c.context_length, c.context_length}).triu(1).to(torch::kBool);
 }
 
 std::vector<NamedParameter> ClipWeights::parameters() {
@@ -230,12 +228,27 @@ std::vector<NamedParameter> ClipWeights::parameters() {
 }
 
 Tensor ClipWeights::encode_image(const Tensor& pixels) const {
-  Tensor x = torch::conv2d(pixels.to(conv1_w.scalar_type()), conv1_w, {}, config.vision_patch_size);  // [N, W, g, g]
-  x = x.flatten(2).permute({0, 2, 1});                                     // [N, g*g, W]
-  Tensor cls = class_embedding.view({1, 1, -1}).expand({x.size(0), 1, x.size(2)});
+  const int64_t n = pixels.size(0), patch = config.vision_patch_size, grid = config.image_resolution / patch;
+  Tensor x;
+  if (patch_embedding.defined()) {
+    // conv1 has stride = kernel = patch: each output is one patch's pixels
+    // (channel, row, column: the weight's order) times the weight, a product
+    // on the inference kernel (LibTorch's convolution at batch 1 ran at a
+    // fifth of it).
+    const Tensor patches = pixels.to(class_embedding.scalar_type())
+                               .view({n, 3, grid, patch, grid, patch})
+                               .permute({0, 2, 4, 1, 3, 5})
+                               .reshape({n, grid * grid, 3 * patch * patch});
+    x = patch_embedding.forward(patches);  // [N, g*g, W]
+  } else {
+    x = torch::conv2d(pixels.to(conv1_w.scalar_type()), conv1_w, {}, patch);  // [N, W, g, g]
+    x = x.flatten(2).permute({0, 2, 1});                                       // [N, g*g, W]
+  }
+  Tensor cls = class_embedding.view({1, 1, -1}).expand({n, 1, x.size(2)});
   x = torch::cat({cls, x}, 1) + visual_positional;
   x = layer_norm(x, ln_pre_w, ln_pre_b);
-  for (const Block& b : visual_blocks) x = residual_block(x, b, config.vision_heads, c10::nullopt);
+  const Tensor class_token = torch::zeros({n}, torch::TensorOptions().dtype(torch::kInt64).device(x.device()));
+  x = run_blocks(x, visual_blocks, config.vision_heads, {}, Epilogue::kQuickGelu, class_token);
   x = layer_norm(x.select(1, 0), ln_post_w, ln_post_b);
   if (config.family == ModelFamily::kV1) return project_normalized(visual_head, torch::matmul(x, visual_proj));
   return torch::matmul(x, visual_proj);
@@ -250,9 +263,8 @@ Tensor ClipWeights::encode_text(const Tensor& ids, bool full_context) const {
   const Tensor used = ids.index({Slice(), Slice(0, length)});
   const Tensor mask = causal_mask.index({Slice(0, length), Slice(0, length)});
   Tensor x = torch::embedding(token_embedding, used) + text_positional.index({Slice(0, length)});
-  for (const Block& b : text_blocks) x = residual_block(x, b, config.transformer_heads, mask);
-  x = x.index({torch::arange(x.size(0), ids.options()), eos_pos});
-  x = layer_norm(x, ln_final_w, ln_final_b);  // per position: the same on the pooled rows alone
+  x = run_blocks(x, text_blocks, config.transformer_heads, mask, Epilogue::kQuickGelu, eos_pos);
+  x = layer_norm(x.select(1, 0), ln_final_w, ln_final_b);  // per position: the same on the pooled rows alone
   return torch::matmul(x, text_projection);
 }
 
@@ -264,11 +276,17 @@ void ClipWeights::to(const torch::Device& device, torch::ScalarType dtype) {
     *p.tensor = p.tensor->to(device, keep_fp32 ? torch::kFloat32 : dtype);
   }
   causal_mask = causal_mask.to(device, dtype);
-  if (causal_blocked.defined()) causal_blocked = causal_blocked.to(device);
 }
 
 void ClipWeights::prepare_inference(LinearKernel kernel) {
   const bool packs = kernel != LinearKernel::kLibTorch;
+  // The patch embedding stays in float32 under int8 (its accuracy figures
+  // were measured so; it is 3 % of the arithmetic).
+  if (conv1_w.defined() && conv1_w.device().is_cpu()) {
+    const LinearKernel patch_kernel = kernel == LinearKernel::kOneDnnInt8 ? LinearKernel::kOneDnnF32 : kernel;
+    patch_embedding = Linear(conv1_w.reshape({conv1_w.size(0), -1}), Tensor(), patch_kernel);
+    if (patch_kernel != LinearKernel::kLibTorch) conv1_w = Tensor();
+  }
   for (auto* blocks : {&visual_blocks, &text_blocks})
     for (Block& b : *blocks) {
       // Layer by layer, so the packed and the dense copy of one weight at

@@ -55,13 +55,15 @@ struct ClipWeights {
   // Image tower.
   Tensor conv1_w, class_embedding, visual_positional, ln_pre_w, ln_pre_b, ln_post_w, ln_post_b, visual_proj;
   std::vector<Block> visual_blocks;
+  // conv1 as a product over each patch's pixels, on the inference kernel
+  // (prepare_inference, CPU; undefined otherwise: conv1_w is used).
+  Linear patch_embedding;
   // Text tower.
   Tensor token_embedding, text_positional, ln_final_w, ln_final_b, text_projection;
   std::vector<Block> text_blocks;
   ProjectionHead visual_head, text_head;  // v1 only
   Tensor logit_scale;  // the stored parameter: log of the scale
-  Tensor causal_mask;  // [L, L], -inf above the diagonal (not a parameter; v2)
-  Tensor causal_blocked;  // [L, L] bool, true above the diagonal (v1: GPT-2 replaces those scores)
+  Tensor causal_mask;  // [L, L], -inf above the diagonal (not a parameter)
 
   // Tensors sized per config, uninitialized; or, without `allocate`, left
   // undefined for load_state_dict to fill (a v1 geometry comes from the

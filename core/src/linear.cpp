@@ -10,9 +10,7 @@
 #include "ruclip/cpu.h"
 #include "ruclip/error.h"
 
-#ifdef RUCLIP_HAVE_DNNL
-#include <oneapi/dnnl/dnnl.hpp>
-#endif
+#include "onednn_context.h"
 
 namespace ruclip::detail {
 
@@ -61,11 +59,6 @@ using dnnl::memory;
 using dt = memory::data_type;
 using tag = memory::format_tag;
 
-dnnl::engine& cpu_engine() {
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
-
 bool apply_isa_cap() {
   static const std::pair<const char*, dnnl::cpu_isa> names[] = {
       {"SSE41", dnnl::cpu_isa::sse41},
@@ -82,14 +75,6 @@ bool apply_isa_cap() {
   return false;
 }
 
-// Scratch memory of the primitives (user-managed, so concurrent calls never
-// share it): one growing buffer per calling thread.
-void* thread_scratchpad(size_t bytes) {
-  thread_local std::vector<uint8_t> buffer;
-  if (buffer.size() < bytes) buffer.resize(bytes);
-  return buffer.data();
-}
-
 struct Primitive {
   dnnl::matmul matmul;
   size_t scratchpad_bytes = 0;
@@ -100,6 +85,17 @@ struct Primitive {
 bool cap_onednn_isa() {
   static const bool applied = apply_isa_cap();
   return applied;
+}
+
+dnnl::engine& onednn_cpu_engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+void* onednn_thread_scratchpad(size_t bytes) {
+  thread_local std::vector<uint8_t> buffer;
+  if (buffer.size() < bytes) buffer.resize(bytes);
+  return buffer.data();
 }
 
 struct Linear::OneDnn {
@@ -142,7 +138,7 @@ struct Linear::OneDnn {
     attr.set_post_ops(ops);
     const dnnl::matmul::desc desc = int8 ? dnnl::matmul::desc(src, weights_desc, dst)
                                          : dnnl::matmul::desc(src, weights_desc, bias_md, dst);
-    return dnnl::matmul::primitive_desc(desc, attr, cpu_engine());
+    return dnnl::matmul::primitive_desc(desc, attr, onednn_cpu_engine());
   }
 
   std::shared_ptr<const Primitive> primitive(int64_t rows, Epilogue epilogue) const {
@@ -198,9 +194,9 @@ Linear::Linear(const Tensor& w, const Tensor& b, LinearKernel kernel) : kernel_(
   // sizes), then reorder the weights into it once.
   const memory::desc any({d->in, d->out}, packed_type, tag::any);
   d->weights_md = d->describe(128, Epilogue::kNone, any).weights_desc();
-  d->weights = memory(d->weights_md, cpu_engine());
-  memory plain(memory::desc({d->in, d->out}, source_type, tag::ba), cpu_engine(), source.data_ptr());
-  dnnl::stream stream(cpu_engine());
+  d->weights = memory(d->weights_md, onednn_cpu_engine());
+  memory plain(memory::desc({d->in, d->out}, source_type, tag::ba), onednn_cpu_engine(), source.data_ptr());
+  dnnl::stream stream(onednn_cpu_engine());
   dnnl::reorder(plain, d->weights).execute(stream, plain, d->weights);
   stream.wait();
   onednn_ = std::move(d);
@@ -217,14 +213,14 @@ Tensor Linear::forward(const Tensor& x, Epilogue epilogue, const Tensor& residua
   Tensor dst = torch::empty({rows, d.out}, src.options());
   if (rows == 0) return dst.view(shape);
   const auto p = d.primitive(rows, epilogue);
-  auto& engine = cpu_engine();
+  auto& engine = onednn_cpu_engine();
   const bool int8 = d.kernel == LinearKernel::kOneDnnInt8;
 
   std::unordered_map<int, memory> args;
   args[DNNL_ARG_WEIGHTS] = d.weights;
   args[DNNL_ARG_DST] = memory(memory::desc({rows, d.out}, d.act, tag::ab), engine, dst.data_ptr());
   args[DNNL_ARG_SCRATCHPAD] = memory(memory::desc({static_cast<int64_t>(p->scratchpad_bytes)}, dt::u8, tag::a),
-                                     engine, thread_scratchpad(p->scratchpad_bytes));
+                                     engine, onednn_thread_scratchpad(p->scratchpad_bytes));
   const memory bias(memory::desc({1, d.out}, dt::f32, tag::ab), engine, d.bias.data_ptr());
   int post_op = 0;
   Tensor quantized;
