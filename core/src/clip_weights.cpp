@@ -7,8 +7,10 @@
 #include "clip_weights.h"
 
 #include <dlfcn.h>
+#include <malloc.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <mutex>
 #include <optional>
@@ -278,6 +280,32 @@ void ClipWeights::to(const torch::Device& device, torch::ScalarType dtype) {
   causal_mask = causal_mask.to(device, dtype);
 }
 
+double measure_block_gflops(const ModelConfig& config, LinearKernel kernel, int64_t images, int calls) {
+  c10::InferenceMode guard;
+  const int64_t d = config.vision_width, grid = config.image_resolution / config.vision_patch_size;
+  const int64_t tokens = grid * grid + 1;
+  // Constant weights: a product's time doesn't depend on the values (none are
+  // subnormal), and filling them costs nothing next to drawing random ones.
+  Block b;
+  b.ln_1_w = b.ln_2_w = torch::ones({d});
+  b.ln_1_b = b.ln_2_b = torch::zeros({d});
+  b.in_proj = Linear(torch::full({3 * d, d}, 0.02), torch::zeros({3 * d}), kernel);
+  b.out_proj = Linear(torch::full({d, d}, 0.02), torch::zeros({d}), kernel);
+  b.c_fc = Linear(torch::full({4 * d, d}, 0.02), torch::zeros({4 * d}), kernel);
+  b.c_proj = Linear(torch::full({d, 4 * d}, 0.02), torch::zeros({d}), kernel);
+  const Tensor x = torch::linspace(-1, 1, images * tokens * d).view({images, tokens, d});
+  residual_block(x, b, config.vision_heads, {}, Epilogue::kQuickGelu);  // first call: kernel generation, caches
+  double best = 0;
+  for (int i = 0; i < calls; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    residual_block(x, b, config.vision_heads, {}, Epilogue::kQuickGelu);
+    best = std::max(best, 1.0 / std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  // The block's arithmetic: its four products and the two attention products.
+  const double flop = 2.0 * images * tokens * (12.0 * d * d + 2.0 * tokens * d);
+  return flop * best / 1e9;
+}
+
 void ClipWeights::prepare_inference(LinearKernel kernel) {
   const bool packs = kernel != LinearKernel::kLibTorch;
   // The patch embedding stays in float32 under int8 (its accuracy figures
@@ -298,6 +326,13 @@ void ClipWeights::prepare_inference(LinearKernel kernel) {
         *layer = Linear(*w, *bias, kernel);
         if (packs) *w = Tensor();
       }
+      // The dense copies just released may sit in the middle of the heap
+      // (glibc puts allocations below its mmap threshold there, and the
+      // threshold rises as large blocks are freed, e.g. by the kernel
+      // measurement): hand their pages back now, or they stay resident
+      // while every packed copy is added (+140-250 MB at the peak of a
+      // ViT-B/32 load).
+      if (packs) malloc_trim(0);
     }
   if (config.family == ModelFamily::kV1)
     for (ProjectionHead* h : {&visual_head, &text_head})

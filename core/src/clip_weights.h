@@ -93,6 +93,13 @@ struct ClipWeights {
   void prepare_inference(LinearKernel kernel);
 };
 
+// GFLOP/s of one image-tower block of `config`'s geometry (constant weights
+// in `kernel`'s layout) on `images` images' tokens, under the thread setting
+// in force: the best of `calls` timed calls after a warm-up. What the model
+// measures at load to choose its kernel: the whole block, because a kernel's
+// thread plan decides how fast everything between the products runs too.
+double measure_block_gflops(const ModelConfig& config, LinearKernel kernel, int64_t images, int calls);
+
 // Uses `threads` CPU threads (0: all online CPUs) without oversubscribing:
 // LibTorch's OpenMP pool and OpenBLAS's own threads would multiply (each
 // spins while the other works), so only one of them gets `threads`, the

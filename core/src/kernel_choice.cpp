@@ -1,6 +1,7 @@
 #include "kernel_choice.h"
 
 #include <algorithm>
+#include <iterator>
 #include <cstdlib>
 #include <map>
 #include <optional>
@@ -20,30 +21,65 @@ ThreadPlan plan_for(LinearKernel kernel) {
   return kernel == LinearKernel::kLibTorch ? ThreadPlan::kBlas : ThreadPlan::kOpenMp;
 }
 
-// GFLOP/s of each of `kernels` on an [m x k] x [k x n] product under the
-// thread plan it runs with, measured once per process (the machine doesn't
-// change under a running process). The kernels not measured yet take turns,
-// two rounds (A B A B), each keeping its best: a burst of load from another process
-// then hits all of them instead of deciding the choice (a single measurement
-// each picked the slower kernel on a machine busy with builds).
-std::vector<double> measured(const std::vector<LinearKernel>& kernels, int threads, int64_t m, int64_t k, int64_t n) {
+// One measurement: an image-tower block on `images` images' tokens, the
+// best of `calls` timed calls.
+struct BlockLoad {
+  int64_t images;
+  int calls;
+};
+// One image (a camera pipeline's frame at a time, where the kernels differ
+// most) and a batch of 4 (within a few % of a batch of 8's rate, at half the
+// measuring time), weighted alike. The batch gets one call: 15-30 ms for a
+// ViT-B/32 block on 2 cores.
+const BlockLoad kLoads[] = {{1, 4}, {4, 1}};
+
+// GFLOP/s of each of `kernels` on the model's block (measure_block_gflops)
+// under the thread plan it runs with: its rate on an equal amount of work in
+// each load (the harmonic mean of its rates). Measured once per process and
+// geometry (the machine doesn't change under a running process); the kernels
+// not measured yet take turns, two rounds (A B A B) unless the first is
+// decisive, each keeping its best per load: a burst of load from another
+// process then hits all of them instead of deciding the choice (a single
+// measurement each picked the slower kernel on a machine busy with builds).
+std::vector<double> measured(const std::vector<LinearKernel>& kernels, int threads, const ModelConfig& config) {
   static std::mutex mutex;
-  static std::map<std::tuple<int, int, int64_t, int64_t, int64_t>, double> cache;
+  using Key = std::tuple<int, int, int64_t, int64_t, int64_t, int64_t>;  // kernel, threads, geometry, images
+  static std::map<Key, double> cache;
   std::lock_guard<std::mutex> guard(mutex);
-  auto key = [&](LinearKernel kernel) { return std::make_tuple(static_cast<int>(kernel), threads, m, k, n); };
+  auto key = [&](LinearKernel kernel, const BlockLoad& load) {
+    return Key(static_cast<int>(kernel), threads, config.vision_width, config.image_resolution / config.vision_patch_size,
+               config.vision_heads, load.images);
+  };
   std::vector<LinearKernel> todo;
   for (LinearKernel kernel : kernels)
-    if (!cache.count(key(kernel)) && std::find(todo.begin(), todo.end(), kernel) == todo.end()) todo.push_back(kernel);
-  std::map<LinearKernel, double> best;
-  for (int round = 0; round < (todo.size() > 1 ? 2 : 1); ++round)
+    for (const BlockLoad& load : kLoads)
+      if (!cache.count(key(kernel, load)) && std::find(todo.begin(), todo.end(), kernel) == todo.end())
+        todo.push_back(kernel);
+  auto rate = [&](const std::map<Key, double>& rates, LinearKernel kernel) {
+    double seconds_per_gflop = 0;
+    for (const BlockLoad& load : kLoads) seconds_per_gflop += 1.0 / rates.at(key(kernel, load));
+    return static_cast<double>(std::size(kLoads)) / seconds_per_gflop;
+  };
+  std::map<Key, double> best;
+  for (int round = 0; round < (todo.size() > 1 ? 2 : 1); ++round) {
     for (LinearKernel kernel : todo) {
       set_cpu_threads(threads, plan_for(kernel));
-      best[kernel] = std::max(best[kernel], measure_linear_gflops(kernel, m, k, n));
+      for (const BlockLoad& load : kLoads) {
+        double& b = best[key(kernel, load)];
+        b = std::max(b, measure_block_gflops(config, kernel, load.images, load.calls));
+      }
     }
+    // A lead of 1.5x is no burst of load (that would have to slow the faster
+    // kernel by as much): the second round would only cost load time.
+    std::vector<double> rates;
+    for (LinearKernel kernel : todo) rates.push_back(rate(best, kernel));
+    std::sort(rates.rbegin(), rates.rend());
+    if (rates.size() > 1 && rates[0] > 1.5 * rates[1]) break;
+  }
   if (!todo.empty()) restore_claimed_cpu_threads();  // models already running keep theirs
-  for (const auto& [kernel, gflops] : best) cache.emplace(key(kernel), gflops);
+  for (const auto& [k, gflops] : best) cache.emplace(k, gflops);
   std::vector<double> out;
-  for (LinearKernel kernel : kernels) out.push_back(cache.at(key(kernel)));
+  for (LinearKernel kernel : kernels) out.push_back(rate(cache, kernel));
   return out;
 }
 
@@ -107,12 +143,8 @@ KernelPlan choose_kernels(Precision requested, const torch::Device& device, cons
   if (!cap_onednn_isa() && onednn_available())
     r.warnings.push_back("RUCLIP_MAX_CPU_ISA could not be passed on to oneDNN (it had already chosen its kernels)");
 
-  // The model's own shapes: a batch of 8 images' tokens (at most 400 rows)
-  // through the MLP's first layer, the largest of the block.
-  const int64_t tokens = (config.image_resolution / config.vision_patch_size) * (config.image_resolution / config.vision_patch_size) + 1;
-  const int64_t m = std::min<int64_t>(8 * tokens, 400), k = config.vision_width, n = 4 * config.vision_width;
   auto rate = [&](LinearKernel kernel) {
-    const double g = measured({kernel}, num_threads, m, k, n)[0];
+    const double g = measured({kernel}, num_threads, config)[0];
     r.measured_gflops.emplace_back(fp32_kernel_name(kernel), g);
     return g;
   };
@@ -145,7 +177,7 @@ KernelPlan choose_kernels(Precision requested, const torch::Device& device, cons
     if (fp32_candidates.size() == 1) return *(fp32_kernel = fp32_candidates[0]);
     std::vector<LinearKernel> contenders = fp32_candidates;  // measured together, taking turns
     if (requested == Precision::kAuto && onednn_available()) contenders.push_back(LinearKernel::kOneDnnInt8);
-    measured(contenders, num_threads, m, k, n);
+    measured(contenders, num_threads, config);
     for (LinearKernel k : fp32_candidates) {
       const double g = rate(k);
       if (g > fp32_rate) fp32_rate = g, fp32_kernel = k;
