@@ -13,6 +13,8 @@ packages=(
   libdnnl-dev
   # core
   nlohmann-json3-dev libzip-dev libsentencepiece-dev sentencepiece libglib2.0-dev libopencv-dev
+  # the CRC-32 of checkpoints' stored tensors (core/src/checkpoint.cpp)
+  libdeflate-dev
   # the GPT-2 tokenizer's pre-tokenizer pattern (ruCLIP v1, core/src/gpt2_tokenizer.cpp)
   libpcre2-dev
   # GStreamer plugin and its clients

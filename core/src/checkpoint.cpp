@@ -10,6 +10,7 @@
 // the file's first bytes.
 #include "ruclip/checkpoint.h"
 
+#include <libdeflate.h>
 #include <zip.h>
 
 #include <algorithm>
@@ -138,8 +139,16 @@ class ZipReader {
   // The `size` bytes (checked_size) of entry `name` into `dst`.
   void read_into(const std::string& name, uint8_t* dst, uint64_t size) const {
     const std::string entry = "entry '" + printable(name) + "' ";
-    std::unique_ptr<zip_file_t, decltype(&zip_fclose)> file(zip_fopen(zip_, name.c_str(), ZIP_FL_ENC_RAW),
-                                                           &zip_fclose);
+    // Stored entries (torch.save's tensors) are read raw and their CRC
+    // computed here with libdeflate, whose CRC-32 runs on the CPU's carry-less
+    // multiply: zlib's, which libzip uses, took a fifth of the time a
+    // ViT-B/32 needs to load.
+    zip_stat_t st;
+    zip_stat_init(&st);
+    const bool stored = zip_stat(zip_, name.c_str(), ZIP_FL_ENC_RAW, &st) == 0 && (st.valid & ZIP_STAT_CRC) &&
+                        (st.valid & ZIP_STAT_COMP_METHOD) && st.comp_method == ZIP_CM_STORE;
+    const zip_flags_t flags = ZIP_FL_ENC_RAW | (stored ? ZIP_FL_COMPRESSED : 0);
+    std::unique_ptr<zip_file_t, decltype(&zip_fclose)> file(zip_fopen(zip_, name.c_str(), flags), &zip_fclose);
     if (!file) fail(origin_, "cannot read " + entry + "(" + zip_strerror(zip_) + ")");
     uint64_t got = 0;
     while (got < size) {
@@ -148,11 +157,22 @@ class ZipReader {
       if (n == 0) fail(origin_, entry + "is truncated (" + std::to_string(got) + " of " + std::to_string(size) + " bytes)");
       got += static_cast<uint64_t>(n);
     }
-    // libzip checks the CRC when it reaches the end of the entry: read once more.
+    // libzip checks the CRC of a compressed entry when it reaches its end: read once more.
     uint8_t extra;
     const zip_int64_t n = zip_fread(file.get(), &extra, 1);
     if (n < 0) fail(origin_, "cannot read " + entry + "(" + zip_file_strerror(file.get()) + ")");
     if (n > 0) fail(origin_, entry + "is longer than it declares");
+    if (stored && crc32(dst, size) != st.crc) fail(origin_, "cannot read " + entry + "(CRC error)");
+  }
+
+  static uint32_t crc32(const uint8_t* data, uint64_t size) {
+    uint32_t crc = 0;
+    for (uint64_t done = 0; done < size;) {  // libdeflate takes a size_t: chunks keep it portable
+      const size_t chunk = static_cast<size_t>(std::min<uint64_t>(size - done, uint64_t{1} << 30));
+      crc = libdeflate_crc32(crc, data + done, chunk);
+      done += chunk;
+    }
+    return crc;
   }
 
   zip_t* zip_;
