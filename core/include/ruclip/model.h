@@ -71,7 +71,8 @@ struct KernelReport {
   std::string linear_kernel;  // e.g. "onednn-f32", "libtorch-blas", "onednn-int8", "cuda"
   std::string cpu_model;      // CPUID brand string
   std::vector<std::string> cpu_features;
-  // GFLOP/s of one model-shaped product per candidate, as measured at load ("" : n/a).
+  // GFLOP/s of one of the model's image-tower blocks per candidate kernel, as
+  // measured at load (1 and 4 images, weighted alike); empty when nothing was measured.
   std::vector<std::pair<std::string, double>> measured_gflops;
   std::vector<std::string> warnings;  // e.g. why bf16 was not used
   // The one of `warnings` about this model's num-threads not being applied
