@@ -150,11 +150,14 @@ KernelPlan choose_kernels(Precision requested, const torch::Device& device, cons
   };
 
   // Exact float32: LibTorch's BLAS (OpenBLAS with its own threads) or oneDNN,
-  // whichever is faster here. Neither wins everywhere: on a Zen 4 oneDNN's
-  // AVX-512 kernels lead by ~10 %; capped to AVX2 the two trade places from
-  // run to run; on Zen 3 OpenBLAS was reported 35 % ahead. (An OpenBLAS
-  // one-thread sgemm per OpenMP thread was tried: OpenBLAS serializes
-  // concurrent calls, so it ran at half the rate.)
+  // whichever runs the model's block faster here. Their products alone are
+  // close (on a Zen 4 oneDNN's lead ~10-15 %, capped to AVX2 they traded
+  // places from run to run, on Zen 3 OpenBLAS was reported 35 % ahead), but
+  // the BLAS plan leaves the rest of the block one thread: its block ran at
+  // 0.4x (Zen 4) and 0.55x (AVX2 cap) of oneDNN's. Measured all the same:
+  // no real Zen 3 was at hand. (An OpenBLAS one-thread sgemm per OpenMP
+  // thread was tried: OpenBLAS serializes concurrent calls, so it ran at
+  // half the rate.)
   std::vector<LinearKernel> fp32_candidates;
   if (onednn_available()) fp32_candidates.push_back(LinearKernel::kOneDnnF32);
   fp32_candidates.push_back(LinearKernel::kLibTorch);
