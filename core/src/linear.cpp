@@ -235,6 +235,7 @@ Tensor Linear::forward(const Tensor& x, Epilogue epilogue, const Tensor& residua
   const auto p = d.primitive(rows, epilogue);
   auto& engine = onednn_cpu_engine();
   const bool int8 = d.kernel == LinearKernel::kOneDnnInt8;
+  dnnl::stream stream(engine);  // in-order: the int8 quantizing reorder, then the product
 
   std::unordered_map<int, memory> args;
   args[DNNL_ARG_WEIGHTS] = d.weights;
@@ -244,7 +245,7 @@ Tensor Linear::forward(const Tensor& x, Epilogue epilogue, const Tensor& residua
   const memory bias(memory::desc({1, d.out}, dt::f32, tag::ab), engine, d.bias.data_ptr());
   int post_op = 0;
   Tensor quantized;
-  float scale = 1;
+  float scale = 1, inverse_scale = 1;  // alive until the stream is waited for
   int32_t zero_point = 0;
   if (int8) {
     // Per call and per tensor, asymmetric: [min, max] (always holding 0) onto 0..activation_max.
@@ -256,17 +257,13 @@ Tensor Linear::forward(const Tensor& x, Epilogue epilogue, const Tensor& residua
     // q = saturate(nearbyint(x / scale) + zero_point), as quantize_per_tensor computes it.
     quantized = torch::empty({rows, d.in}, src.options().dtype(torch::kUInt8));
     const memory quantized_mem(memory::desc({rows, d.in}, dt::u8, tag::ab), engine, quantized.data_ptr());
-    float inverse_scale = 1.0f / scale;
-    {
-      dnnl::stream quantize_stream(engine);
-      d.quantizer(rows)->execute(quantize_stream,
-                                 {{DNNL_ARG_FROM, memory(memory::desc({rows, d.in}, dt::f32, tag::ab), engine, src.data_ptr())},
-                                  {DNNL_ARG_TO, quantized_mem},
-                                  {DNNL_ARG_ATTR_OUTPUT_SCALES, memory(memory::desc({1}, dt::f32, tag::a), engine, &inverse_scale)},
-                                  {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_DST,
-                                   memory(memory::desc({1}, dt::s32, tag::a), engine, &zero_point)}});
-      quantize_stream.wait();
-    }
+    inverse_scale = 1.0f / scale;
+    d.quantizer(rows)->execute(stream,
+                               {{DNNL_ARG_FROM, memory(memory::desc({rows, d.in}, dt::f32, tag::ab), engine, src.data_ptr())},
+                                {DNNL_ARG_TO, quantized_mem},
+                                {DNNL_ARG_ATTR_OUTPUT_SCALES, memory(memory::desc({1}, dt::f32, tag::a), engine, &inverse_scale)},
+                                {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_DST,
+                                 memory(memory::desc({1}, dt::s32, tag::a), engine, &zero_point)}});
     args[DNNL_ARG_SRC] = quantized_mem;
     args[DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC] = memory(memory::desc({1}, dt::s32, tag::a), engine, &zero_point);
     args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(post_op++) | DNNL_ARG_SRC_1] =
@@ -283,7 +280,6 @@ Tensor Linear::forward(const Tensor& x, Epilogue epilogue, const Tensor& residua
     args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(post_op++) | DNNL_ARG_SRC_1] =
         memory(memory::desc({rows, d.out}, d.act, tag::ab), engine, res.data_ptr());
   }
-  dnnl::stream stream(engine);
   p->matmul.execute(stream, args);
   stream.wait();
   return dst.view(shape);
