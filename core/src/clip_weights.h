@@ -93,12 +93,20 @@ struct ClipWeights {
   void prepare_inference(LinearKernel kernel);
 };
 
+// A timing of one image-tower block: on `images` images' tokens, the best
+// of `calls` timed calls after a warm-up.
+struct BlockLoad {
+  int64_t images;
+  int calls;
+};
 // GFLOP/s of one image-tower block of `config`'s geometry (constant weights
-// in `kernel`'s layout) on `images` images' tokens, under the thread setting
-// in force: the best of `calls` timed calls after a warm-up. What the model
-// measures at load to choose its kernel: the whole block, because a kernel's
-// thread plan decides how fast everything between the products runs too.
-double measure_block_gflops(const ModelConfig& config, LinearKernel kernel, int64_t images, int calls);
+// in `kernel`'s layout, made once for all `loads`) under each of `loads`
+// (bf16 activations for onednn-bf16, as the model runs it), under the thread
+// setting in force. What the model measures at load to choose its kernel:
+// the whole block, because a kernel's thread plan decides how fast
+// everything between the products runs too.
+std::vector<double> measure_block_gflops(const ModelConfig& config, LinearKernel kernel,
+                                         const std::vector<BlockLoad>& loads);
 
 // Uses `threads` CPU threads (0: all online CPUs) without oversubscribing:
 // LibTorch's OpenMP pool and OpenBLAS's own threads would multiply (each

@@ -21,17 +21,11 @@ ThreadPlan plan_for(LinearKernel kernel) {
   return kernel == LinearKernel::kLibTorch ? ThreadPlan::kBlas : ThreadPlan::kOpenMp;
 }
 
-// One measurement: an image-tower block on `images` images' tokens, the
-// best of `calls` timed calls.
-struct BlockLoad {
-  int64_t images;
-  int calls;
-};
 // One image (a camera pipeline's frame at a time, where the kernels differ
 // most) and a batch of 4 (within a few % of a batch of 8's rate, at half the
 // measuring time), weighted alike. The batch gets one call: 15-30 ms for a
 // ViT-B/32 block on 2 cores.
-const BlockLoad kLoads[] = {{1, 4}, {4, 1}};
+const std::vector<BlockLoad> kLoads = {{1, 4}, {4, 1}};
 
 // GFLOP/s of each of `kernels` on the model's block (measure_block_gflops)
 // under the thread plan it runs with: its rate on an equal amount of work in
@@ -58,15 +52,16 @@ std::vector<double> measured(const std::vector<LinearKernel>& kernels, int threa
   auto rate = [&](const std::map<Key, double>& rates, LinearKernel kernel) {
     double seconds_per_gflop = 0;
     for (const BlockLoad& load : kLoads) seconds_per_gflop += 1.0 / rates.at(key(kernel, load));
-    return static_cast<double>(std::size(kLoads)) / seconds_per_gflop;
+    return static_cast<double>(kLoads.size()) / seconds_per_gflop;
   };
   std::map<Key, double> best;
   for (int round = 0; round < (todo.size() > 1 ? 2 : 1); ++round) {
     for (LinearKernel kernel : todo) {
       set_cpu_threads(threads, plan_for(kernel));
-      for (const BlockLoad& load : kLoads) {
-        double& b = best[key(kernel, load)];
-        b = std::max(b, measure_block_gflops(config, kernel, load.images, load.calls));
+      const std::vector<double> rates = measure_block_gflops(config, kernel, kLoads);
+      for (size_t i = 0; i < kLoads.size(); ++i) {
+        double& b = best[key(kernel, kLoads[i])];
+        b = std::max(b, rates[i]);
       }
     }
     // A lead of 1.5x is no burst of load (that would have to slow the faster
@@ -177,7 +172,9 @@ KernelPlan choose_kernels(Precision requested, const torch::Device& device, cons
   double fp32_rate = 0;
   auto fastest_fp32 = [&] {
     if (fp32_kernel) return *fp32_kernel;
-    if (fp32_candidates.size() == 1) return *(fp32_kernel = fp32_candidates[0]);
+    // One candidate (forced, or no oneDNN): nothing to measure, unless auto
+    // weighs it against int8.
+    if (fp32_candidates.size() == 1 && requested != Precision::kAuto) return *(fp32_kernel = fp32_candidates[0]);
     std::vector<LinearKernel> contenders = fp32_candidates;  // measured together, taking turns
     if (requested == Precision::kAuto && onednn_available()) contenders.push_back(LinearKernel::kOneDnnInt8);
     measured(contenders, num_threads, config);
@@ -191,7 +188,13 @@ KernelPlan choose_kernels(Precision requested, const torch::Device& device, cons
   Precision precision = requested;
   if (requested == Precision::kAuto) {
     if (bf16_native) {
-      precision = Precision::kBf16;
+      // bf16 or int8, whichever runs the block faster here, int8 only by a
+      // margin worth its larger error (both within the bar: README). Their
+      // order is the machine's: on a Zen 4 (AVX-512 VNNI and BF16) int8 ran
+      // the model at 1.2-1.4x bf16, and AMX has both at other rates again.
+      measured({LinearKernel::kOneDnnBf16, LinearKernel::kOneDnnInt8}, num_threads, config);  // taking turns
+      const double bf16_rate = rate(LinearKernel::kOneDnnBf16);
+      precision = rate(LinearKernel::kOneDnnInt8) > 1.1 * bf16_rate ? Precision::kInt8 : Precision::kBf16;
     } else if (onednn_available()) {
       // int8 where it beats float32 here by a margin worth its (measured, small) error.
       fastest_fp32();
