@@ -89,9 +89,9 @@ ruclip_precision_get_type (void)
           "faster there, embeddings within 1% of fp32. On a CPU without it: fp32, with a warning", "bf16"},
     {RUCLIP_PRECISION_FP16, "float16: GPUs only", "fp16"},
     {RUCLIP_PRECISION_INT8, "int8 linear layers (weights per channel, activations per call; oneDNN): the "
-          "reduced precision for CPUs without bf16; CPU only", "int8"},
-    {RUCLIP_PRECISION_AUTO, "the fastest whose accuracy holds here: bf16 on CPUs with native bf16, fp16 on "
-          "GPUs, else int8 where it beats fp32 on this CPU, else fp32", "auto"},
+          "fastest precision on many CPUs, with or without bf16; CPU only", "int8"},
+    {RUCLIP_PRECISION_AUTO, "the fastest whose accuracy holds here, measured at load: int8 where it beats "
+          "bf16 (CPUs with native bf16) or fp32 (other CPUs) by a margin, else that one; fp16 on GPUs", "auto"},
     {0, NULL, NULL},
   };
   if (g_once_init_enter (&type)) {
