@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Under ThreadSanitizer, in ./build-tsan: the shared scheduler's and model
-# registry's tests (tests/test_scheduler.cpp, every one: streams submitting
+# Under ThreadSanitizer, in ./build-tsan: concurrent encode calls on one
+# model for every CPU kernel (tests/test_model_concurrency.cpp), the shared
+# scheduler's and model registry's tests (tests/test_scheduler.cpp, every one: streams submitting
 # from their own threads, flushes during drains, label rebuilds, closes), and
 # the element tests that drive ruclipfilter from several threads at once (an
 # application thread setting properties while frames stream, many streams
@@ -14,7 +15,7 @@ if [ ! -f build-tsan/build.ninja ]; then
   meson setup build-tsan --buildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false
 fi
 # the SentencePiece module: the shipped model's tokenizer (the many-streams test)
-ninja -C build-tsan -j "$(nproc)" tests/test_element tests/test_scheduler gst-plugin/libgstruclip.so core/ruclip-sentencepiece.so
+ninja -C build-tsan -j "$(nproc)" tests/test_element tests/test_scheduler tests/test_model_concurrency gst-plugin/libgstruclip.so core/ruclip-sentencepiece.so
 
 export GST_PLUGIN_PATH="$PWD/build-tsan/gst-plugin"
 # Load plugins in this process: the (uninstrumented) plugin scanner can't load them.
@@ -35,6 +36,7 @@ tests+=":Element.AsyncAddsNoLatencyOnALiveSourceWithASlowModel:Element.HundredPl
 tests+=":Element.ManyLiveStreamsShareOneModelAndKeepTheirOwnResults:Element.FlushDuringEosDrainWakesIt"
 tests+=":Element.InstanceIdAndProcessWideThreads"
 status=0
+./build-tsan/tests/test_model_concurrency "$@" || status=$?
 ./build-tsan/tests/test_scheduler "$@" || status=$?
 ./build-tsan/tests/test_element --gtest_filter="$tests" "$@" || status=$?
 exit $status

@@ -88,7 +88,9 @@ TEST(SharedModel, SameFolderDeviceAndPrecisionShareOneLoad) {
   any.device = ruclip::Device::parse("auto");  // resolves to the CPU here (no GPU in CI)
   auto c = ruclip::acquire_shared_model(ruclip_test::tiny_model_dir(), any);
   EXPECT_EQ(a.get(), b.get());
-  if (c->model().device() == "cpu") EXPECT_EQ(a.get(), c.get());
+  if (c->model().device() == "cpu") {
+    EXPECT_EQ(a.get(), c.get());
+  }
   EXPECT_EQ(a->instance(), b->instance());
   EXPECT_GE(a->holders(), 2);
   EXPECT_LE(ruclip::shared_model_loads() - before, 1u);
@@ -220,7 +222,9 @@ TEST(Scheduler, AsyncDropsTheOldestAndDrainDeliversTheRest) {
   EXPECT_EQ(got.size() + st.dropped, 200u);
   EXPECT_GT(st.dropped, 0u) << "200 frames at once must overflow a queue of 2";
   for (size_t i = 0; i < got.size(); ++i) {
-    if (i) EXPECT_GT(got[i].frame, got[i - 1].frame);
+    if (i) {
+      EXPECT_GT(got[i].frame, got[i - 1].frame);
+    }
     EXPECT_EQ(which_image(got[i].embedding), int(got[i].frame % 5));
   }
   EXPECT_EQ(got.back().frame, 199u);  // the newest is never the one dropped

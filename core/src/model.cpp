@@ -300,7 +300,7 @@ Embeddings to_embeddings(const Tensor& latents) {
 }
 }  // namespace
 
-Embeddings Model::encode_token_ids(const std::vector<std::vector<int64_t>>& ids) {
+Embeddings Model::encode_token_ids(const std::vector<std::vector<int64_t>>& ids) const {
   const ModelConfig& c = impl_->weights->config;
   Embeddings out{static_cast<int>(ids.size()), c.embed_dim, {}};
   if (ids.empty()) return out;
@@ -336,14 +336,14 @@ Embeddings Model::encode_token_ids(const std::vector<std::vector<int64_t>>& ids)
   return out;
 }
 
-Embeddings Model::encode_text(const std::vector<std::string>& texts) {
+Embeddings Model::encode_text(const std::vector<std::string>& texts) const {
   std::vector<std::vector<int64_t>> ids;
   ids.reserve(texts.size());
   for (const auto& text : texts) ids.push_back(tokenize(text));
   return encode_token_ids(ids);
 }
 
-Embeddings Model::encode_pixels(const float* pixels, int batch) {
+Embeddings Model::encode_pixels(const float* pixels, int batch) const {
   const int64_t r = impl_->weights->config.image_resolution;
   if (batch <= 0) return Embeddings{0, impl_->weights->config.embed_dim, {}};
   c10::InferenceMode guard;
@@ -351,7 +351,7 @@ Embeddings Model::encode_pixels(const float* pixels, int batch) {
   return to_embeddings(impl_->weights->encode_image(t));
 }
 
-Embeddings Model::encode_frames(const std::vector<FrameView>& frames) {
+Embeddings Model::encode_frames(const std::vector<FrameView>& frames) const {
   const Normalization norm = normalization();
 #ifdef RUCLIP_HAVE_CUDA_PREPROCESS
   if (impl_->device.is_cuda() && !frames.empty()) {

@@ -125,11 +125,11 @@ class Model {
   // Texts are encoded in batches of similar length, each only up to its last
   // end-of-text token: the tower is causal and pools there, so the rest of the
   // context can't change a latent (equal to full context within 1e-5).
-  Embeddings encode_text(const std::vector<std::string>& texts);
-  Embeddings encode_token_ids(const std::vector<std::vector<int64_t>>& ids);
+  Embeddings encode_text(const std::vector<std::string>& texts) const;
+  Embeddings encode_token_ids(const std::vector<std::vector<int64_t>>& ids) const;
   // `pixels`: batch x 3 x R x R floats, already normalized.
-  Embeddings encode_pixels(const float* pixels, int batch);
-  Embeddings encode_frames(const std::vector<FrameView>& frames);
+  Embeddings encode_pixels(const float* pixels, int batch) const;
+  Embeddings encode_frames(const std::vector<FrameView>& frames) const;
 
   Normalization normalization() const;
 
