@@ -91,106 +91,117 @@ class ZipReader {
 
   bool has(const std::string& name) const { return zip_name_locate(zip_, name.c_str(), ZIP_FL_ENC_RAW) >= 0; }
 
-  // The size an entry declares, once it is plausible: refused before anything
-  // is allocated when it could not come from the bytes the archive holds.
-  uint64_t checked_size(const std::string& name) const {
+  // An entry as its directory describes it, once its sizes are plausible:
+  // refused before anything is allocated when they could not come from the
+  // bytes the archive holds.
+  struct Entry {
+    std::string label;  // "entry 'NAME' ", for messages
+    zip_uint64_t index = 0;
+    uint64_t size = 0;
+    bool stored = false;  // uncompressed
+    uint32_t crc = 0;
+    bool has_crc = false;
+  };
+  Entry checked_entry(const std::string& name) const {
     zip_stat_t st;
     zip_stat_init(&st);
     if (zip_stat(zip_, name.c_str(), ZIP_FL_ENC_RAW, &st) != 0) fail(origin_, "no entry '" + printable(name) + "'");
-    const zip_uint64_t need = ZIP_STAT_SIZE | ZIP_STAT_COMP_SIZE | ZIP_STAT_COMP_METHOD;
+    const zip_uint64_t need = ZIP_STAT_INDEX | ZIP_STAT_SIZE | ZIP_STAT_COMP_SIZE | ZIP_STAT_COMP_METHOD;
     if ((st.valid & need) != need) fail(origin_, "entry '" + printable(name) + "' has no size information");
-    const std::string entry = "entry '" + printable(name) + "' ";
+    Entry e;
+    e.label = "entry '" + printable(name) + "' ";
+    e.index = st.index;
+    e.size = st.size;
+    e.stored = st.comp_method == ZIP_CM_STORE;
+    e.has_crc = st.valid & ZIP_STAT_CRC;
+    e.crc = st.crc;
     if (st.comp_size > archive_bytes_)
-      fail(origin_, entry + "claims " + std::to_string(st.comp_size) + " compressed bytes, the archive has " +
+      fail(origin_, e.label + "claims " + std::to_string(st.comp_size) + " compressed bytes, the archive has " +
                         std::to_string(archive_bytes_));
-    if (st.comp_method == ZIP_CM_STORE) {
+    if (e.stored) {
       if (st.size != st.comp_size)
-        fail(origin_, entry + "is stored uncompressed but declares " + std::to_string(st.size) + " bytes from " +
+        fail(origin_, e.label + "is stored uncompressed but declares " + std::to_string(st.size) + " bytes from " +
                           std::to_string(st.comp_size));
     } else if (st.comp_method == ZIP_CM_DEFLATE) {
       if (st.size / kMaxDeflateRatio > st.comp_size + 1)
-        fail(origin_, entry + "declares " + std::to_string(st.size) + " bytes from " + std::to_string(st.comp_size) +
+        fail(origin_, e.label + "declares " + std::to_string(st.size) + " bytes from " + std::to_string(st.comp_size) +
                           " compressed: more than deflate can expand (zip bomb?)");
     } else {
-      fail(origin_, entry + "uses unsupported compression method " + std::to_string(st.comp_method));
+      fail(origin_, e.label + "uses unsupported compression method " + std::to_string(st.comp_method));
     }
-    return st.size;
+    return e;
   }
 
   // A small entry (data.pkl, byteorder) of at most `limit` bytes.
   std::vector<uint8_t> read(const std::string& name, uint64_t limit) const {
-    const uint64_t size = checked_size(name);
-    if (size > limit)
-      fail(origin_, "entry '" + printable(name) + "' declares " + std::to_string(size) + " bytes, more than the " +
+    const Entry e = checked_entry(name);
+    if (e.size > limit)
+      fail(origin_, e.label + "declares " + std::to_string(e.size) + " bytes, more than the " +
                         std::to_string(limit) + " allowed");
-    std::vector<uint8_t> bytes(static_cast<size_t>(size));
-    read_into(name, bytes.data(), size);
+    std::vector<uint8_t> bytes(static_cast<size_t>(e.size));
+    read_into(e, bytes.data());
     return bytes;
   }
 
   // A storage, into a buffer of its own: read once, never copied again.
-  std::shared_ptr<Storage> read_storage(const std::string& name, uint64_t size) const {
-    std::shared_ptr<Storage> storage = Storage::allocate(static_cast<size_t>(size));
-    read_into(name, storage->writable_data(), size);
+  std::shared_ptr<Storage> read_storage(const Entry& e) const {
+    std::shared_ptr<Storage> storage = Storage::allocate(static_cast<size_t>(e.size));
+    read_into(e, storage->writable_data());
     return storage;
   }
 
  private:
-  // The `size` bytes (checked_size) of entry `name` into `dst`.
-  void read_into(const std::string& name, uint8_t* dst, uint64_t size) const {
-    const std::string entry = "entry '" + printable(name) + "' ";
+  // The entry's `size` bytes into `dst`.
+  void read_into(const Entry& e, uint8_t* dst) const {
     // Stored entries (torch.save's tensors) are read as byte ranges, which
     // libzip doesn't check, and their CRC computed here with libdeflate, whose
     // CRC-32 runs on the CPU's carry-less multiply: zlib's, which libzip uses
     // for a whole entry, took a tenth of the time a ViT-B/32 needs to load.
-    zip_stat_t st;
-    zip_stat_init(&st);
-    const zip_int64_t index = zip_name_locate(zip_, name.c_str(), ZIP_FL_ENC_RAW);
-    const bool stored = index >= 0 && size > 0 && zip_stat_index(zip_, index, 0, &st) == 0 &&
-                        (st.valid & ZIP_STAT_CRC) && (st.valid & ZIP_STAT_COMP_METHOD) &&
-                        st.comp_method == ZIP_CM_STORE;
-    if (stored) {
+    if (e.stored && e.has_crc && e.size > 0) {
       // libzip also checks a range that covers the whole entry: two ranges.
-      const uint64_t head = size - 1;
-      read_range(static_cast<zip_uint64_t>(index), entry, dst, 0, head);
-      read_range(static_cast<zip_uint64_t>(index), entry, dst + head, head, 1);
-      if (crc32(dst, size) != st.crc) fail(origin_, "cannot read " + entry + "(CRC error)");
+      const uint64_t head = e.size - 1;
+      read_range(e, dst, 0, head);
+      read_range(e, dst + head, head, 1);
+      if (crc32(dst, e.size) != e.crc) fail(origin_, "cannot read " + e.label + "(CRC error)");
       return;
     }
-    std::unique_ptr<zip_file_t, decltype(&zip_fclose)> file(zip_fopen(zip_, name.c_str(), ZIP_FL_ENC_RAW),
-                                                           &zip_fclose);
-    if (!file) fail(origin_, "cannot read " + entry + "(" + zip_strerror(zip_) + ")");
-    uint64_t got = 0;
-    while (got < size) {
-      const zip_int64_t n = zip_fread(file.get(), dst + got, size - got);
-      if (n < 0) fail(origin_, "cannot read " + entry + "(" + zip_file_strerror(file.get()) + ")");
-      if (n == 0) fail(origin_, entry + "is truncated (" + std::to_string(got) + " of " + std::to_string(size) + " bytes)");
-      got += static_cast<uint64_t>(n);
-    }
+    std::unique_ptr<zip_file_t, decltype(&zip_fclose)> file(zip_fopen_index(zip_, e.index, 0), &zip_fclose);
+    if (!file) fail(origin_, "cannot read " + e.label + "(" + zip_strerror(zip_) + ")");
+    auto error = [&] { return "cannot read " + e.label + "(" + zip_file_strerror(file.get()) + ")"; };
+    read_exactly(e, dst, 0, e.size, [&](uint8_t* to, uint64_t n) { return zip_fread(file.get(), to, n); }, error);
     // libzip checks the CRC when it reaches the end of the entry: read once more.
     uint8_t extra;
     const zip_int64_t n = zip_fread(file.get(), &extra, 1);
-    if (n < 0) fail(origin_, "cannot read " + entry + "(" + zip_file_strerror(file.get()) + ")");
-    if (n > 0) fail(origin_, entry + "is longer than it declares");
+    if (n < 0) fail(origin_, error());
+    if (n > 0) fail(origin_, e.label + "is longer than it declares");
   }
 
   // Bytes [start, start + size) of a stored entry into `dst` (size 0: nothing).
-  void read_range(zip_uint64_t index, const std::string& entry, uint8_t* dst, uint64_t start, uint64_t size) const {
+  void read_range(const Entry& e, uint8_t* dst, uint64_t start, uint64_t size) const {
     if (size == 0) return;
     std::unique_ptr<zip_source_t, decltype(&zip_source_free)> source(
-        zip_source_zip(zip_, zip_, index, ZIP_FL_COMPRESSED, start, static_cast<zip_int64_t>(size)), &zip_source_free);
-    if (!source) fail(origin_, "cannot read " + entry + "(" + zip_strerror(zip_) + ")");
-    auto error = [&] { return "cannot read " + entry + "(" + zip_error_strerror(zip_source_error(source.get())) + ")"; };
+        zip_source_zip(zip_, zip_, e.index, ZIP_FL_COMPRESSED, start, static_cast<zip_int64_t>(size)), &zip_source_free);
+    if (!source) fail(origin_, "cannot read " + e.label + "(" + zip_strerror(zip_) + ")");
+    auto error = [&] { return "cannot read " + e.label + "(" + zip_error_strerror(zip_source_error(source.get())) + ")"; };
     if (zip_source_open(source.get()) != 0) fail(origin_, error());
-    uint64_t got = 0;
-    while (got < size) {
-      const zip_int64_t n = zip_source_read(source.get(), dst + got, size - got);
+    read_exactly(e, dst, start, size, [&](uint8_t* to, uint64_t n) { return zip_source_read(source.get(), to, n); },
+                 error);
+    zip_source_close(source.get());
+  }
+
+  // Bytes [start, start + size) into `dst` through `read_some` (zip_fread's
+  // contract: a count, 0 at the end, < 0 on an error, told by `error`).
+  template <typename ReadSome, typename ErrorText>
+  void read_exactly(const Entry& e, uint8_t* dst, uint64_t start, uint64_t size, ReadSome read_some,
+                    ErrorText error) const {
+    for (uint64_t got = 0; got < size;) {
+      const zip_int64_t n = read_some(dst + got, size - got);
       if (n < 0) fail(origin_, error());
-      if (n == 0) fail(origin_, entry + "is truncated (" + std::to_string(start + got) + " of " +
-                                    std::to_string(start + size) + " bytes)");
+      if (n == 0)
+        fail(origin_, e.label + "is truncated (" + std::to_string(start + got) + " of " + std::to_string(start + size) +
+                          " bytes)");
       got += static_cast<uint64_t>(n);
     }
-    zip_source_close(source.get());
   }
 
   static uint32_t crc32(const uint8_t* data, uint64_t size) {
@@ -246,7 +257,8 @@ StateDict load_checkpoint(const ZipReader& zip, const std::string& origin) {
     // The storage's claim against its entry, before anything is read.
     const size_t element_size = dtype_size(storage.dtype);
     int64_t claimed_bytes;
-    const uint64_t entry_bytes = zip.checked_size(entry);
+    const auto checked = zip.checked_entry(entry);
+    const uint64_t entry_bytes = checked.size;
     if (__builtin_mul_overflow(storage.storage_numel, static_cast<int64_t>(element_size), &claimed_bytes) ||
         static_cast<uint64_t>(claimed_bytes) > entry_bytes)
       fail(origin, storage_name + " claims " + std::to_string(storage.storage_numel) + " " +
@@ -257,7 +269,7 @@ StateDict load_checkpoint(const ZipReader& zip, const std::string& origin) {
     if (!problem.empty()) fail(origin, tensor_name + " " + problem);
 
     StoragePtr& bytes = storages[storage.text];
-    if (!bytes) bytes = zip.read_storage(entry, entry_bytes);
+    if (!bytes) bytes = zip.read_storage(checked);
 
     TensorData t;
     t.dtype = storage.dtype;
