@@ -110,6 +110,9 @@ struct Linear::OneDnn {
   // 255 x 127 x 2 would overflow; PyTorch's x86 int8 does the same).
   std::vector<float> weight_scales;
   int activation_max = 255;
+  // int8: s_w[n] * sum_k q_w[n][k], float32 [out]: what the activations'
+  // zero point takes off each output (see forward).
+  Tensor weight_sums;
 
   mutable std::mutex mutex;
   mutable std::map<std::pair<int64_t, int>, std::shared_ptr<const Primitive>> primitives;  // (rows, epilogue)
@@ -144,11 +147,15 @@ struct Linear::OneDnn {
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     dnnl::post_ops ops;
     if (int8) {
-      // dst = s_x * s_w[n] * sum_k (q_x - z_x) q_w + b: the weight scales are
-      // fixed (runtime scales would leave the fast kernels), the activation
-      // scale comes per call as a 1x1 operand of a multiply.
+      // dst = s_x * s_w[n] * sum_k (q_x - z_x) q_w + b
+      //     = s_x * (s_w[n] * sum_k q_x q_w) + (b - s_x z_x s_w[n] sum_k q_w):
+      // the weight scales are fixed (runtime scales would leave the fast
+      // kernels), the activation scale comes per call as a 1x1 operand of a
+      // multiply, and the zero point's share is folded into the bias per call.
+      // (Given to oneDNN as a source zero point, it makes the packed weights
+      // carry a compensation term, which oneDNN 2.6 packs with scalar code:
+      // 0.4 s of an int8 ViT-B/32 load.)
       attr.set_output_scales(2, weight_scales);
-      attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
       ops.append_binary(dnnl::algorithm::binary_mul, memory::desc({1, 1}, dt::f32, tag::ab));
       ops.append_binary(dnnl::algorithm::binary_add, bias_md);
     }
@@ -210,8 +217,9 @@ Linear::Linear(const Tensor& w, const Tensor& b, LinearKernel kernel) : kernel_(
     // |w| <= 127 scale, in one oneDNN reorder pass (a LibTorch
     // abs/divide/round/clamp/convert chain made five temporaries of every
     // weight: 0.7 s of an int8 ViT-B/32 load).
-    const auto [lo, hi] = torch::aminmax(source, 1);
-    const Tensor scales = (torch::maximum(-lo, hi) / 127.0).clamp_min(1e-12);
+    // (amax and amin apart: LibTorch 1.13's aminmax along a row, and its
+    // int8 -> int64 sum below, run 15-20x slower than these.)
+    const Tensor scales = (torch::maximum(source.amax(1), -source.amin(1)) / 127.0).clamp_min(1e-12);
     d->weight_scales.assign(scales.data_ptr<float>(), scales.data_ptr<float>() + scales.numel());
     const Tensor inverse = scales.reciprocal();
     dnnl::primitive_attr attr;
@@ -222,6 +230,10 @@ Linear::Linear(const Tensor& w, const Tensor& b, LinearKernel kernel) : kernel_(
     memory q(memory::desc({d->in, d->out}, dt::s8, tag::ba), onednn_cpu_engine(), quantized.data_ptr());
     dnnl::reorder(dnnl::reorder::primitive_desc(plain, q, attr)).execute(stream, plain, q);
     plain = q;
+    // |sum| <= 127 x in: exact in int32 up to in = 16 M.
+    d->weight_sums = (quantized.sum(1, false, torch::kInt32).to(torch::kFloat64) * scales.to(torch::kFloat64))
+                         .to(torch::kFloat32)
+                         .contiguous();
     d->activation_max = cpu_features().native_int8_dot() ? 255 : 127;
   }
   // Ask the kernel for its layout (the same for every row count at these
@@ -256,7 +268,7 @@ Tensor Linear::forward(const Tensor& x, Epilogue epilogue, const Tensor& residua
                                      engine, onednn_thread_scratchpad(p->scratchpad_bytes));
   const memory bias(memory::desc({1, d.out}, dt::f32, tag::ab), engine, d.bias.data_ptr());
   int post_op = 0;
-  Tensor quantized;
+  Tensor quantized, corrected_bias;
   float scale = 1, inverse_scale = 1;  // alive until the stream is waited for
   int32_t zero_point = 0;
   if (int8) {
@@ -277,10 +289,12 @@ Tensor Linear::forward(const Tensor& x, Epilogue epilogue, const Tensor& residua
                                 {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_DST,
                                  memory(memory::desc({1}, dt::s32, tag::a), engine, &zero_point)}});
     args[DNNL_ARG_SRC] = quantized_mem;
-    args[DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC] = memory(memory::desc({1}, dt::s32, tag::a), engine, &zero_point);
     args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(post_op++) | DNNL_ARG_SRC_1] =
         memory(memory::desc({1, 1}, dt::f32, tag::ab), engine, &scale);
-    args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(post_op++) | DNNL_ARG_SRC_1] = bias;
+    // b - s_x z_x s_w[n] sum_k q_w (see describe)
+    corrected_bias = torch::add(d.bias, d.weight_sums, -static_cast<double>(scale) * zero_point);
+    args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(post_op++) | DNNL_ARG_SRC_1] =
+        memory(memory::desc({1, d.out}, dt::f32, tag::ab), engine, corrected_bias.data_ptr());
   } else {
     args[DNNL_ARG_SRC] = memory(memory::desc({rows, d.in}, d.act, tag::ab), engine, src.data_ptr());
     args[DNNL_ARG_BIAS] = bias;
