@@ -105,11 +105,8 @@ struct Linear::OneDnn {
   memory::desc weights_md;  // the packed layout
   memory weights;           // owns the packed weights
   Tensor bias;              // float32 [out]
-  // int8: weight scale per output channel, and the activations' range (0..127
-  // without VNNI: vpmaddubsw sums two u8 x s8 products in 16 bits, which
-  // 255 x 127 x 2 would overflow; PyTorch's x86 int8 does the same).
+  // int8: weight scale per output channel (activations: u8, 0..255).
   std::vector<float> weight_scales;
-  int activation_max = 255;
   // int8: s_w[n] * sum_k q_w[n][k], float32 [out]: what the activations'
   // zero point takes off each output (see forward).
   Tensor weight_sums;
@@ -214,12 +211,20 @@ Linear::Linear(const Tensor& w, const Tensor& b, LinearKernel kernel) : kernel_(
   Tensor quantized;
   if (int8) {
     // Symmetric, per output channel: q = saturate(nearbyint(w / scale)),
-    // |w| <= 127 scale, in one oneDNN reorder pass (a LibTorch
+    // |q| <= weight_max, in one oneDNN reorder pass (a LibTorch
     // abs/divide/round/clamp/convert chain made five temporaries of every
     // weight: 0.7 s of an int8 ViT-B/32 load).
     // (amax and amin apart: LibTorch 1.13's aminmax along a row, and its
     // int8 -> int64 sum below, run 15-20x slower than these.)
-    const Tensor scales = (torch::maximum(source.amax(1), -source.amin(1)) / 127.0).clamp_min(1e-12);
+    // Without VNNI, vpmaddubsw sums two u8 x s8 products in 16 bits, which
+    // 255 x 127 x 2 would overflow: the weights get 7 bits there (255 x 63 x
+    // 2 fits), not the activations (PyTorch's x86 int8 takes it from those:
+    // reduce_range). Weights are
+    // scaled per channel, activations per tensor: on the shipped model the
+    // image latents' error (1 - cosine to fp32, mean) fell 4.6x, 3.9e-4 to
+    // 8.5e-5, against 6.2e-5 with VNNI's 8 + 8 bits (bench/results-cpu.txt).
+    const double weight_max = cpu_features().native_int8_dot() ? 127.0 : 63.0;
+    const Tensor scales = (torch::maximum(source.amax(1), -source.amin(1)) / weight_max).clamp_min(1e-12);
     d->weight_scales.assign(scales.data_ptr<float>(), scales.data_ptr<float>() + scales.numel());
     const Tensor inverse = scales.reciprocal();
     dnnl::primitive_attr attr;
@@ -234,7 +239,6 @@ Linear::Linear(const Tensor& w, const Tensor& b, LinearKernel kernel) : kernel_(
     d->weight_sums = (quantized.sum(1, false, torch::kInt32).to(torch::kFloat64) * scales.to(torch::kFloat64))
                          .to(torch::kFloat32)
                          .contiguous();
-    d->activation_max = cpu_features().native_int8_dot() ? 255 : 127;
   }
   // Ask the kernel for its layout (the same for every row count at these
   // sizes), then reorder the weights into it once.
@@ -272,10 +276,10 @@ Tensor Linear::forward(const Tensor& x, Epilogue epilogue, const Tensor& residua
   float scale = 1, inverse_scale = 1;  // alive until the stream is waited for
   int32_t zero_point = 0;
   if (int8) {
-    // Per call and per tensor, asymmetric: [min, max] (always holding 0) onto 0..activation_max.
+    // Per call and per tensor, asymmetric: [min, max] (always holding 0) onto 0..255.
     const auto [lo_t, hi_t] = torch::aminmax(src);
     const float lo = std::min(lo_t.item<float>(), 0.0f), hi = std::max(hi_t.item<float>(), 0.0f);
-    const int qmax = d.activation_max;
+    constexpr int qmax = 255;
     scale = hi > lo ? (hi - lo) / qmax : 1.0f;
     zero_point = static_cast<int32_t>(std::min<float>(qmax, std::max(0.0f, std::nearbyint(-lo / scale))));
     // q = saturate(nearbyint(x / scale) + zero_point), as quantize_per_tensor computes it.
