@@ -218,11 +218,11 @@ Linear::Linear(const Tensor& w, const Tensor& b, LinearKernel kernel) : kernel_(
     // int8 -> int64 sum below, run 15-20x slower than these.)
     // Without VNNI, vpmaddubsw sums two u8 x s8 products in 16 bits, which
     // 255 x 127 x 2 would overflow: the weights get 7 bits there (255 x 63 x
-    // 2 fits), not the activations (PyTorch's x86 int8 takes it from those:
-    // reduce_range). Weights are
-    // scaled per channel, activations per tensor: on the shipped model the
-    // image latents' error (1 - cosine to fp32, mean) fell 4.6x, 3.9e-4 to
-    // 8.5e-5, against 6.2e-5 with VNNI's 8 + 8 bits (bench/results-cpu.txt).
+    // 2 fits), not the activations (PyTorch's x86 int8 takes the bit from
+    // those: reduce_range). Weights are scaled per channel, activations per
+    // tensor: on the shipped model the image latents' error (1 - cosine to
+    // fp32, mean) fell 4.6x, 3.9e-4 to 8.5e-5, against 6.2e-5 with VNNI's
+    // 8 + 8 bits (bench/results-cpu.txt).
     const double weight_max = cpu_features().native_int8_dot() ? 127.0 : 63.0;
     const Tensor scales = (torch::maximum(source.amax(1), -source.amin(1)) / weight_max).clamp_min(1e-12);
     d->weight_scales.assign(scales.data_ptr<float>(), scales.data_ptr<float>() + scales.numel());
