@@ -90,8 +90,8 @@ ruclip_precision_get_type (void)
     {RUCLIP_PRECISION_FP16, "float16: GPUs only", "fp16"},
     {RUCLIP_PRECISION_INT8, "int8 linear layers (weights per channel, activations per call; oneDNN): the "
           "fastest precision on many CPUs, with or without bf16; CPU only", "int8"},
-    {RUCLIP_PRECISION_AUTO, "the fastest whose accuracy holds here, measured at load: int8 (CPUs with VNNI "
-          "or AMX) where it beats bf16 (CPUs with native bf16) or fp32 by a margin, else that one; fp16 on GPUs", "auto"},
+    {RUCLIP_PRECISION_AUTO, "the fastest whose accuracy holds here, measured at load: int8 (CPUs with AVX-512 "
+          "VNNI or AMX) where it beats bf16 (CPUs with native bf16) or fp32 by a margin, else that one; fp16 on GPUs", "auto"},
     {0, NULL, NULL},
   };
   if (g_once_init_enter (&type)) {

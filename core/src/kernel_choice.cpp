@@ -168,11 +168,11 @@ KernelPlan choose_kernels(Precision requested, const torch::Device& device, cons
     }
     fp32_candidates = {*kernel};
   }
-  // auto considers int8 only with a native int8 dot product (VNNI, AMX):
-  // without it (AVX2: Zen 3, Haswell..Skylake client) int8's weights have 7
-  // bits and its top-1 agreement with fp32 on the shipped model's held-out
-  // pairs was 98.8-98.9 %, below the 99 % bar (README, Speed).
-  const bool auto_weighs_int8 = requested == Precision::kAuto && onednn_available() && cpu.native_int8_dot();
+  // auto considers int8 only where its weights keep 8 bits (AVX-512 VNNI,
+  // AMX): with 7 (AVX2: Zen 3, Haswell..Skylake client) its top-1 agreement
+  // with fp32 on the shipped model's held-out pairs was 98.8-98.9 %, below
+  // the 99 % bar (README, Speed).
+  const bool auto_weighs_int8 = requested == Precision::kAuto && onednn_available() && int8_weights_full_range();
   std::optional<LinearKernel> fp32_kernel;
   double fp32_rate = 0;
   auto fastest_fp32 = [&] {

@@ -38,6 +38,7 @@ Tensor libtorch_linear(const Tensor& x, const Tensor& w, const Tensor& b, Epilog
 #ifndef RUCLIP_HAVE_DNNL
 
 bool onednn_available() { return false; }
+bool int8_weights_full_range() { return false; }
 bool cap_onednn_isa() { return false; }
 struct Linear::OneDnn {};
 
@@ -52,6 +53,11 @@ Tensor Linear::forward(const Tensor& x, Epilogue epilogue, const Tensor& residua
 #else
 
 bool onednn_available() { return true; }
+
+bool int8_weights_full_range() {
+  const CpuFeatures& cpu = cpu_features();
+  return cpu.avx512_vnni || cpu.amx_int8;
+}
 
 namespace {
 
@@ -216,14 +222,13 @@ Linear::Linear(const Tensor& w, const Tensor& b, LinearKernel kernel) : kernel_(
     // weight: 0.7 s of an int8 ViT-B/32 load).
     // (amax and amin apart: LibTorch 1.13's aminmax along a row, and its
     // int8 -> int64 sum below, run 15-20x slower than these.)
-    // Without VNNI, vpmaddubsw sums two u8 x s8 products in 16 bits, which
-    // 255 x 127 x 2 would overflow: the weights get 7 bits there (255 x 63 x
-    // 2 fits), not the activations (PyTorch's x86 int8 takes the bit from
+    // Without VNNI (int8_weights_full_range), the weights get 7 bits
+    // (255 x 63 x 2 fits in 16 bits), not the activations (PyTorch's x86 int8 takes the bit from
     // those: reduce_range). Weights are scaled per channel, activations per
     // tensor: on the shipped model the image latents' error (1 - cosine to
     // fp32, mean) fell 4.6x, 3.9e-4 to 8.5e-5, against 6.2e-5 with VNNI's
     // 8 + 8 bits (bench/results-cpu.txt).
-    const double weight_max = cpu_features().native_int8_dot() ? 127.0 : 63.0;
+    const double weight_max = int8_weights_full_range() ? 127.0 : 63.0;
     const Tensor scales = (torch::maximum(source.amax(1), -source.amin(1)) / weight_max).clamp_min(1e-12);
     d->weight_scales.assign(scales.data_ptr<float>(), scales.data_ptr<float>() + scales.numel());
     const Tensor inverse = scales.reciprocal();

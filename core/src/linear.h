@@ -24,6 +24,12 @@ enum class LinearKernel {
 };
 const char* linear_kernel_name(LinearKernel kernel);  // "libtorch", "onednn-f32", ...
 bool onednn_available();                              // built against oneDNN
+// Whether the int8 kernel's weights keep all 8 bits on this CPU: where
+// oneDNN's int8 products add u8 x s8 pairs in 32 bits (AVX-512 VNNI, AMX).
+// Elsewhere they get 7 (AVX2's vpmaddubsw sums pairs in 16 bits, which
+// 255 x 127 x 2 would overflow), also with AVX-VNNI alone: whether oneDNN
+// 2.6's int8 matmul uses it is unverified (no such machine at hand).
+bool int8_weights_full_range();
 
 // What follows the product: y = x W^T + b, then
 enum class Epilogue {

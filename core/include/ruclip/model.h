@@ -41,10 +41,9 @@ struct Device {
 //  - kInt8: CPU, linear layers dynamically quantized (weights int8 per output
 //    channel, activations per call), through oneDNN's int8 kernels.
 //  - kAuto: the fastest of these whose accuracy was measured to hold (README,
-//    "Speed"), by a measurement at load: int8 (only on CPUs with a native
-//    int8 dot product, VNNI or AMX) where it beats bf16 by 1.1x on CPUs with
-//    native bf16, or fp32 by 1.2x on others; else bf16 where native, else
-//    fp32; fp16 on CUDA.
+//    "Speed"), by a measurement at load: int8 (only on CPUs with AVX-512
+//    VNNI or AMX) where it beats bf16 by 1.1x on CPUs with native bf16, or
+//    fp32 by 1.2x on others; else bf16 where native, else fp32; fp16 on CUDA.
 enum class Precision { kFp32, kBf16, kFp16, kInt8, kAuto };
 // "fp32", "bf16", "fp16", "int8", "auto"; throws ruclip::Error naming the value.
 Precision parse_precision(const std::string& name);
