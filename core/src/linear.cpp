@@ -219,15 +219,15 @@ Linear::Linear(const Tensor& w, const Tensor& b, LinearKernel kernel) : kernel_(
     // Symmetric, per output channel: q = saturate(nearbyint(w / scale)),
     // |q| <= weight_max, in one oneDNN reorder pass (a LibTorch
     // abs/divide/round/clamp/convert chain made five temporaries of every
-    // weight: 0.7 s of an int8 ViT-B/32 load).
-    // (amax and amin apart: LibTorch 1.13's aminmax along a row, and its
-    // int8 -> int64 sum below, run 15-20x slower than these.)
-    // Without VNNI (int8_weights_full_range), the weights get 7 bits
-    // (255 x 63 x 2 fits in 16 bits), not the activations (PyTorch's x86 int8 takes the bit from
-    // those: reduce_range). Weights are scaled per channel, activations per
-    // tensor: on the shipped model the image latents' error (1 - cosine to
-    // fp32, mean) fell 4.6x, 3.9e-4 to 8.5e-5, against 6.2e-5 with VNNI's
-    // 8 + 8 bits (bench/results-cpu.txt).
+    // weight: 0.7 s of an int8 ViT-B/32 load). amax and amin apart: LibTorch
+    // 1.13's aminmax along a row, and its int8 -> int64 sum below, ran
+    // 15-20x slower.
+    // Without VNNI (int8_weights_full_range) the weights get 7 bits (255 x 63
+    // x 2 fits in 16 bits), not the activations (PyTorch's x86 int8 takes
+    // the bit from those: reduce_range): weights are scaled per channel,
+    // activations per tensor. On the shipped model the image latents' error
+    // (1 - cosine to fp32, mean) fell 4.6x, 3.9e-4 to 8.5e-5, against 6.2e-5
+    // with VNNI's 8 + 8 bits (bench/results-cpu.txt).
     const double weight_max = int8_weights_full_range() ? 127.0 : 63.0;
     const Tensor scales = (torch::maximum(source.amax(1), -source.amin(1)) / weight_max).clamp_min(1e-12);
     d->weight_scales.assign(scales.data_ptr<float>(), scales.data_ptr<float>() + scales.numel());

@@ -28,8 +28,6 @@ struct CpuFeatures {
   bool avx512_core() const { return avx512f && avx512bw && avx512vl && avx512dq; }
   // bf16 products in hardware (AVX-512 BF16 or AMX): bf16 is fast only here.
   bool native_bf16() const { return avx512_bf16 || amx_bf16; }
-  // int8 dot products without the 16-bit intermediate of vpmaddubsw.
-  bool native_int8_dot() const { return avx512_vnni || avx_vnni || amx_int8; }
   // The names of the features present, e.g. {"avx2", "fma", "avx512f", ...}.
   std::vector<std::string> names() const;
   // oneDNN's name of the largest ISA allowed, e.g. "AVX2", "AVX512_CORE_BF16".
