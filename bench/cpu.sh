@@ -10,7 +10,7 @@
 # rotates from round to round, so slow drift on the machine hits all of them.
 #   bash bench/cpu.sh [SECONDS_PER_MEASUREMENT] [ROUNDS]      (default 20 3)
 # Environment:
-#   RUCLIP=path        the ruclip binary (default build/core/ruclip; scripts/build.sh)
+#   RUCLIP=path        the ruclip binary (default build/tools/ruclip; scripts/build.sh)
 #   PRECISIONS="..."   ruclip's precisions (default "fp32 bf16 int8"; one it refuses is skipped)
 #   BATCHES="8 1"      batch sizes
 #   EMULATE_AVX2=1     cap every contender's instruction set at AVX2 (a Zen 3 / Haswell-class
@@ -28,7 +28,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-20}"
 rounds="${2:-3}"
 threads="$(nproc)"
-ruclip="${RUCLIP:-build/core/ruclip}"
+ruclip="${RUCLIP:-build/tools/ruclip}"
 precisions="${PRECISIONS:-fp32 bf16 int8}"
 batches="${BATCHES:-8 1}"
 geometry=vit-b32-224

@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model="${1:-/tmp/ruclip-b32-224-random}"
-ruclip="${RUCLIP:-build/core/ruclip}"
+ruclip="${RUCLIP:-build/tools/ruclip}"
 dpkg-query -W -f='${Status}' fortunes-ru 2>/dev/null | grep -q "install ok installed" ||
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fortunes-ru
 [ -f "$model/pytorch_model.bin" ] || /usr/bin/python3 bench/make_checkpoint.py "$model" >&2

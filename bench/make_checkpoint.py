@@ -4,12 +4,12 @@
 Writes OUT/ like the published ai-forever/ruclip-vit-base-patch32-224 (or
 another published geometry): pytorch_model.bin through torch.save of a state
 dict with upstream's names and shapes (the ones ClipWeights::parameters() in
-core/src/clip_weights.cpp reads; geometry as published_geometry() in
-core/src/config.cpp), config.json as published, and a tokenizer (by default the
+core/src/nn/clip_weights.cpp reads; geometry as published_geometry() in
+core/src/io/config.cpp), config.json as published, and a tokenizer (by default the
 test model's bpe.model: 3000 tokens, which fit the 49408-token vocabulary).
 
   /usr/bin/python3 bench/make_checkpoint.py OUT [--geometry vit-b32-224] [--seed 0]
-  build/core/ruclip embed --model OUT --image tests/data/ruclip-tiny-v2/images/...
+  build/tools/ruclip embed --model OUT --image tests/data/ruclip-tiny-v2/images/...
 
 The weights are random (normal, std 0.02; LayerNorm 1/0): the numbers the
 model gives mean nothing, only the file's layout and size matter. Needs

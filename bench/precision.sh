@@ -8,7 +8,7 @@
 #   bash bench/precision.sh [MODEL_DIR]     (default: models/ruclip-shapes-ru)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ruclip=./build/core/ruclip
+ruclip=./build/tools/ruclip
 model="${1:-models/ruclip-shapes-ru}"
 work="$(mktemp -d)"
 "$ruclip" synth --out "$work/eval-seen" --count 1500 --style eval --pairs seen --solid no --jpeg-quality 75 --seed 2 > /dev/null

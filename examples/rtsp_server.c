@@ -41,7 +41,7 @@
 
 /* videotestsrc's foreground-color is ARGB. Full-strength primaries, as the
  * shipped model's own tests feed it; orange and violet are the shipped
- * model's picture colours (core/src/synthetic.cpp). */
+ * model's picture colours (tools/lib/src/synthetic.cpp). */
 static const struct
 {
   const gchar *name;

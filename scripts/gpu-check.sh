@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On a machine with an NVIDIA GPU and the CUDA toolkit: builds only the CUDA
-# preprocessing test (core/src/cuda) and runs it, printing its [ parity ] and
+# preprocessing test (core/src/image/cuda) and runs it, printing its [ parity ] and
 # [ timing ] lines. Non-interactive; about a minute. `--direct` skips meson.
 #
 # With the project's dependencies installed (scripts/install-deps.sh) it uses
@@ -33,8 +33,8 @@ else
   nvcc -std=c++17 -O3 -Xcompiler=-Wall,-Wextra \
     -gencode=arch=compute_80,code=sm_80 -gencode=arch=compute_90,code=sm_90 \
     -gencode=arch=compute_75,code=compute_75 \
-    -Icore/include -Icore/src -Icore/src/cuda -o "$out/test_cuda_preprocess" \
-    core/src/preprocess.cpp core/src/cuda/preprocess_plan.cpp core/src/cuda/preprocess.cu \
+    -Icore/include -Icore/src -Icore/src/image/cuda -o "$out/test_cuda_preprocess" \
+    core/src/image/preprocess.cpp core/src/image/cuda/preprocess_plan.cpp core/src/image/cuda/preprocess.cu \
     tests/test_cuda_preprocess.cpp "${gtest[@]}"
   test_exe=$out/test_cuda_preprocess
 fi

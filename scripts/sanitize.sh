@@ -21,13 +21,13 @@ fi
 if $all; then
   ninja -C build-asan -j "$(nproc)"
 else
-  ninja -C build-asan -j "$(nproc)" tests/test_element gst-plugin/libgstruclip.so core/ruclip core/ruclip-sentencepiece.so
+  ninja -C build-asan -j "$(nproc)" tests/test_element gst-plugin/libgstruclip.so tools/ruclip core/ruclip-sentencepiece.so
 fi
 
 export GST_PLUGIN_PATH="$PWD/build-asan/gst-plugin"
 # Load plugins in this process: the (uninstrumented) plugin scanner can't load them.
 export GST_REGISTRY_FORK=no GST_REGISTRY_1_0="$PWD/build-asan/gst-registry.bin"
-export RUCLIP_EXE="$PWD/build-asan/core/ruclip" RUCLIP_TEST_DATA="$PWD/tests/data"
+export RUCLIP_EXE="$PWD/build-asan/tools/ruclip" RUCLIP_TEST_DATA="$PWD/tests/data"
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # First run only builds the plugin registry (GStreamer keeps a few one-time
 # allocations from scanning it, which are not ours); meson test gives the

@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-docs/similarity.png}"
-ruclip=build/core/ruclip
+ruclip=build/tools/ruclip
 if [ ! -x "$ruclip" ]; then
   echo "no $ruclip: run scripts/build.sh first" >&2
   exit 1

@@ -20,7 +20,7 @@ ninja -C build-tsan -j "$(nproc)" tests/test_element tests/test_scheduler tests/
 export GST_PLUGIN_PATH="$PWD/build-tsan/gst-plugin"
 # Load plugins in this process: the (uninstrumented) plugin scanner can't load them.
 export GST_REGISTRY_FORK=no GST_REGISTRY_1_0="$PWD/build-tsan/gst-registry.bin"
-export RUCLIP_TEST_DATA="$PWD/tests/data" RUCLIP_EXE="$PWD/build-tsan/core/ruclip"
+export RUCLIP_TEST_DATA="$PWD/tests/data" RUCLIP_EXE="$PWD/build-tsan/tools/ruclip"
 # GLib's slice allocator moves memory between threads under futex locks TSan
 # can't see (GLib is not instrumented): plain malloc, which TSan tracks.
 export G_SLICE=always-malloc

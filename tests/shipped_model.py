@@ -10,7 +10,7 @@ MODEL = os.path.join(ROOT, "models", "ruclip-shapes-ru")
 def skip_under_asan():
     """Under AddressSanitizer (scripts/sanitize.sh --all) the shipped model's
     SentencePiece tokenizer can't load beside LibTorch: its module needs
-    RTLD_DEEPBIND, which ASan refuses (core/src/sentencepiece_tokenizer.cpp).
+    RTLD_DEEPBIND, which ASan refuses (core/src/text/sentencepiece_tokenizer.cpp).
     Exits with meson's skip status there."""
     if "address" in os.environ.get("RUCLIP_SANITIZE", ""):
         print("SKIP: the shipped model's SentencePiece tokenizer can't load beside LibTorch under AddressSanitizer")

@@ -1,4 +1,4 @@
-// The towers' attention (core/src/attention.h): oneDNN's batched products
+// The towers' attention (core/src/nn/attention.h): oneDNN's batched products
 // against LibTorch's ops, on the strided views of a qkv projection the towers
 // pass it, with and without masks, for a pooled row, in float32 and bfloat16.
 #include <gtest/gtest.h>
@@ -6,8 +6,8 @@
 
 #include <cmath>
 
-#include "../core/src/attention.h"
-#include "../core/src/linear.h"  // onednn_available
+#include "nn/attention.h"
+#include "nn/linear.h"  // onednn_available
 #include "ruclip/cpu.h"
 
 namespace {

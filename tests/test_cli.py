@@ -341,7 +341,7 @@ def read_png(path):
 
 
 class SimilarityPicture(unittest.TestCase):
-    """`similarity --png`: the picture's geometry (SimilarityLayout in core/tools/similarity_picture.h)
+    """`similarity --png`: the picture's geometry (SimilarityLayout in tools/ruclip/similarity_picture.h)
     and that it shows the JSON's matrix."""
     MARGIN, TITLE, LABELS, CELL, PAD, BAR = 16, 40, 260, 96, 6, 16 + 18 + 56
 

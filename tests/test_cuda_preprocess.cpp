@@ -1,4 +1,4 @@
-// CudaPreprocessor (core/src/cuda) against ruclip::preprocess on the CPU.
+// CudaPreprocessor (core/src/image/cuda) against ruclip::preprocess on the CPU.
 //
 // The GPU path repeats the CPU path's integer arithmetic with the same host-made
 // tables and weights, so the bound is exact equality (max abs diff 0), stronger

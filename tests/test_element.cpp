@@ -20,7 +20,7 @@
 #include "ruclip/checkpoint.h"
 #include "ruclip/cpu.h"
 #include "ruclip/image.h"
-#include "ruclip/synthetic.h"
+#include "ruclip/tools/synthetic.h"
 #include "test_util.h"
 
 using element_test::LabelResult;
@@ -927,7 +927,7 @@ TEST_F(Element, InspectDocumentsEveryProperty) {
 TEST_F(Element, ShippedModelNamesColourAndShapeInEveryFormat) {
 #if defined(__SANITIZE_ADDRESS__)
   // Its SentencePiece tokenizer needs RTLD_DEEPBIND next to LibTorch's
-  // protobuf (core/src/sentencepiece_module.cpp), which AddressSanitizer refuses.
+  // protobuf (core/src/text/sentencepiece_module.cpp), which AddressSanitizer refuses.
   GTEST_SKIP() << "the shipped model's SentencePiece tokenizer can't load beside LibTorch under AddressSanitizer";
 #endif
   const std::string model = std::string(RUCLIP_SOURCE_ROOT) + "/models/ruclip-shapes-ru";

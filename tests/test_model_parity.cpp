@@ -10,7 +10,7 @@
 
 #include "ruclip/tokenizer.h"
 
-#include "ruclip/benchmark.h"
+#include "ruclip/tools/benchmark.h"
 #include "ruclip/checkpoint.h"
 #include "ruclip/config.h"
 #include "ruclip/error.h"

@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "../core/src/clip_weights.h"  // the towers themselves: full context, forced bf16
+#include "nn/clip_weights.h"  // the towers themselves: full context, forced bf16
 #include "ruclip/checkpoint.h"
 #include "ruclip/config.h"
 #include "ruclip/cpu.h"
@@ -17,7 +17,7 @@
 #include "ruclip/image.h"
 #include "ruclip/model.h"
 #include "ruclip/tokenizer.h"
-#include "ruclip/train.h"
+#include "ruclip/tools/train.h"
 #include "ruclip/zero_shot.h"
 #include "test_util.h"
 

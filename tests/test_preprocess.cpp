@@ -19,7 +19,7 @@
 #include "ruclip/error.h"
 #include "ruclip/image.h"
 #include "test_util.h"
-#include "../core/src/preprocess_internal.h"  // the code paths
+#include "image/preprocess_internal.h"  // the code paths
 
 using ruclip::FrameView;
 using ruclip::Image;

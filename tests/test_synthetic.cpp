@@ -23,7 +23,7 @@
 
 #include "ruclip/error.h"
 #include "ruclip/image.h"
-#include "ruclip/synthetic.h"
+#include "ruclip/tools/synthetic.h"
 #include "test_util.h"
 
 namespace synth = ruclip::synth;

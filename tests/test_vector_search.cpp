@@ -13,7 +13,7 @@
 
 #include "ruclip/cpu.h"
 #include "ruclip/error.h"
-#include "ruclip/vector_search.h"
+#include "ruclip/tools/vector_search.h"
 
 namespace {
 

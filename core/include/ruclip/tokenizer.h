@@ -34,7 +34,7 @@ std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const std::string& path)
 // a text are single tokens, the whitespace next to them dropped; so is
 // <|endoftext|> (an error when vocab.json lacks it: upstream has no id for
 // it). A whitespace-only text has no ids. vocab_size() is the largest id + 1.
-// See core/src/gpt2_tokenizer.cpp.
+// See core/src/text/gpt2_tokenizer.cpp.
 std::unique_ptr<Tokenizer> load_gpt2_tokenizer(const std::string& vocab_json_path,
                                                const std::string& merges_path);
 // Same, from the files' contents; error messages name them

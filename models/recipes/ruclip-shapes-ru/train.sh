@@ -6,7 +6,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"
-ruclip="$root/build/core/ruclip"
+ruclip="$root/build/tools/ruclip"
 out="${1:-$root/models/ruclip-shapes-ru}"
 work="${WORK:-$(mktemp -d /tmp/ruclip-shapes.XXXXXX)}"
 echo "work folder: $work" >&2

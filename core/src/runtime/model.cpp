@@ -1,0 +1,376 @@
+// Model: loading a model folder and running both towers for callers that
+// know nothing of LibTorch. The architecture itself is in clip_weights.cpp.
+#include "ruclip/model.h"
+
+#include <torch/torch.h>
+
+#include <malloc.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <sstream>
+
+#include "nn/clip_weights.h"
+#include "runtime/kernel_choice.h"
+#include "ruclip/checkpoint.h"
+#include "ruclip/error.h"
+#include "ruclip/tokenizer.h"
+#ifdef RUCLIP_HAVE_CUDA_PREPROCESS
+#include "image/cuda/preprocess_cuda.h"
+#endif
+
+namespace ruclip {
+namespace {
+
+using torch::Tensor;
+
+// Texts per forward pass: bounds the activations (a 1200-text label set is
+// 19 passes, not one of 1200 x 77 positions).
+constexpr size_t kTextBatch = 64;
+
+std::string device_error(const std::string& name) {
+  return "device '" + name + "': expected cpu, cuda, cuda:N or auto";
+}
+
+}  // namespace
+
+Device Device::parse(const std::string& name) {
+  Device d;
+  if (name == "cpu") return d;
+  if (name == "auto") {
+    d.kind = Kind::kAuto;
+    return d;
+  }
+  if (name != "cuda" && name.rfind("cuda:", 0) != 0) throw Error(device_error(name));
+  d.kind = Kind::kCuda;
+  if (name.size() > 4) {
+    const std::string digits = name.substr(5);
+    if (digits.empty() || digits.size() > 3 || !std::all_of(digits.begin(), digits.end(), ::isdigit))
+      throw Error(device_error(name));
+    d.index = std::stoi(digits);
+  }
+  return d;
+}
+
+std::string Device::str() const {
+  switch (kind) {
+    case Kind::kCpu: return "cpu";
+    case Kind::kAuto: return "auto";
+    case Kind::kCuda: break;
+  }
+  return "cuda:" + std::to_string(index);
+}
+
+Precision parse_precision(const std::string& name) {
+  for (Precision p : {Precision::kFp32, Precision::kBf16, Precision::kFp16, Precision::kInt8, Precision::kAuto})
+    if (name == precision_name(p)) return p;
+  throw Error("precision '" + name + "': expected fp32, bf16, fp16, int8 or auto");
+}
+
+const char* precision_name(Precision precision) {
+  switch (precision) {
+    case Precision::kFp32: return "fp32";
+    case Precision::kBf16: return "bf16";
+    case Precision::kFp16: return "fp16";
+    case Precision::kInt8: return "int8";
+    case Precision::kAuto: return "auto";
+  }
+  return "?";
+}
+
+std::string KernelReport::summary() const {
+  std::ostringstream out;
+  out << "precision " << precision << " (asked " << requested << "), linear layers on " << linear_kernel;
+  if (!measured_gflops.empty()) {
+    out << " (measured";
+    for (size_t i = 0; i < measured_gflops.size(); ++i)
+      out << (i ? ", " : " ") << measured_gflops[i].first << " " << static_cast<int>(measured_gflops[i].second + 0.5)
+          << " GFLOP/s";
+    out << ")";
+  }
+  out << "; CPU " << (cpu_model.empty() ? "unknown" : cpu_model) << ":";
+  for (const auto& f : cpu_features) out << " " << f;
+  return out.str();
+}
+
+void Embeddings::normalize_rows() {
+  for (int i = 0; i < rows; ++i) {
+    float* r = row(i);
+    double sum = 0;
+    for (int j = 0; j < dim; ++j) sum += double(r[j]) * r[j];
+    if (sum <= 0) continue;
+    const float inv = static_cast<float>(1.0 / std::sqrt(sum));
+    for (int j = 0; j < dim; ++j) r[j] *= inv;
+  }
+}
+
+struct Model::Impl {
+  std::string directory;
+  std::unique_ptr<Tokenizer> tokenizer;
+  torch::Device device = torch::kCPU;
+  detail::KernelPlan plan;
+  std::unique_ptr<detail::ClipWeights> weights;
+  float logit_scale = 0;
+#ifdef RUCLIP_HAVE_CUDA_PREPROCESS
+  // On a CUDA device, frames are uploaded once and preprocessed there.
+  std::unique_ptr<CudaPreprocessor> gpu_preprocessor;
+#endif
+
+  // Device, kernels, precision and threads; throws on bad values before
+  // anything large is read.
+  void configure(const ModelOptions& options, const ModelConfig& config) {
+    if (options.num_threads < 0) throw Error("num-threads must be 0 (all CPUs) or positive");
+    device = detail::to_torch_device(options.device);
+    plan = detail::choose_kernels(options.precision, device, config, options.num_threads);
+    holds_threads = true;
+  }
+  // choose_kernels claimed the process's CPU thread setting for this model.
+  bool holds_threads = false;
+  ~Impl() {
+    if (holds_threads) detail::release_cpu_threads();
+  }
+  void place_weights() {
+    logit_scale = std::exp(weights->logit_scale.item<float>());
+    weights->to(device, plan.dtype);
+    weights->prepare_inference(plan.kernel);
+    // The dense weights just released were mostly below glibc's (adaptive)
+    // mmap threshold: hand their pages back, or they stay in the process's
+    // RSS as free heap (~100 MB for a ViT-B/32).
+    malloc_trim(0);
+  }
+};
+
+Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Model::~Model() = default;
+
+namespace {
+
+// The checkpoint of a v1 folder: config.json's "checkpoint", else upstream's
+// file name, else the folder's only *.pt. "" when there is none.
+std::string find_v1_checkpoint(const std::string& dir, const ModelConfig* stated) {
+  namespace fs = std::filesystem;
+  if (stated && !stated->weights_file.empty()) {
+    const std::string path = dir + "/" + stated->weights_file;
+    if (!fs::is_regular_file(path))
+      throw Error(dir + "/config.json: names the checkpoint \"" + stated->weights_file + "\", which is not in the folder");
+    return path;
+  }
+  // MODELS["ViT-B/32-small"]["cpt_name"] in upstream's deprecated/clip/evaluate/utils.py.
+  if (fs::is_regular_file(dir + "/ViT-B32-small.pt")) return dir + "/ViT-B32-small.pt";
+  std::vector<std::string> found;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec))
+    if (entry.path().extension() == ".pt" && entry.is_regular_file(ec)) found.push_back(entry.path().string());
+  if (found.size() > 1) {
+    std::sort(found.begin(), found.end());
+    std::string names;
+    for (const auto& f : found) names += (names.empty() ? "" : ", ") + fs::path(f).filename().string();
+    throw Error(dir + ": several checkpoints (" + names +
+                "): give the path of the one to load instead of the folder, or name it as \"checkpoint\" in config.json");
+  }
+  return found.empty() ? "" : found[0];
+}
+
+StateDict read_weights(const std::string& path) {
+  const bool safetensors = path.size() > 12 && path.compare(path.size() - 12, 12, ".safetensors") == 0;
+  return safetensors ? read_safetensors(path) : read_torch_checkpoint(path);
+}
+
+}  // namespace
+
+std::unique_ptr<Model> Model::load(const std::string& path, const ModelOptions& options) {
+  namespace fs = std::filesystem;
+  // A folder, or a weights file in one (its folder then holds the rest).
+  std::string model_dir = path, named_weights;
+  if (fs::is_regular_file(path)) {
+    named_weights = path;
+    model_dir = fs::path(path).parent_path().string();
+    if (model_dir.empty()) model_dir = ".";
+  } else if (!fs::is_directory(path)) {
+    throw Error(path + ": not a folder (expected a ruCLIP model folder, or the weights file in one)");
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->directory = model_dir;
+  const bool has_config = fs::exists(model_dir + "/config.json");
+  ModelConfig stated;
+  if (has_config) stated = load_config(model_dir);
+
+  if (has_config && stated.family == ModelFamily::kV2 && named_weights.empty()) {
+    // A ruclip-vit-* folder.
+    const ModelConfig& config = stated;
+    impl->configure(options, config);
+    impl->tokenizer = load_tokenizer(model_dir, config);
+
+    const std::string safetensors = model_dir + "/model.safetensors";
+    const std::string bin = model_dir + "/pytorch_model.bin";
+    std::string weights_path;
+    StateDict dict;
+    if (fs::exists(safetensors)) {
+      weights_path = safetensors;
+      dict = read_safetensors(safetensors);
+    } else if (fs::exists(bin)) {
+      weights_path = bin;
+      dict = read_torch_checkpoint(bin);
+    } else {
+      throw Error(model_dir + ": no weights (looked for model.safetensors and pytorch_model.bin)");
+    }
+    if (detail::is_v1_state_dict(dict))
+      throw Error(weights_path + ": holds a ruCLIP v1 state dict (visual_encoder.*, text_encoder.*), but " +
+                  model_dir + "/config.json describes a ruclip-vit-* (v2) model");
+
+    impl->weights = std::make_unique<detail::ClipWeights>(config);
+    detail::load_state_dict(*impl->weights, std::move(dict), weights_path);
+    impl->place_weights();
+    return std::unique_ptr<Model>(new Model(std::move(impl)));
+  }
+
+  // A weights file named, or a v1 folder (its config.json optional).
+  if (options.num_threads < 0) throw Error("num-threads must be 0 (all CPUs) or positive");
+  detail::to_torch_device(options.device);  // a wrong device is named before the weights are read
+  std::string weights_path = named_weights;
+  if (weights_path.empty()) weights_path = find_v1_checkpoint(model_dir, has_config ? &stated : nullptr);
+  if (weights_path.empty()) {
+    if (!has_config)
+      throw Error(model_dir + "/config.json: cannot open (is " + model_dir +
+                  " a ruCLIP model folder? a ruCLIP v1 folder holds ViT-B32-small.pt, or a single *.pt, instead)");
+    throw Error(model_dir + ": no weights (looked for ViT-B32-small.pt and *.pt, the ruCLIP v1 checkpoint)");
+  }
+  StateDict dict = read_weights(weights_path);
+  ModelConfig config;
+  if (detail::is_v1_state_dict(dict)) {
+    // The geometry from the tensors' shapes, config.json stating what they can't.
+    config = v1_config_from_shapes(detail::state_dict_shapes(dict), has_config ? &stated : nullptr, weights_path);
+    config.weights_file = fs::path(weights_path).filename().string();
+  } else if (has_config && stated.family == ModelFamily::kV2) {
+    config = stated;  // a ruclip-vit-* state dict under another name
+  } else {
+    throw Error(weights_path + ": not a ruCLIP v1 state dict (no visual_encoder.* or text_encoder.* weights)" +
+                (has_config ? ", though " + model_dir + "/config.json describes one"
+                            : std::string(", and ") + model_dir + " has no config.json for a ruclip-vit-* (v2) model"));
+  }
+  // For v1 the weights are checked before anything is sized by the geometry
+  // (the kernel measurement): a shape no tensor of the file has is refused first.
+  impl->weights = std::make_unique<detail::ClipWeights>(config, /*allocate=*/config.family == ModelFamily::kV2);
+  detail::load_state_dict(*impl->weights, std::move(dict), weights_path);
+  impl->configure(options, config);
+  impl->tokenizer = load_tokenizer(model_dir, config);
+  impl->place_weights();
+  return std::unique_ptr<Model>(new Model(std::move(impl)));
+}
+
+std::unique_ptr<Model> Model::random(const ModelConfig& config, uint64_t seed, const ModelOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->configure(options, config);
+  impl->weights = std::make_unique<detail::ClipWeights>(config);
+  detail::init_random(*impl->weights, seed);
+  impl->place_weights();
+  return std::unique_ptr<Model>(new Model(std::move(impl)));
+}
+
+const ModelConfig& Model::config() const { return impl_->weights->config; }
+const std::string& Model::directory() const { return impl_->directory; }
+std::string Model::device() const { return impl_->device.str(); }
+Precision Model::precision() const { return impl_->plan.precision; }
+const KernelReport& Model::kernels() const { return impl_->plan.report; }
+float Model::logit_scale() const { return impl_->logit_scale; }
+
+Normalization Model::normalization() const {
+  Normalization n;
+  // v1 preprocesses as OpenAI's _transform (bicubic resize of the shorter side, then the centre crop).
+  if (impl_->weights->config.family == ModelFamily::kV1) n.resize = ResizeMode::kBicubicThenCrop;
+  n.resolution = impl_->weights->config.image_resolution;
+  n.mean = impl_->weights->config.mean;
+  n.std = impl_->weights->config.std;
+  return n;
+}
+
+std::vector<int64_t> Model::tokenize(const std::string& text) const {
+  if (!impl_->tokenizer) throw Error("this model was built from a geometry and has no tokenizer");
+  return prepare_text(*impl_->tokenizer, impl_->weights->config, text);
+}
+
+namespace {
+Embeddings to_embeddings(const Tensor& latents) {
+  Tensor cpu = latents.to(torch::kCPU, torch::kFloat32).contiguous();
+  Embeddings e;
+  e.rows = static_cast<int>(cpu.size(0));
+  e.dim = static_cast<int>(cpu.size(1));
+  e.data.assign(cpu.data_ptr<float>(), cpu.data_ptr<float>() + cpu.numel());
+  return e;
+}
+}  // namespace
+
+Embeddings Model::encode_token_ids(const std::vector<std::vector<int64_t>>& ids) const {
+  const ModelConfig& c = impl_->weights->config;
+  Embeddings out{static_cast<int>(ids.size()), c.embed_dim, {}};
+  if (ids.empty()) return out;
+  // Checked, and ordered by where each text's first eos is (its length), so
+  // each batch is computed only as far as its own longest text.
+  std::vector<size_t> length(ids.size()), order(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const auto& row = ids[i];
+    if (static_cast<int>(row.size()) != c.context_length)
+      throw Error("token ids: expected " + std::to_string(c.context_length) + " per text, got " +
+                  std::to_string(row.size()));
+    for (int64_t id : row)
+      if (id < 0 || id >= c.vocab_size)
+        throw Error("token ids: id " + std::to_string(id) + " is outside the vocabulary (" +
+                    std::to_string(c.vocab_size) + ")");
+    length[i] = std::find(row.begin(), row.end(), c.eos_id) - row.begin();
+    order[i] = i;
+  }
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return length[a] < length[b]; });
+  out.data.resize(ids.size() * static_cast<size_t>(c.embed_dim));
+  c10::InferenceMode guard;
+  std::vector<int64_t> flat;
+  for (size_t first = 0; first < order.size(); first += kTextBatch) {
+    const size_t count = std::min(kTextBatch, order.size() - first);
+    flat.clear();
+    for (size_t j = 0; j < count; ++j) flat.insert(flat.end(), ids[order[first + j]].begin(), ids[order[first + j]].end());
+    const Tensor t = torch::from_blob(flat.data(), {static_cast<int64_t>(count), c.context_length}, torch::kInt64)
+                         .to(impl_->device);
+    const Embeddings e = to_embeddings(impl_->weights->encode_text(t));
+    for (size_t j = 0; j < count; ++j)
+      std::copy(e.row(static_cast<int>(j)), e.row(static_cast<int>(j)) + c.embed_dim, out.row(static_cast<int>(order[first + j])));
+  }
+  return out;
+}
+
+Embeddings Model::encode_text(const std::vector<std::string>& texts) const {
+  std::vector<std::vector<int64_t>> ids;
+  ids.reserve(texts.size());
+  for (const auto& text : texts) ids.push_back(tokenize(text));
+  return encode_token_ids(ids);
+}
+
+Embeddings Model::encode_pixels(const float* pixels, int batch) const {
+  const int64_t r = impl_->weights->config.image_resolution;
+  if (batch <= 0) return Embeddings{0, impl_->weights->config.embed_dim, {}};
+  c10::InferenceMode guard;
+  Tensor t = torch::from_blob(const_cast<float*>(pixels), {batch, 3, r, r}, torch::kFloat32).to(impl_->device);
+  return to_embeddings(impl_->weights->encode_image(t));
+}
+
+Embeddings Model::encode_frames(const std::vector<FrameView>& frames) const {
+  const Normalization norm = normalization();
+#ifdef RUCLIP_HAVE_CUDA_PREPROCESS
+  if (impl_->device.is_cuda() && !frames.empty()) {
+    c10::InferenceMode guard;
+    const int64_t r = norm.resolution;
+    Tensor pixels = torch::empty({static_cast<int64_t>(frames.size()), 3, r, r},
+                                 torch::TensorOptions().device(impl_->device).dtype(torch::kFloat32));
+    if (!impl_->gpu_preprocessor) impl_->gpu_preprocessor = std::make_unique<CudaPreprocessor>(impl_->device.index());
+    // LibTorch's work goes to the device's default stream unless told
+    // otherwise; the kernels go there too, so the tower runs after them.
+    for (size_t i = 0; i < frames.size(); ++i)
+      impl_->gpu_preprocessor->run(frames[i], norm, pixels[static_cast<int64_t>(i)].data_ptr<float>(), nullptr);
+    return to_embeddings(impl_->weights->encode_image(pixels));
+  }
+#endif
+  const size_t per_image = 3 * static_cast<size_t>(norm.resolution) * norm.resolution;
+  std::vector<float> pixels(per_image * frames.size());
+  for (size_t i = 0; i < frames.size(); ++i) preprocess(frames[i], norm, pixels.data() + i * per_image);
+  return encode_pixels(pixels.data(), static_cast<int>(frames.size()));
+}
+
+}  // namespace ruclip

@@ -1,0 +1,42 @@
+// The embeddings of a search index as one contiguous matrix file beside it
+// (FILE.f32.vectors / FILE.f16.vectors), memory-mapped by later searches:
+// reading 10^6 embeddings row by row out of SQLite takes seconds, mapping
+// them takes nothing (the page cache keeps them between searches).
+//
+// The file is derived data: made for one set of samples (`key`, the
+// caller's description of them) and remade when they change; a missing,
+// stale, truncated or foreign file is simply not used. Layout: a 4096-byte
+// text header (magic, key, storage, rows, dim), the per-dimension sum of the
+// rows (dim doubles, for the search's mean score), the rows (64-byte aligned).
+#pragma once
+#include <cstdio>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ruclip/tools/vector_search.h"
+
+namespace ruclip_cli {
+
+struct MappedVectors {
+  ruclip::VectorMatrix matrix;     // a view of the mapping
+  std::vector<double> column_sum;  // dim values
+};
+
+// The mapped file, or nullopt when it is missing or not made for exactly
+// this key, storage, row count and dimension.
+std::optional<MappedVectors> map_vectors(const std::string& path, const std::string& key, ruclip::VectorStorage storage,
+                                         size_t rows, int dim);
+// Writes atomically (a temporary file renamed over `path`); throws
+// ruclip::Error naming the file when it can't.
+void write_vectors(const std::string& path, const std::string& key, const ruclip::VectorMatrix& matrix,
+                   const std::vector<double>& column_sum);
+
+// Writes `path` through `write` (true: all written) into PATH.part, renamed
+// over `path` when complete: a reader sees the old file or the new one, never
+// half of one. Throws ruclip::Error "PATH: cannot write WHAT" otherwise.
+void write_file_atomically(const std::string& path, const std::string& what,
+                           const std::function<bool(std::FILE*)>& write);
+
+}  // namespace ruclip_cli
