@@ -13,14 +13,19 @@ packages=(
   libdnnl-dev
   # core
   nlohmann-json3-dev libzip-dev libsentencepiece-dev sentencepiece libglib2.0-dev libopencv-dev
-  # the CRC-32 of checkpoints' stored tensors (core/src/checkpoint.cpp)
+  # the CRC-32 of checkpoints' stored tensors (core/src/io/checkpoint.cpp)
   libdeflate-dev
-  # the GPT-2 tokenizer's pre-tokenizer pattern (ruCLIP v1, core/src/gpt2_tokenizer.cpp)
+  # the GPT-2 tokenizer's pre-tokenizer pattern (ruCLIP v1, core/src/text/gpt2_tokenizer.cpp)
   libpcre2-dev
   # GStreamer plugin and its clients
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good python3-gi python3-gst-1.0
   gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
+  # users' video files: demuxers for MP4/MKV/WebM/AVI (plugins-good), MPEG-TS and the
+  # H.264/H.265 parsers (plugins-bad), decoders for H.264, H.265, MPEG-4, VP8/9, AV1
+  # (gstreamer1.0-libav: FFmpeg's; plugins-good: libvpx; plugins-bad: dav1d);
+  # ffmpeg makes such files in the tests (tests/test_tag.py, tests/test_index.py)
+  gstreamer1.0-plugins-bad gstreamer1.0-libav ffmpeg
   # examples/rtsp_server.c: an RTSP server on gst-rtsp-server (its clients' rtspsrc,
   # rtpjpegdepay and the server's jpegenc, rtpjpegpay are in gstreamer1.0-plugins-good)
   libgstrtspserver-1.0-dev
@@ -30,7 +35,7 @@ packages=(
   # ruclipoverlay (gst-plugin/gstruclipoverlay.cpp): draws the labels with Pango/Cairo;
   # DejaVu has the Cyrillic glyphs ("Sans" resolves to it)
   libpango1.0-dev libcairo2-dev fonts-dejavu-core
-  # `ruclip index` / `ruclip search` (core/tools/index_command.cpp): the index is one
+  # `ruclip index` / `ruclip search` (tools/ruclip/index_command.cpp): the index is one
   # SQLite file; FAISS serves the approximate search past what an exact scan serves
   libsqlite3-dev libfaiss-dev
   # tests (clang and its runtime: the libFuzzer targets, scripts/fuzz.sh)

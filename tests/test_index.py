@@ -19,6 +19,7 @@ import time
 import unittest
 
 from shipped_model import MODEL, ROOT, skip_under_asan
+from user_videos import make_user_videos
 
 skip_under_asan()
 RUCLIP = os.environ["RUCLIP_EXE"]
@@ -186,6 +187,25 @@ class Index(unittest.TestCase):
         self.check_first_hit(out, 5.0, 6.5, "image query")
         # The text query of the same scene agrees.
         self.assertEqual(search(self.db, "жёлтый круг")["hits"][0]["start"], out["hits"][0]["start"])
+
+    def test_users_formats(self):
+        """H.264/MP4, H.265/MKV, H.264/MPEG-TS, MPEG-4/AVI (made by ffmpeg): every sample indexed, and each
+        scene's query finds that scene in every one of them."""
+        folder = self.path("formats")
+        os.makedirs(folder)
+        videos = make_user_videos(self.video, folder)
+        db = self.path("formats.db")
+        report = json.loads(index(db, *videos).stdout)
+        self.assertEqual([f["status"] for f in report["files"]], ["indexed"] * len(videos))
+        files, samples, _ = dump(db)
+        self.assertEqual(sorted(f[1] for f in files), sorted(os.path.abspath(v) for v in videos))
+        self.assertEqual(len(samples), 16 * len(videos))
+        for label, start, end in SCENES:
+            hits = search(db, label, "--top", "100")["hits"]
+            for video in videos:
+                best = next(h for h in hits if h["file"] == os.path.abspath(video))
+                self.assertLessEqual(abs(best["start"] - start), EVERY + 1e-6, f"{label} in {video}: {best}")
+                self.assertLessEqual(abs(best["end"] - end), EVERY + 1e-6, f"{label} in {video}: {best}")
 
     def test_top_limits_hits(self):
         self.assertEqual(len(search(self.db, "синий фон", "--top", "2")["hits"]), 2)

@@ -16,6 +16,7 @@ import tempfile
 import unittest
 
 from shipped_model import MODEL, ROOT, skip_under_asan
+from user_videos import make_user_videos
 
 skip_under_asan()
 RUCLIP = os.environ["RUCLIP_EXE"]
@@ -119,6 +120,16 @@ class Tag(unittest.TestCase):
         self.assertTrue(cues, "subparse read no cue")
         self.assertTrue(all(c[3] == "text/x-raw" for c in cues))
         self.check_segments([c[:3] for c in cues], "vtt via subparse")
+
+    def test_users_formats(self):
+        """H.264/MP4, H.265/MKV, H.264/MPEG-TS, MPEG-4/AVI (made by ffmpeg): the same segments as the WebM."""
+        videos = make_user_videos(self.video, self.dir.name)
+        files = json.loads(tag(*videos).stdout)["files"]
+        self.assertEqual([f["file"] for f in files], videos)
+        for f in files:
+            self.assertTrue(f["ok"], f)
+            self.assertAlmostEqual(f["duration"], 8.0, delta=0.1, msg=f["file"])
+            self.check_segments([(s["label"], s["start"], s["end"]) for s in f["segments"]], f["file"])
 
     def test_several_files_and_folders(self):
         folder = os.path.join(self.dir.name, "folder")

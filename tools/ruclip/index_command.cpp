@@ -196,8 +196,12 @@ std::vector<IndexedSample> sample_video(const std::string& file, ruclip::Model& 
       e.normalize_rows();
       for (size_t i = 0; i < batch.size(); ++i) {
         IndexedSample sample;
+        // Running time, not PTS: the time from the file's start, as `ruclip tag` reports it (an
+        // MPEG-TS file's PTS and stream time start at its mux delay).
         const GstClockTime pts = GST_BUFFER_PTS(gst_sample_get_buffer(batch[i]));
-        sample.time = GST_CLOCK_TIME_IS_VALID(pts) ? pts / 1e9 : (out.empty() ? 0 : out.back().time);
+        const GstClockTime t = GST_CLOCK_TIME_IS_VALID(pts)
+            ? gst_segment_to_running_time(gst_sample_get_segment(batch[i]), GST_FORMAT_TIME, pts) : GST_CLOCK_TIME_NONE;
+        sample.time = GST_CLOCK_TIME_IS_VALID(t) ? t / 1e9 : (out.empty() ? 0 : out.back().time);
         sample.embedding.assign(e.row(static_cast<int>(i)), e.row(static_cast<int>(i)) + e.dim);
         sample.thumbnail = jpeg_thumbnail(views[i].planes[0], views[i].width, views[i].height, views[i].strides[0]);
         out.push_back(std::move(sample));

@@ -141,8 +141,10 @@ TaggedFile tag_file(const std::string& file, const TagSettings& s) {
             p.note_element_message(st);
           } else if (gst_structure_has_name(st, "ruclip")) {
             ++samples;
+            // Running time, not PTS: the time from the file's start (an MPEG-TS file's PTS and
+            // stream time start at its mux delay).
             guint64 pts = GST_CLOCK_TIME_NONE;
-            gst_structure_get_uint64(st, "timestamp", &pts);
+            gst_structure_get_uint64(st, "running-time", &pts);
             const GValue* labels = gst_structure_get_value(st, "labels");
             const GValue* scores = gst_structure_get_value(st, "scores");
             json sample{{"time", seconds(pts)}, {"scores", json::object()}};
@@ -154,7 +156,7 @@ TaggedFile tag_file(const std::string& file, const TagSettings& s) {
                      std::string(gst_structure_get_string(st, "event")) == "end") {
             TaggedSegment seg;
             guint64 start = 0, end = 0, frames = 0;
-            gst_structure_get(st, "start-pts", G_TYPE_UINT64, &start, "end-pts", G_TYPE_UINT64, &end, "frames",
+            gst_structure_get(st, "start-running-time", G_TYPE_UINT64, &start, "end-running-time", G_TYPE_UINT64, &end, "frames",
                               G_TYPE_UINT64, &frames, "mean-score", G_TYPE_DOUBLE, &seg.mean_score, "peak-score",
                               G_TYPE_DOUBLE, &seg.peak_score, NULL);
             seg.label = gst_structure_get_string(st, "label");
