@@ -30,8 +30,9 @@ packages=(
   # rtpjpegdepay and the server's jpegenc, rtpjpegpay are in gstreamer1.0-plugins-good)
   libgstrtspserver-1.0-dev
   # ruclippublish (gst-plugin/gstruclippublish.cpp): MQTT through libmosquitto; the
-  # broker and its command-line clients for its test (tests/test_publish.py)
-  libmosquitto-dev mosquitto mosquitto-clients
+  # broker, its command-line clients and openssl (TLS certificates) for its test
+  # (tests/test_publish.py)
+  libmosquitto-dev mosquitto mosquitto-clients openssl
   # ruclipoverlay (gst-plugin/gstruclipoverlay.cpp): draws the labels with Pango/Cairo;
   # DejaVu has the Cyrillic glyphs ("Sans" resolves to it)
   libpango1.0-dev libcairo2-dev fonts-dejavu-core

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -573,13 +574,14 @@ TEST_F(Element, FrequentLabelChangesDoNotStarveAnalysisOrEos) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
     analyzed = get_u64(h, "frames-analyzed");
   }
-  // EOS waits for the last request; give it 5 s while the changes go on.
+  // EOS waits for the last request, not for the changes to stop: they go on
+  // until EOS is through (120 s: a hang guard; a held EOS never gets through).
   std::atomic<bool> drained{false};
   std::thread eos([&] {
     gst_harness_push_event(h, gst_event_new_eos());
     drained = true;
   });
-  for (int i = 0; i < 500 && !drained; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 12000 && !drained; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   const bool drained_while_changing = drained;
   app.stop();
   eos.join();
@@ -800,75 +802,70 @@ TEST_F(Element, MetaSurvivesQueueTeeConvertScale) {
   gst_object_unref(pipeline);
 }
 
-// A model as cheap to load as the tiny one but ~100x slower per image: the
-// tiny weights with a 512x512 input (4097 image tokens instead of 17).
-static std::string make_slow_model() {
-  const std::string dir = ruclip_test::copy_tiny_model();
-  auto config = nlohmann::json::parse(ruclip_test::read_file(dir + "/config.json"));
-  config["image_resolution"] = 512;
-  ruclip_test::write_file(dir + "/config.json", config.dump());
-  auto dict = ruclip::read_torch_checkpoint(dir + "/pytorch_model.bin");
-  auto storage = std::make_shared<std::vector<uint8_t>>(4097 * 128 * sizeof(float));
-  float* values = reinterpret_cast<float*>(storage->data());
-  for (int i = 0; i < 4097 * 128; ++i) values[i] = 0.01f * std::sin(0.37f * i);
-  dict["visual.positional_embedding"] = ruclip::TensorData{ruclip::DType::F32, {4097, 128}, {128, 1}, 0, storage};
-  fs::remove(dir + "/pytorch_model.bin");
-  ruclip::write_safetensors(dir + "/model.safetensors", dict);
-  return dir;
-}
-
-TEST_F(Element, AsyncAddsNoLatencyOnALiveSourceWithASlowModel) {
-  const std::string slow = make_slow_model();
-  // 90 frames at 30 fps from a live source, synchronised to the clock: the
-  // pipeline must take ~3 s although each analysis takes far longer than a frame.
+// In async mode the streaming thread never waits for the model. The model
+// call is held by a stand-in for a slow model: async results are posted from
+// the scheduler's thread, and a bus sync handler keeps that thread inside the
+// first result's message until the test releases it. Meanwhile all 90 frames
+// must reach the sink (the stream would stall at the first frame if it waited).
+TEST_F(Element, AsyncNeverWaitsForTheModel) {
   const std::string desc =
-      "videotestsrc is-live=true num-buffers=90 ! video/x-raw,format=I420,width=320,height=240,framerate=30/1 ! "
-      "ruclipfilter name=rc mode=async num-threads=1 labels=\"" + std::string(kLabelsProp) + "\" model=" + slow +
-      " ! fakesink name=sink sync=true";
+      "videotestsrc num-buffers=90 ! video/x-raw,format=I420,width=320,height=240,framerate=30/1 ! "
+      "ruclipfilter name=rc mode=async num-threads=1 post-messages=true labels=\"" + std::string(kLabelsProp) +
+      "\" model=" + gst_quote(ruclip_test::tiny_model_dir()) + " ! fakesink name=sink sync=false";
   GstElement* pipeline = gst_parse_launch(desc.c_str(), nullptr);
   ASSERT_NE(pipeline, nullptr);
   GstElement* rc = gst_bin_get_by_name(GST_BIN(pipeline), "rc");
-  int buffers = 0, with_meta = 0;
   GstElement* sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
+  struct Held {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool worker_held = false, released = false;
+    int buffers = 0, with_meta = 0;
+  } held;
   g_object_set(sink, "signal-handoffs", TRUE, NULL);
-  std::chrono::steady_clock::time_point first, last;
-  struct Counts {
-    int* buffers;
-    int* with_meta;
-    std::chrono::steady_clock::time_point *first, *last;
-  } counts{&buffers, &with_meta, &first, &last};
   g_signal_connect(sink, "handoff", G_CALLBACK(+[](GstElement*, GstBuffer* b, GstPad*, gpointer data) {
-                     auto* c = static_cast<Counts*>(data);
-                     *c->last = std::chrono::steady_clock::now();
-                     if (++*c->buffers == 1) *c->first = *c->last;
+                     auto* h = static_cast<Held*>(data);
                      LabelResult r;
-                     if (read_meta(b, &r)) ++*c->with_meta;
+                     const bool meta = read_meta(b, &r);
+                     std::lock_guard<std::mutex> guard(h->mu);
+                     ++h->buffers;
+                     h->with_meta += meta;
+                     h->cv.notify_all();
                    }),
-                   &counts);
-  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+                   &held);
   GstBus* bus = gst_element_get_bus(pipeline);
-  GstMessage* m = gst_bus_timed_pop_filtered(bus, 60 * GST_SECOND, (GstMessageType)(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  gst_bus_set_sync_handler(bus, +[](GstBus*, GstMessage* m, gpointer data) -> GstBusSyncReply {
+    const GstStructure* st = gst_message_get_structure(m);
+    if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_ELEMENT && st && gst_structure_has_name(st, "ruclip")) {
+      auto* h = static_cast<Held*>(data);
+      std::unique_lock<std::mutex> lk(h->mu);
+      h->worker_held = true;
+      h->cv.notify_all();
+      h->cv.wait(lk, [&] { return h->released; });  // the scheduler's thread, held
+    }
+    return GST_BUS_PASS;
+  }, &held, nullptr);
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  {
+    std::unique_lock<std::mutex> lk(held.mu);
+    // Hang guard only: with the worker held, the frames flow or never will.
+    const bool flowed = held.cv.wait_for(lk, std::chrono::seconds(120), [&] { return held.buffers == 90; });
+    EXPECT_TRUE(flowed) << held.buffers << " of 90 frames passed while the model was held";
+    EXPECT_TRUE(held.worker_held) << "no analysis was started";
+    held.released = true;
+    held.cv.notify_all();
+  }
+  GstMessage* m = gst_bus_timed_pop_filtered(bus, 120 * GST_SECOND, (GstMessageType)(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
   ASSERT_NE(m, nullptr);
-  // From the first buffer at the sink to the last: 89 frame periods at 30 fps.
-  const double seconds = std::chrono::duration<double>(last - first).count();
   EXPECT_EQ(GST_MESSAGE_TYPE(m), GST_MESSAGE_EOS);
   gst_message_unref(m);
   guint64 analyzed = 0, dropped = 0;
   g_object_get(rc, "frames-analyzed", &analyzed, "requests-dropped", &dropped, NULL);
-  std::printf("live async: %d buffers over %.2f s (%.1f fps), %d with meta, %lu analyzed, %lu dropped\n", buffers,
-              seconds, (buffers - 1) / seconds, with_meta, (unsigned long)analyzed, (unsigned long)dropped);
-  EXPECT_EQ(buffers, 90);
-#if defined(__SANITIZE_THREAD__)
-  // ThreadSanitizer slows our preprocessing on the streaming thread ~10x; that
-  // run checks this pipeline for races, not for its frame rate.
-  std::printf("frame rate not checked under ThreadSanitizer\n");
-#else
-  EXPECT_GE((buffers - 1) / seconds, 28.0);  // the source's 30 fps kept
-#endif
-  EXPECT_GT(dropped, 0u);              // the worker could not keep up, and said so
+  std::printf("async, model held: %d buffers passed, %d with meta, %lu analyzed, %lu dropped\n", held.buffers,
+              held.with_meta, (unsigned long)analyzed, (unsigned long)dropped);
+  EXPECT_GT(dropped, 0u);  // the worker could not keep up, and said so
   EXPECT_GE(analyzed, 1u);
   EXPECT_EQ(analyzed + dropped, 90u);
-  EXPECT_GT(with_meta, 0);
   gst_element_set_state(pipeline, GST_STATE_NULL);
   gst_object_unref(bus);
   gst_object_unref(sink);

@@ -75,7 +75,7 @@ class Broker:
     def start(self):
         with open(self.log, "a") as log:
             self.process = subprocess.Popen([MOSQUITTO, "-c", self.config], stdout=log, stderr=log)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60  # a hang guard
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"mosquitto exited: {open(self.log).read()}")
@@ -84,7 +84,7 @@ class Broker:
                 return
             except OSError:
                 time.sleep(0.05)
-        raise RuntimeError("mosquitto did not listen within 10 s")
+        raise RuntimeError("mosquitto did not listen within 60 s")
 
     def freeze(self):
         """SIGSTOP: connections stay open, nothing is read or acknowledged."""
@@ -352,7 +352,9 @@ class Publish(unittest.TestCase):
         self.assertEqual(sorted(d["frame"] for d in qos0), list(range(0, 30, 3)))  # each once
         self.assertEqual({d["stream"] for d in qos0}, {"cam0"})
 
-    # (c) The broker goes away ~1 s into a live 10 s stream and comes back 3 s later.
+    # (c) The broker goes away at the 30th frame of a live 10 s stream and comes back at the 150th:
+    # the 120 frames between can only pass if the stream never waits for the broker (were it to
+    # wait, frame 150 would never come and the run's hang guard would end it).
     def test_mqtt_broker_restart(self):
         broker, sub = self.start_broker()
         handoffs = []
@@ -360,25 +362,19 @@ class Publish(unittest.TestCase):
 
         def on_handoff(sink, buffer, pad):
             handoffs.append(time.monotonic())
-
-        def restart(run):
-            if not handoffs:
-                return
-            now = time.monotonic()
-            if "stopped" not in marks and now - handoffs[0] >= 1.0:
+            if len(handoffs) == 30:
                 broker.stop()
-                marks["stopped"] = time.monotonic()
-            elif "stopped" in marks and "restarted" not in marks and now - marks["stopped"] >= 3.0:
-                marks["down_until"] = time.monotonic()
+                marks["stopped"] = len(handoffs)
+            elif len(handoffs) == 150:
                 broker.start()
-                marks["restarted"] = time.monotonic()
+                marks["restarted"] = len(handoffs)
 
         run = self.labelled(f"method=mqtt address=127.0.0.1:{broker.port} qos=1", frames=300, live=True,
                             sink="fakesink name=sink sync=true signal-handoffs=true", play=False)
         run.element("sink").connect("handoff", on_handoff)
-        run.play(timeout=40, during=restart)
+        run.play(timeout=120)
         self.assertTrue(run.eos, run.errors)
-        self.assertIn("restarted", marks)
+        self.assertEqual(marks, {"stopped": 30, "restarted": 150})
         pub = run.element("pub")
         self.assertEqual(pub.get_property("documents-dropped"), 0)
         self.assertEqual(pub.get_property("documents-published"), 100)  # all acknowledged before EOS
@@ -386,11 +382,6 @@ class Publish(unittest.TestCase):
                             for text, _ in run.warnings), run.warnings)
         self.assertFalse(any("not delivered" in text for text, _ in run.warnings), run.warnings)
         self.assertTrue(any("again" in text for text, _ in run.infos), run.infos)
-
-        # The stream kept its rate while the broker was down.
-        down = [t for t in handoffs if marks["stopped"] <= t <= marks["down_until"]]
-        fps = len(down) / (marks["down_until"] - marks["stopped"])
-        self.assertGreaterEqual(fps, 28, f"{len(down)} buffers in {marks['down_until'] - marks['stopped']:.2f} s")
         self.assertEqual(len(handoffs), 300)
 
         expected = set(range(0, 300, 3))
@@ -406,19 +397,20 @@ class Publish(unittest.TestCase):
         sub.wait_ready()
         marks = {}
 
-        def freeze_then_kill(run):
-            now = time.monotonic()
-            marks.setdefault("playing", now)
-            if "frozen" not in marks and now - marks["playing"] >= 1.0:
+        def freeze_then_kill(sink, buffer, pad):  # by frame count, so that no timing decides it
+            marks["frames"] = marks.get("frames", 0) + 1
+            if marks["frames"] == 30:
                 broker.freeze()
-                marks["frozen"] = time.monotonic()
-            elif "frozen" in marks and "restarted" not in marks and now - marks["frozen"] >= 1.5:
+                marks["frozen"] = marks["frames"]
+            elif marks["frames"] == 75:
                 broker.kill()
                 broker.start()
-                marks["restarted"] = time.monotonic()
+                marks["restarted"] = marks["frames"]
 
-        run = self.labelled(f"method=mqtt address=127.0.0.1:{broker.port} qos=1", frames=150, live=True, play=False)
-        run.play(timeout=30, during=freeze_then_kill)
+        run = self.labelled(f"method=mqtt address=127.0.0.1:{broker.port} qos=1", frames=150, live=True,
+                            sink="fakesink name=sink sync=true signal-handoffs=true", play=False)
+        run.element("sink").connect("handoff", freeze_then_kill)
+        run.play(timeout=120)
         self.assertTrue(run.eos, run.errors)
         self.assertIn("restarted", marks)
         pub = run.element("pub")
@@ -428,8 +420,6 @@ class Publish(unittest.TestCase):
 
     # TLS with a client certificate: a CA, a server and a client certificate made here with openssl.
     def test_mqtt_tls(self):
-        if not shutil.which("openssl"):
-            self.skipTest("needs the openssl command")
         pem = {name: os.path.join(self.tmp, name) for name in
                ("ca.pem", "ca.key", "server.pem", "server.key", "client.pem", "client.key")}
 

@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <condition_variable>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -231,14 +233,52 @@ TEST(Scheduler, AsyncDropsTheOldestAndDrainDeliversTheRest) {
 }
 
 // A stream with a deep queue can't starve a sync stream: frames take turns.
+// A stand-in for time: the flooding stream's results wait for permits the
+// test hands out one at a time, so the worker (which delivers them) advances
+// only when the test lets it, and what it did in between is counted exactly.
+class Permits {
+ public:
+  void take() {  // on the worker thread, in the flood's on_result
+    std::unique_lock<std::mutex> lk(mu_);
+    blocked_ = available_ == 0 && !unlimited_;
+    cv_.notify_all();
+    cv_.wait(lk, [&] { return unlimited_ || available_ > 0; });
+    blocked_ = false;
+    if (!unlimited_) --available_;
+    ++taken_;
+  }
+  // Waits until every permit given is taken and the worker waits for the next
+  // one: nothing moves until give_one (the timeout is a hang guard only).
+  void wait_until_worker_waits() {
+    std::unique_lock<std::mutex> lk(mu_);
+    ASSERT_TRUE(cv_.wait_for(lk, 60s, [&] { return available_ == 0 && blocked_; })) << "the worker hung";
+  }
+  void give_one() {
+    std::lock_guard<std::mutex> guard(mu_);
+    ++available_;
+    cv_.notify_all();
+  }
+  void open_all() {
+    std::lock_guard<std::mutex> guard(mu_);
+    unlimited_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int available_ = 0, taken_ = 0;
+  bool blocked_ = false, unlimited_ = false;
+};
+
 TEST(Scheduler, StreamsTakeTurns) {
   auto shared = tiny();
-  std::atomic<uint64_t> flood_done{0};
+  Permits permits;
   StreamOptions flood_options;
   flood_options.mode = StreamMode::kAsync;
   flood_options.queue_size = 1000;
   flood_options.batch_size = 2;
-  flood_options.on_result = [&](FrameAnalysis&&) { ++flood_done; };
+  flood_options.on_result = [&](FrameAnalysis&&) { permits.take(); };
   auto flood = shared->scheduler().open_stream(flood_options);
   flood->set_labels_now(kLabels);
   StreamOptions sync_options;
@@ -246,20 +286,30 @@ TEST(Scheduler, StreamsTakeTurns) {
   auto sync = shared->scheduler().open_stream(sync_options);
   sync->set_labels_now(kLabels);
   for (uint64_t f = 0; f < 600; ++f) flood->submit(request(0, f));
-  // Flood frames finished while a sync frame waited for its result (not
-  // between two submits: the test thread may be descheduled there, and the
-  // flood rightly goes on meanwhile).
-  uint64_t worst_gap = 0;
-  for (uint64_t f = 0; f < 10; ++f) {
-    FrameAnalysis a;
-    const uint64_t before = flood_done;
-    ASSERT_EQ(sync->submit(request(1, f), &a), Submitted::kAnalyzed);
-    worst_gap = std::max(worst_gap, flood_done - before);
-    EXPECT_EQ(which_image(a.embedding), 1);
+  // The sync frame joins the queue behind 598 or more flood frames.
+  FrameAnalysis a;
+  auto waiting = std::async(std::launch::async, [&] { return sync->submit(request(1, 0), &a); });
+  for (int guard = 0; sync->stats().submitted == 0; ++guard) {
+    ASSERT_LT(guard, 60000) << "the sync frame was never queued";
+    std::this_thread::sleep_for(1ms);
   }
-  // The flood's batch in flight, its turn (a batch of 2: one each) and slack for timing.
-  EXPECT_LE(worst_gap, 8u) << "the sync stream waited for the flooding stream's queue";
-  EXPECT_LT(flood_done.load(), 600u) << "the test needs the flood still waiting";
+  // One flood result at a time until the sync frame is analyzed (its stats
+  // change under the scheduler's lock before that batch's callbacks run). Its
+  // turn comes right after the batch in flight (at most 2 flood frames), in a
+  // batch shared with the flood.
+  int flood_before_sync = 0;
+  for (;;) {
+    permits.wait_until_worker_waits();
+    if (sync->stats().analyzed == 1) break;
+    ASSERT_LT(flood_before_sync, 600) << "the sync frame never got its turn";
+    permits.give_one();
+    ++flood_before_sync;
+  }
+  permits.open_all();
+  ASSERT_EQ(waiting.get(), Submitted::kAnalyzed);
+  EXPECT_EQ(which_image(a.embedding), 1);
+  EXPECT_LE(flood_before_sync, 2) << "the sync stream waited for the flooding stream's queue";
+  EXPECT_EQ(a.batch_streams, 2) << "the sync frame did not share the next batch with the flood";
   flood->close();
 }
 
