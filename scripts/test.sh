@@ -16,14 +16,6 @@ echo "== each fuzz target for 10 s (scripts/fuzz.sh)"
 bash scripts/fuzz.sh 10 || fuzzed=$?
 [ "$fuzzed" -eq 0 ] || status=1
 
-# One plain closing line, counted from meson's own log plus the fuzz run.
-python3 - build/meson-logs/testlog.json "$fuzzed" <<'PY'
-import json, sys
-results = [json.loads(line)["result"] for line in open(sys.argv[1]) if line.strip()]
-results += ["OK" if code == "0" else "FAIL" for code in sys.argv[2:]]
-passed = sum(r in ("OK", "EXPECTEDFAIL") for r in results)
-skipped = sum(r == "SKIP" for r in results)
-failed = len(results) - passed - skipped
-print(f"{passed} passed, {failed} failed, {skipped} skipped")
-PY
+# One plain closing line, per test case (scripts/test_summary.py), plus the fuzz run.
+python3 scripts/test_summary.py build/meson-logs/testlog.json "$fuzzed"
 exit $status

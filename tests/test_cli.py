@@ -224,7 +224,11 @@ class Bench(unittest.TestCase):
         best = max(out["kernel_measurements_gflops"], key=out["kernel_measurements_gflops"].get)
         self.assertEqual(out["linear_kernel"], best)
         self.assertTrue(out["cpu"]["model"])
-        self.assertIn("avx2", out["cpu"]["features"])
+        # The features reported are the machine's (Linux's own list is the reference), whatever it has.
+        with open("/proc/cpuinfo") as f:
+            flags = set(next(l for l in f if l.startswith("flags")).split(":")[1].split())
+        for feature in ("avx2", "avx512f", "avx512_bf16", "avx512_vnni"):
+            self.assertEqual(feature in out["cpu"]["features"], feature in flags, feature)
         self.assertEqual(set(out["preprocess"]), {"I420_1920x1080_ms", "NV12_1920x1080_ms", "RGB_1920x1080_ms"})
 
     def test_bf16(self):
@@ -491,8 +495,6 @@ class RuclipV1(unittest.TestCase):
         self.assert_upstream_latents(self.embed(os.path.join(self.V1, "ViT-B32-small.pt")))
 
     def test_v1_legacy_format_folder(self):
-        if not os.path.exists(os.path.join(self.LEGACY, "ViT-B32-small.pt")):
-            self.skipTest(f"{self.LEGACY} is not there")
         self.assert_upstream_latents(self.embed(self.LEGACY))
 
     def test_v1_classify_matches_upstream_logits(self):
