@@ -7,7 +7,7 @@ packages=(
   # toolchain
   g++ pkg-config cmake meson ninja-build python3
   # LibTorch (CPU) and the BLAS it is fast with: without libopenblas0-pthread
-  # it falls back to the reference BLAS, ~30x slower.
+  # it falls back to the reference BLAS, far slower.
   libtorch-dev libopenblas0-pthread
   # oneDNN's headers: the core calls the libdnnl.so.2 LibTorch runs on directly
   libdnnl-dev

@@ -41,7 +41,7 @@ if ! $all; then
 fi
 start=$SECONDS
 status=0
-# Sanitized code runs 2-3x slower: room on the per-test timeouts.
+# Sanitized code runs several times slower: room on the per-test timeouts.
 meson test -C build-asan --print-errorlogs --num-processes "$(nproc)" --timeout-multiplier 3 "$@" || status=$?
 echo "== whole suite under ASan+UBSan: $((SECONDS - start)) s of tests, exit $status"
 exit $status

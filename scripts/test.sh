@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: installs what it needs, builds, runs the whole
 # suite (then each fuzz target briefly), and prints the runners' summary.
-# The sanitizer runs rebuild everything with LibTorch (~6 min even for the
+# The sanitizer runs rebuild everything with LibTorch (long even for the
 # element tests alone) and have their own commands (tests/README.md), so
 # that this one stays under CI's 15-minute budget.
 set -euo pipefail

@@ -30,8 +30,8 @@ ApproximateIndex::~ApproximateIndex() = default;
 std::unique_ptr<ApproximateIndex> ApproximateIndex::build(const float* rows, const int64_t* ids, size_t count,
                                                           int dim, int nprobe) {
   if (count == 0) throw ruclip::Error("an approximate index needs at least one row");
-  // sqrt(rows) lists (k-means over more would cost minutes at 10^6 rows on
-  // two cores), with no fewer than 39 training rows per list (FAISS's minimum).
+  // sqrt(rows) lists (k-means time grows with the lists: more would make a large
+  // index slow to build), with no fewer than 39 training rows per list (FAISS's minimum).
   const double lists = std::min(std::sqrt(static_cast<double>(count)), static_cast<double>(count) / 39);
   const int nlist = static_cast<int>(std::clamp<double>(std::round(lists), 1, 65536));
   if (nprobe <= 0) nprobe = std::min(nlist, std::max(8, nlist / 32));

@@ -112,7 +112,7 @@ int bench(const Args& args) {
   }
 
   // Peak RSS of the model's own work, read before the limit's measurement
-  // below: its 2048 x 2048 matrices would add 50-150 MB that no user holds.
+  // below: its 2048 x 2048 matrices would add memory that no user holds.
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
 

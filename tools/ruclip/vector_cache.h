@@ -1,7 +1,7 @@
 // The embeddings of a search index as one contiguous matrix file beside it
 // (FILE.f32.vectors / FILE.f16.vectors), memory-mapped by later searches:
-// reading 10^6 embeddings row by row out of SQLite takes seconds, mapping
-// them takes nothing (the page cache keeps them between searches).
+// reading the embeddings row by row out of SQLite costs time per row, mapping
+// them almost none (the page cache keeps them between searches).
 //
 // The file is derived data: made for one set of samples (`key`, the
 // caller's description of them) and remade when they change; a missing,

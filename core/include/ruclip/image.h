@@ -35,8 +35,8 @@ struct FrameView {
 //    Pillow-bicubic resized to resolution (the longer to
 //    int(resolution * long / short)), then the centre crop, offsets rounded
 //    half to even as Python's round(). Only the kept part of the resize is
-//    computed (the same values); about 1.8x the v2 time per 1080p frame
-//    (bench/preprocess.md).
+//    computed (the same values); slower than v2 per frame, bicubic reading
+//    twice bilinear's taps (bench/preprocess.md).
 enum class ResizeMode { kCropThenBilinear, kBicubicThenCrop };
 
 struct Normalization {

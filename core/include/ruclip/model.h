@@ -99,7 +99,7 @@ class Model {
   // the tensors' shapes). `model_dir` may also be the weights file itself,
   // the folder being its parent. Throws ruclip::Error naming what is wrong.
   // On the CPU, picks the linear-layer kernels for this machine (CPU features,
-  // then a measurement of well under a second, once per process and shape);
+  // then a short measurement, once per process and shape);
   // the first model of the process sets the CPU threads (see above).
   static std::unique_ptr<Model> load(const std::string& model_dir, const ModelOptions& options = {});
   // A model of this geometry with upstream's random initialization and no

@@ -136,8 +136,8 @@ struct ResamplePlan {
   int x0 = 0, y0 = 0, width = 0, height = 0;
   Weights horizontal;  // resolution outputs
   // Empty when the vertical weights are the horizontal ones (a v2 crop is
-  // square): making them costs about 10 us an axis at 1080 -> 224, and even a
-  // copy showed in the frame time (+12 us).
+  // square): making them costs time on every frame, and even a copy shows
+  // in the frame time.
   Weights vertical_if_different;
   const Weights& vertical() const { return vertical_if_different.first.empty() ? horizontal : vertical_if_different; }
   // Both passes skipped (the resize does not change the size): output
@@ -167,8 +167,8 @@ void set_preprocess_path(PreprocessPath path);
 // The path preprocess() takes now.
 PreprocessPath preprocess_path();
 
-// The switch the tests have used since the first SIMD path: false forces the
-// portable loops, true returns to the best path.
+// The tests' on/off switch for vector code: false forces the portable loops,
+// true returns to the best path.
 void set_preprocess_simd(bool enabled);
 // Whether preprocess() runs vector code now.
 bool preprocess_simd_active();

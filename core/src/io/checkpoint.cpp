@@ -156,7 +156,7 @@ class ZipReader {
     // Stored entries (torch.save's tensors) are read as byte ranges, which
     // libzip doesn't check, and their CRC computed here with libdeflate, whose
     // CRC-32 runs on the CPU's carry-less multiply: zlib's, which libzip uses
-    // for a whole entry, took a tenth of the time a ViT-B/32 needs to load.
+    // for a whole entry, is slow enough to show in a model's load time.
     if (e.stored && e.has_crc && e.size > 0) {
       // libzip also checks a range that covers the whole entry: two ranges.
       const uint64_t head = e.size - 1;

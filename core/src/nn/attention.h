@@ -1,12 +1,12 @@
 // Internal (LibTorch + oneDNN): the towers' scaled dot-product attention.
 //
 // LibTorch 1.13 multiplies small batched matrices on the CPU one at a time
-// (a select and a product per head and sequence): for a ViT-B/32 image at
-// batch 1 that was 6 ms of 58 on a Zen 4, where both products hold 0.5 % of
-// the arithmetic. Inference runs each of the two products as one batched
-// oneDNN matmul instead, reading q, k and v where the qkv projection wrote
-// them, scaling inside the first product, and writing the heads' outputs
-// straight into [N, L, D] rows.
+// (a select and a product per head and sequence): at batch 1 that costs an
+// image far more time than the 0.5 % of the arithmetic both products hold.
+// Inference runs each of the two products as one batched oneDNN matmul
+// instead, reading q, k and v where the qkv projection wrote them, scaling
+// inside the first product, and writing the heads' outputs straight into
+// [N, L, D] rows.
 #pragma once
 #include <torch/torch.h>
 

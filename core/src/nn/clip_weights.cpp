@@ -235,8 +235,8 @@ Tensor ClipWeights::encode_image(const Tensor& pixels) const {
   if (patch_embedding.defined()) {
     // conv1 has stride = kernel = patch: each output is one patch's pixels
     // (channel, row, column: the weight's order) times the weight, a product
-    // on the inference kernel (LibTorch's convolution at batch 1 ran at a
-    // fifth of it).
+    // on the inference kernel (LibTorch's convolution is much slower at
+    // batch 1).
     const Tensor patches = pixels.to(class_embedding.scalar_type())
                                .view({n, 3, grid, patch, grid, patch})
                                .permute({0, 2, 4, 1, 3, 5})
@@ -316,7 +316,7 @@ std::vector<double> measure_block_gflops(const ModelConfig& config, LinearKernel
 void ClipWeights::prepare_inference(LinearKernel kernel) {
   const bool packs = kernel != LinearKernel::kLibTorch;
   // The patch embedding stays in float32 under int8 (its accuracy figures
-  // were measured so; it is 3 % of the arithmetic).
+  // assume so; it is 3 % of the arithmetic).
   if (conv1_w.defined() && conv1_w.device().is_cpu()) {
     const LinearKernel patch_kernel = kernel == LinearKernel::kOneDnnInt8 ? LinearKernel::kOneDnnF32 : kernel;
     patch_embedding = Linear(conv1_w.reshape({conv1_w.size(0), -1}), Tensor(), patch_kernel);
@@ -337,8 +337,7 @@ void ClipWeights::prepare_inference(LinearKernel kernel) {
       // (glibc puts allocations below its mmap threshold there, and the
       // threshold rises as large blocks are freed, e.g. by the kernel
       // measurement): hand their pages back now, or they stay resident
-      // while every packed copy is added (+140-250 MB at the peak of a
-      // ViT-B/32 load).
+      // while every packed copy is added, raising the load's peak memory.
       if (packs) malloc_trim(0);
     }
   if (config.family == ModelFamily::kV1)

@@ -121,8 +121,8 @@ struct Linear::OneDnn {
   mutable std::map<std::pair<int64_t, int>, std::shared_ptr<const Primitive>> primitives;  // (rows, epilogue)
   // int8: float32 activations to u8 with a scale and zero point given per
   // call, one per row count. oneDNN's reorder is vectorized; LibTorch's
-  // quantize_per_tensor quantized element by element (10 % of an int8 image
-  // on the AVX2 cap).
+  // quantize_per_tensor quantizes element by element (a visible share of an
+  // int8 image's time).
   mutable std::map<int64_t, std::shared_ptr<const dnnl::reorder>> quantizers;
 
   std::shared_ptr<const dnnl::reorder> quantizer(int64_t rows) const {
@@ -156,8 +156,8 @@ struct Linear::OneDnn {
       // kernels), the activation scale comes per call as a 1x1 operand of a
       // multiply, and the zero point's share is folded into the bias per call.
       // (Given to oneDNN as a source zero point, it makes the packed weights
-      // carry a compensation term, which oneDNN 2.6 packs with scalar code:
-      // 0.4 s of an int8 ViT-B/32 load.)
+      // carry a compensation term, which oneDNN 2.6 packs with scalar code,
+      // slowly enough to show in an int8 model's load time.)
       attr.set_output_scales(2, weight_scales);
       ops.append_binary(dnnl::algorithm::binary_mul, memory::desc({1, 1}, dt::f32, tag::ab));
       ops.append_binary(dnnl::algorithm::binary_add, bias_md);
@@ -218,23 +218,23 @@ Linear::Linear(const Tensor& w, const Tensor& b, LinearKernel kernel) : kernel_(
   if (int8) {
     // Symmetric, per output channel: q = saturate(nearbyint(w / scale)),
     // |q| <= weight_max, in one oneDNN reorder pass (a LibTorch
-    // abs/divide/round/clamp/convert chain made five temporaries of every
-    // weight: 0.7 s of an int8 ViT-B/32 load). amax and amin apart: LibTorch
-    // 1.13's aminmax along a row, and its int8 -> int64 sum below, ran
-    // 15-20x slower.
+    // abs/divide/round/clamp/convert chain makes five temporaries of every
+    // weight, which shows in an int8 load). amax and amin apart: LibTorch
+    // 1.13's aminmax along a row, and its int8 -> int64 sum below, run
+    // far slower.
     // Without VNNI (int8_weights_full_range) the weights get 7 bits (255 x 63
     // x 2 fits in 16 bits), not the activations (PyTorch's x86 int8 takes
     // the bit from those: reduce_range): weights are scaled per channel,
-    // activations per tensor. On the shipped model the image latents' error
-    // (1 - cosine to fp32, mean) fell 4.6x, 3.9e-4 to 8.5e-5, against 6.2e-5
-    // with VNNI's 8 + 8 bits (bench/results-cpu.txt).
+    // activations per tensor, so the weights lose less to the missing bit.
+    // On the shipped model the image latents' error (1 - cosine to fp32) then
+    // comes close to that of VNNI's 8 + 8 bits (bench/results-cpu.txt).
     const double weight_max = int8_weights_full_range() ? 127.0 : 63.0;
     const Tensor scales = (torch::maximum(source.amax(1), -source.amin(1)) / weight_max).clamp_min(1e-12);
     d->weight_scales.assign(scales.data_ptr<float>(), scales.data_ptr<float>() + scales.numel());
     const Tensor inverse = scales.reciprocal();
     dnnl::primitive_attr attr;
     attr.set_output_scales(1 << 1, std::vector<float>(inverse.data_ptr<float>(), inverse.data_ptr<float>() + d->out));
-    // Into plain s8, then packed: oneDNN 2.6 made no reorder from f32
+    // Into plain s8, then packed: oneDNN 2.6 has no reorder from f32
     // straight into the packed s8 layout with per-channel scales.
     quantized = torch::empty_like(source, torch::kInt8);
     memory q(memory::desc({d->in, d->out}, dt::s8, tag::ba), onednn_cpu_engine(), quantized.data_ptr());

@@ -69,8 +69,8 @@ class Linear {
 };
 
 // GFLOP/s of an [m x k] x [k x n] product with bias on `kernel` (best of a
-// few runs, ~10-50 ms in all at the towers' sizes), under the thread setting
-// in force: what the model measures at load to choose its kernel.
+// few short runs), under the thread setting in force: what the model
+// measures at load to choose its kernel.
 double measure_linear_gflops(LinearKernel kernel, int64_t m, int64_t k, int64_t n, double seconds = 0.03);
 
 // Passes RUCLIP_MAX_CPU_ISA (ruclip/cpu.h) on to oneDNN, once, before the

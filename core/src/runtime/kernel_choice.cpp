@@ -22,9 +22,9 @@ ThreadPlan plan_for(LinearKernel kernel) {
 }
 
 // One image (a camera pipeline's frame at a time, where the kernels differ
-// most) and a batch of 4 (within a few % of a batch of 8's rate, at half the
-// measuring time), weighted alike. The batch gets one call: 15-30 ms for a
-// ViT-B/32 block on 2 cores.
+// most) and a batch of 4 (close to a batch of 8's rate, at half the
+// measuring time), weighted alike. The batch gets one call: a block over 4
+// images is long enough to time on its own.
 const std::vector<BlockLoad> kLoads = {{1, 4}, {4, 1}};
 
 // GFLOP/s of each of `kernels` on the model's block (measure_block_gflops)
@@ -33,8 +33,8 @@ const std::vector<BlockLoad> kLoads = {{1, 4}, {4, 1}};
 // geometry (the machine doesn't change under a running process); the kernels
 // not measured yet take turns, two rounds (A B A B) unless the first is
 // decisive, each keeping its best per load: a burst of load from another
-// process then hits all of them instead of deciding the choice (a single
-// measurement each picked the slower kernel on a machine busy with builds).
+// process then hits all of them instead of deciding the choice (with a single
+// measurement each, a machine busy with other work can make the slower kernel win).
 std::vector<double> measured(const std::vector<LinearKernel>& kernels, int threads, const ModelConfig& config) {
   static std::mutex mutex;
   using Key = std::tuple<int, int, int64_t, int64_t, int64_t, int64_t>;  // kernel, threads, geometry, images
@@ -146,13 +146,11 @@ KernelPlan choose_kernels(Precision requested, const torch::Device& device, cons
 
   // Exact float32: LibTorch's BLAS (OpenBLAS with its own threads) or oneDNN,
   // whichever runs the model's block faster here. Their products alone are
-  // close (on a Zen 4 oneDNN's lead ~10-15 %, capped to AVX2 they traded
-  // places from run to run, on Zen 3 OpenBLAS was reported 35 % ahead), but
-  // the BLAS plan leaves the rest of the block one thread: its block ran at
-  // 0.4x (Zen 4) and 0.55x (AVX2 cap) of oneDNN's. Measured all the same:
-  // no real Zen 3 was at hand. (An OpenBLAS one-thread sgemm per OpenMP
-  // thread was tried: OpenBLAS serializes concurrent calls, so it ran at
-  // half the rate.)
+  // close, and which one leads depends on the CPU and its instruction set,
+  // but the BLAS plan leaves the rest of the block one thread, which tends
+  // to outweigh its products' lead. Measured all the same: the order is not
+  // known for every CPU (a real Zen 3 is untested). (An OpenBLAS one-thread
+  // sgemm per OpenMP thread is no way out: OpenBLAS serializes concurrent calls.)
   std::vector<LinearKernel> fp32_candidates;
   if (onednn_available()) fp32_candidates.push_back(LinearKernel::kOneDnnF32);
   fp32_candidates.push_back(LinearKernel::kLibTorch);
@@ -170,8 +168,8 @@ KernelPlan choose_kernels(Precision requested, const torch::Device& device, cons
   }
   // auto considers int8 only where its weights keep 8 bits (AVX-512 VNNI,
   // AMX): with 7 (AVX2: Zen 3, Haswell..Skylake client) its top-1 agreement
-  // with fp32 on the shipped model's held-out pairs was 98.8-98.9 %, below
-  // the 99 % bar (README, Speed).
+  // with fp32 on the shipped model's held-out pairs falls below the 99 % bar
+  // (README, Speed).
   const bool auto_weighs_int8 = requested == Precision::kAuto && onednn_available() && int8_weights_full_range();
   std::optional<LinearKernel> fp32_kernel;
   double fp32_rate = 0;
@@ -195,8 +193,8 @@ KernelPlan choose_kernels(Precision requested, const torch::Device& device, cons
     if (bf16_native && auto_weighs_int8) {
       // bf16 or int8, whichever runs the block faster here, int8 only by a
       // margin worth its larger error (both within the bar: README). Their
-      // order is the machine's: on a Zen 4 (AVX-512 VNNI and BF16) int8 ran
-      // the model at 1.2-1.4x bf16, and AMX has both at other rates again.
+      // order is the machine's: AVX-512 VNNI, AVX-512 BF16 and AMX each speed
+      // up one of them by its own amount.
       measured({LinearKernel::kOneDnnBf16, LinearKernel::kOneDnnInt8}, num_threads, config);  // taking turns
       const double bf16_rate = rate(LinearKernel::kOneDnnBf16);
       precision = rate(LinearKernel::kOneDnnInt8) > 1.1 * bf16_rate ? Precision::kInt8 : Precision::kBf16;

@@ -135,7 +135,7 @@ struct Model::Impl {
     weights->prepare_inference(plan.kernel);
     // The dense weights just released were mostly below glibc's (adaptive)
     // mmap threshold: hand their pages back, or they stay in the process's
-    // RSS as free heap (~100 MB for a ViT-B/32).
+    // RSS as free heap.
     malloc_trim(0);
   }
 };

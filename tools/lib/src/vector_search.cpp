@@ -255,7 +255,7 @@ std::vector<VectorHit> VectorMatrix::top(const float* query, size_t n, int threa
       }
     }
   };
-  // Threads pay off once a part is well above their start-up cost (~20 us):
+  // Threads pay off once a part is well above their start-up cost:
   // about 64k values each.
   size_t parts = threads > 0 ? static_cast<size_t>(threads) : std::max(1u, std::thread::hardware_concurrency());
   parts = std::max<size_t>(1, std::min(parts, rows_ * dim_ / (1 << 16)));
