@@ -63,8 +63,7 @@ main (int argc, char **argv)
     GstBuffer *buffer = gst_sample_get_buffer (sample);
     const GstStructure *result = ruclip_buffer_get_result (buffer);
     if (result && ruclip_result_is_fresh (result)) {
-      guint64 frame = 0;
-      gst_structure_get_uint64 (result, "frame", &frame);
+      const guint64 frame = ruclip_result_frame (result);
       /* Running time: keeps counting across the segments of a concatenated source. */
       const GstClockTime t = gst_segment_to_running_time (gst_sample_get_segment (sample), GST_FORMAT_TIME,
           GST_BUFFER_PTS (buffer));

@@ -3,12 +3,19 @@
 
     GST_PLUGIN_PATH=build/gst-plugin python3 examples/read_labels.py MODEL_DIR "кошка;собака" [VIDEO_FILE]
 """
+import os
 import sys
 
 import gi
 
 gi.require_version("Gst", "1.0")
 from gi.repository import Gst  # noqa: E402
+
+try:
+    import ruclipmeta  # installed by meson install
+except ImportError:  # a source tree
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "gst-plugin", "meta"))
+    import ruclipmeta
 
 
 def main():
@@ -24,14 +31,12 @@ def main():
     pipeline.set_state(Gst.State.PLAYING)
     while (sample := sink.emit("pull-sample")) is not None:
         buf = sample.get_buffer()
-        meta = buf.get_custom_meta("RuClipMeta")
-        if meta is None:
+        result = ruclipmeta.buffer_get_result(buf)
+        if result is None:
             continue
-        s = meta.get_structure()
-        labels, scores = s.get_value("labels"), s.get_value("scores")
-        pairs = "  ".join(f"{labels[i]} {scores[i]:.3f}" for i in range(len(labels)))
-        fresh = " (analyzed)" if s.get_value("fresh") else ""
-        print(f"pts {buf.pts / Gst.SECOND:.3f}s  frame {s.get_value('frame')}{fresh}: {pairs}")
+        pairs = "  ".join(f"{l.label} {l.score:.3f}" for l in ruclipmeta.labels(result))
+        fresh = " (analyzed)" if ruclipmeta.is_fresh(result) else ""
+        print(f"pts {buf.pts / Gst.SECOND:.3f}s  frame {ruclipmeta.frame(result)}{fresh}: {pairs}")
     pipeline.set_state(Gst.State.NULL)
 
 

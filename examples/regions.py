@@ -21,6 +21,7 @@ Debian 12's OpenCV plugin (gstreamer1.0-opencv) can find the boxes instead:
 its facedetect attaches a "face" region per face (examples/faces_overlay.sh).
 """
 import argparse
+import os
 import sys
 
 import gi
@@ -28,6 +29,12 @@ import gi
 gi.require_version("Gst", "1.0")
 gi.require_version("GstVideo", "1.0")
 from gi.repository import GLib, Gst, GstVideo  # noqa: E402
+
+try:
+    import ruclipmeta  # installed by meson install
+except ImportError:  # a source tree
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "gst-plugin", "meta"))
+    import ruclipmeta
 
 WIDTH, HEIGHT = 320, 240
 
@@ -85,16 +92,12 @@ def main():
 
     def print_regions(sink):
         # The result of an analyzed frame: one line per region.
-        meta = sink.emit("pull-sample").get_buffer().get_custom_meta("RuClipMeta")
-        s = meta.get_structure() if meta else None
-        if s is not None and s.get_value("fresh"):
-            regions = s.get_value("regions")
-            for i in range(len(regions)):
-                r = regions[i]
-                labels, scores = r.get_value("labels"), r.get_value("scores")
-                pairs = ", ".join(f"{labels[k]} {scores[k]:.3f}" for k in range(len(labels)))
-                print(f"frame {s.get_value('frame')} region {r.get_value('id')} ({r.get_value('x')},"
-                      f"{r.get_value('y')} {r.get_value('w')}x{r.get_value('h')}): {pairs}", flush=True)
+        result = ruclipmeta.buffer_get_result(sink.emit("pull-sample").get_buffer())
+        if result is not None and ruclipmeta.is_fresh(result):
+            for r in ruclipmeta.regions(result):
+                pairs = ", ".join(f"{l.label} {l.score:.3f}" for l in r.labels)
+                print(f"frame {ruclipmeta.frame(result)} region {r.id} ({r.x},{r.y} {r.w}x{r.h}): {pairs}",
+                      flush=True)
         return Gst.FlowReturn.OK
 
     loop = GLib.MainLoop()

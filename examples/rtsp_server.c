@@ -92,9 +92,9 @@ on_buffer (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
 {
   StreamProbe *probe = user_data;
   const GstStructure *result = ruclip_buffer_get_result (GST_PAD_PROBE_INFO_BUFFER (info));
-  guint64 frame = 0;
+  const guint64 frame = result ? ruclip_result_frame (result) : G_MAXUINT64;
 
-  if (!result || !gst_structure_get_uint64 (result, "frame", &frame))
+  if (frame == G_MAXUINT64)
     return GST_PAD_PROBE_OK;
   /* A result stays on every later buffer until the next one. In sync mode a
    * new one is on its own (fresh) frame; in async mode it rides on a later

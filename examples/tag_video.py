@@ -10,12 +10,19 @@ most one frame per --every seconds of video (interval-time), and prints
 """
 import argparse
 import json
+import os
 import sys
 
 import gi
 
 gi.require_version("Gst", "1.0")
 from gi.repository import Gst  # noqa: E402
+
+try:
+    import ruclipmeta  # installed by meson install
+except ImportError:  # a source tree
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "gst-plugin", "meta"))
+    import ruclipmeta
 
 
 def main():
@@ -51,17 +58,13 @@ def main():
             if sink.get_property("eos"):
                 break
             continue
-        meta = sample.get_buffer().get_custom_meta("RuClipMeta")
-        if meta is None:
-            continue
-        s = meta.get_structure()
-        if not s.get_value("fresh"):
+        result = ruclipmeta.buffer_get_result(sample.get_buffer())
+        if result is None or not ruclipmeta.is_fresh(result):
             continue  # later buffers repeat the last result
-        labels, scores = s.get_value("labels"), s.get_value("scores")
         frames.append({
-            "time": round(s.get_value("source-pts") / Gst.SECOND, 3),
-            "frame": s.get_value("frame"),
-            "labels": [{"label": labels[i], "probability": round(scores[i], 4)} for i in range(len(labels))],
+            "time": round(ruclipmeta.source_pts(result) / Gst.SECOND, 3),
+            "frame": ruclipmeta.frame(result),
+            "labels": [{"label": l.label, "probability": round(l.score, 4)} for l in ruclipmeta.labels(result)],
         })
     pipeline.set_state(Gst.State.NULL)
     # One frame per line: readable, and still one JSON document.

@@ -15,6 +15,9 @@ import gi
 gi.require_version("Gst", "1.0")
 from gi.repository import Gst  # noqa: E402
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gst-plugin", "meta"))
+import ruclipmeta  # noqa: E402
+
 MODEL = os.path.join(os.environ["RUCLIP_TEST_DATA"], "ruclip-tiny-v2")
 LABELS = ["кошка", "собака", "самолёт", "грузовик"]
 
@@ -93,6 +96,47 @@ class PythonClient(unittest.TestCase):
             for a, b in zip(msg["scores"], meta["scores"]):
                 self.assertTrue(math.isclose(a, b, abs_tol=1e-12))
             self.assertEqual(msg["timestamp"], meta["source-pts"])
+
+    def test_the_python_module_reads_what_the_fields_say(self):
+        """gst-plugin/meta/ruclipmeta.py against the raw structure fields, on metas, messages and segments."""
+        pipeline = Gst.parse_launch(
+            "videotestsrc num-buffers=12 pattern=smpte ! video/x-raw,format=BGRx,width=96,height=64,framerate=30/1 ! "
+            f'ruclipfilter model="{MODEL}" labels="{";".join(LABELS)}" post-messages=true interval=2 '
+            "attach-embedding=true segments=true segment-start=0.2 segment-end=0.1 ! appsink name=sink sync=false")
+        sink = pipeline.get_by_name("sink")
+        pipeline.set_state(Gst.State.PLAYING)
+        checked = 0
+        while (sample := sink.emit("pull-sample")) is not None:
+            r = ruclipmeta.buffer_get_result(sample.get_buffer())
+            self.assertIsNotNone(r)
+            raw = structure_fields(r)
+            self.assertEqual([l.label for l in ruclipmeta.labels(r)], raw["labels"])
+            self.assertEqual([l.score for l in ruclipmeta.labels(r)], raw["scores"])
+            self.assertEqual([l.cosine for l in ruclipmeta.labels(r)], raw["cosines"])
+            self.assertEqual((ruclipmeta.frame(r), ruclipmeta.source_pts(r), ruclipmeta.is_fresh(r),
+                              ruclipmeta.model(r)), (raw["frame"], raw["source-pts"], raw["fresh"], raw["model"]))
+            self.assertEqual(ruclipmeta.embedding(r), as_list(r.get_value("embedding")))
+            self.assertEqual(ruclipmeta.smoothed_scores(r), as_list(r.get_value("smoothed-scores")))
+            self.assertIsNone(ruclipmeta.regions(r))
+            checked += 1
+        self.assertEqual(checked, 12)
+        bus = pipeline.get_bus()
+        results = segments = 0
+        while (msg := bus.pop_filtered(Gst.MessageType.ELEMENT)) is not None:
+            s = msg.get_structure()
+            if ruclipmeta.is_result(s):
+                results += 1
+                self.assertEqual(ruclipmeta.timestamp(s), s.get_value("timestamp"))
+                self.assertEqual(ruclipmeta.running_time(s), s.get_value("running-time"))
+            elif (seg := ruclipmeta.segment(s)) is not None:
+                segments += 1
+                self.assertEqual(seg.is_start, s.get_value("event") == "start")
+                self.assertEqual((seg.label, seg.start_pts, seg.end_pts, seg.frames, seg.mean_score, seg.model),
+                                 (s.get_value("label"), s.get_value("start-pts"), s.get_value("end-pts"),
+                                  s.get_value("frames"), s.get_value("mean-score"), s.get_value("model")))
+        pipeline.set_state(Gst.State.NULL)
+        self.assertEqual(results, 6)
+        self.assertGreater(segments, 0)
 
     def test_top_k_and_properties(self):
         metas, _ = self.run_pipeline("top-k=2", n=3)

@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "cli.h"
+#include "ruclipmeta.h"
 #include "video_files.h"
 #include "ruclip/labels.h"
 #include "ruclip/segments.h"
@@ -139,30 +140,22 @@ TaggedFile tag_file(const std::string& file, const TagSettings& s) {
           const GstStructure* st = gst_message_get_structure(m);
           if (gst_structure_has_name(st, "missing-plugin")) {
             p.note_element_message(st);
-          } else if (gst_structure_has_name(st, "ruclip")) {
+          } else if (ruclip_structure_is_result(st)) {
             ++samples;
             // Running time, not PTS: the time from the file's start (an MPEG-TS file's PTS and
             // stream time start at its mux delay).
-            guint64 pts = GST_CLOCK_TIME_NONE;
-            gst_structure_get_uint64(st, "running-time", &pts);
-            const GValue* labels = gst_structure_get_value(st, "labels");
-            const GValue* scores = gst_structure_get_value(st, "scores");
-            json sample{{"time", seconds(pts)}, {"scores", json::object()}};
-            for (guint i = 0; labels && scores && i < gst_value_array_get_size(labels); ++i)
-              sample["scores"][g_value_get_string(gst_value_array_get_value(labels, i))] =
-                  g_value_get_double(gst_value_array_get_value(scores, i));
+            json sample{{"time", seconds(ruclip_result_running_time(st))}, {"scores", json::object()}};
+            for (guint i = 0; i < ruclip_result_n_labels(st); ++i)
+              sample["scores"][ruclip_result_label(st, i)] = ruclip_result_score(st, i);
             out.samples.push_back(std::move(sample));
-          } else if (gst_structure_has_name(st, "ruclip-segment") && gst_structure_get_string(st, "event") &&
-                     std::string(gst_structure_get_string(st, "event")) == "end") {
+          } else if (RuClipSegment parsed; ruclip_segment_parse(st, &parsed) && !parsed.is_start) {
             TaggedSegment seg;
-            guint64 start = 0, end = 0, frames = 0;
-            gst_structure_get(st, "start-running-time", G_TYPE_UINT64, &start, "end-running-time", G_TYPE_UINT64, &end, "frames",
-                              G_TYPE_UINT64, &frames, "mean-score", G_TYPE_DOUBLE, &seg.mean_score, "peak-score",
-                              G_TYPE_DOUBLE, &seg.peak_score, NULL);
-            seg.label = gst_structure_get_string(st, "label");
-            seg.start = seconds(start);
-            seg.end = seconds(end);
-            seg.frames = frames;
+            seg.label = parsed.label;
+            seg.start = seconds(parsed.start_running_time);
+            seg.end = seconds(parsed.end_running_time);
+            seg.frames = parsed.frames;
+            seg.mean_score = parsed.mean_score;
+            seg.peak_score = parsed.peak_score;
             out.segments.push_back(seg);
           }
           break;

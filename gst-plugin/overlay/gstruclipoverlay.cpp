@@ -42,7 +42,6 @@
 #include <string>
 #include <vector>
 
-#include "gstruclipfilter.h"
 #include "ruclipmeta.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_ruclip_overlay_debug);
@@ -198,28 +197,21 @@ Shown read_result (const GstStructure * s, guint max_labels)
 {
   Shown r;
   r.labels = read_labels (s, max_labels);
-  gst_structure_get_uint64 (s, "frame", &r.frame);
+  r.frame = ruclip_result_frame (s);
   r.source_pts = ruclip_result_source_pts (s);
-  const GValue *regions = gst_structure_get_value (s, "regions");
-  if (regions && GST_VALUE_HOLDS_ARRAY (regions)) {
-    r.has_regions = true;
-    for (guint i = 0; i < gst_value_array_get_size (regions); ++i) {
-      const GValue *v = gst_value_array_get_value (regions, i);
-      if (!GST_VALUE_HOLDS_STRUCTURE (v))
-        continue;
-      const GstStructure *rs = gst_value_get_structure (v);
-      guint x = 0, y = 0, w = 0, h = 0;
-      if (!gst_structure_get_uint (rs, "x", &x) || !gst_structure_get_uint (rs, "y", &y) ||
-          !gst_structure_get_uint (rs, "w", &w) || !gst_structure_get_uint (rs, "h", &h))
-        continue;
-      Region region;
-      region.x = (gint) std::min<guint> (x, G_MAXINT / 2);
-      region.y = (gint) std::min<guint> (y, G_MAXINT / 2);
-      region.w = (gint) std::min<guint> (w, G_MAXINT / 2);
-      region.h = (gint) std::min<guint> (h, G_MAXINT / 2);
-      region.labels = read_labels (rs, max_labels);
-      r.regions.push_back (std::move (region));
-    }
+  r.has_regions = ruclip_result_has_regions (s);
+  for (guint i = 0; i < ruclip_result_n_regions (s); ++i) {
+    const GstStructure *rs = ruclip_result_region (s, i);
+    guint x = 0, y = 0, w = 0, h = 0;
+    if (!rs || !ruclip_region_get_box (rs, NULL, NULL, &x, &y, &w, &h))
+      continue;
+    Region region;
+    region.x = (gint) std::min<guint> (x, G_MAXINT / 2);
+    region.y = (gint) std::min<guint> (y, G_MAXINT / 2);
+    region.w = (gint) std::min<guint> (w, G_MAXINT / 2);
+    region.h = (gint) std::min<guint> (h, G_MAXINT / 2);
+    region.labels = read_labels (rs, max_labels);
+    r.regions.push_back (std::move (region));
   }
   return r;
 }
@@ -266,10 +258,10 @@ struct _GstRuClipOverlay {
 
 #define gst_ruclip_overlay_parent_class parent_class
 G_DEFINE_TYPE (GstRuClipOverlay, gst_ruclip_overlay, GST_TYPE_VIDEO_FILTER);
-// The meta is the plugin's (gstruclipfilter.cpp); registering it here too
-// lets an application read or build RuClipMeta with only this element made.
+// Registering the meta here too lets an application read or build RuClipMeta
+// with only this element made.
 GST_ELEMENT_REGISTER_DEFINE_WITH_CODE (ruclipoverlay, "ruclipoverlay", GST_RANK_NONE, GST_TYPE_RUCLIP_OVERLAY,
-    gst_ruclip_meta_register ());
+    ruclip_meta_register ());
 
 // Text laid out with the element's font, measured in pixels.
 class Text {

@@ -321,51 +321,26 @@ bool to_frame_view (const GstVideoFrame * frame, ruclip::FrameView * view)
   return true;
 }
 
-void set_string_array (GstStructure * s, const char *field, const std::vector<ruclip::LabelScore> & scores)
-{
-  GValue array = G_VALUE_INIT, v = G_VALUE_INIT;
-  gst_value_array_init (&array, scores.size ());
-  g_value_init (&v, G_TYPE_STRING);
-  for (const auto & score : scores) {
-    g_value_set_string (&v, score.label.c_str ());
-    gst_value_array_append_value (&array, &v);
-  }
-  g_value_unset (&v);
-  gst_structure_take_value (s, field, &array);
-}
-
-template <typename Get>
-void set_double_array (GstStructure * s, const char *field, size_t n, Get get)
-{
-  GValue array = G_VALUE_INIT, v = G_VALUE_INIT;
-  gst_value_array_init (&array, n);
-  g_value_init (&v, G_TYPE_DOUBLE);
-  for (size_t i = 0; i < n; ++i) {
-    g_value_set_double (&v, get (i));
-    gst_value_array_append_value (&array, &v);
-  }
-  g_value_unset (&v);
-  gst_structure_take_value (s, field, &array);
-}
-
 // labels, scores, cosines of `scores`.
 void set_scores (GstStructure * s, const std::vector<ruclip::LabelScore> & scores)
 {
-  set_string_array (s, "labels", scores);
-  set_double_array (s, "scores", scores.size (), [&](size_t i) { return scores[i].probability; });
-  set_double_array (s, "cosines", scores.size (), [&](size_t i) { return scores[i].cosine; });
+  std::vector<const gchar *> labels;
+  std::vector<gdouble> probabilities, cosines;
+  for (const auto & score : scores) {
+    labels.push_back (score.label.c_str ());
+    probabilities.push_back (score.probability);
+    cosines.push_back (score.cosine);
+  }
+  ruclip_result_set_labels (s, (guint) scores.size (), labels.data (), probabilities.data (), cosines.data ());
 }
 
-// A region's result as its GstVideoRegionOfInterestMeta param and as an item
-// of RuClipMeta's "regions".
+// A region's result as its GstVideoRegionOfInterestMeta param (with_box
+// false) or as an item of RuClipMeta's regions.
 GstStructure *region_structure (const RegionResult & r, const std::string & model, bool with_box)
 {
-  GstStructure *s = gst_structure_new_empty (with_box ? "ruclip-region" : "ruclip");
+  GstStructure *s = with_box ? ruclip_region_new (r.id, r.type.c_str (), r.x, r.y, r.w, r.h) : ruclip_result_new ();
   set_scores (s, r.scores);
-  gst_structure_set (s, "model", G_TYPE_STRING, model.c_str (), NULL);
-  if (with_box)
-    gst_structure_set (s, "id", G_TYPE_INT, r.id, "roi-type", G_TYPE_STRING, r.type.c_str (), "x", G_TYPE_UINT, r.x,
-        "y", G_TYPE_UINT, r.y, "w", G_TYPE_UINT, r.w, "h", G_TYPE_UINT, r.h, NULL);
+  ruclip_result_set_model (s, model.c_str ());
   return s;
 }
 
@@ -374,36 +349,33 @@ void fill_result (GstStructure * s, const Result & r, bool fresh)
 {
   set_scores (s, r.scores);
   if (r.regions_mode) {
-    GValue array = G_VALUE_INIT, v = G_VALUE_INIT;
-    gst_value_array_init (&array, r.regions.size ());
-    g_value_init (&v, GST_TYPE_STRUCTURE);
-    for (const auto & region : r.regions) {
-      g_value_take_boxed (&v, region_structure (region, r.model, true));
-      gst_value_array_append_value (&array, &v);
-    }
-    g_value_unset (&v);
-    gst_structure_take_value (s, "regions", &array);
+    ruclip_result_init_regions (s);
+    for (const auto & region : r.regions)
+      ruclip_result_take_region (s, region_structure (region, r.model, true));
   }
-  gst_structure_set (s, "source-pts", G_TYPE_UINT64, (guint64) r.pts, "frame", G_TYPE_UINT64, r.frame,
-      "fresh", G_TYPE_BOOLEAN, fresh, "model", G_TYPE_STRING, r.model.c_str (), NULL);
+  ruclip_result_set_frame (s, r.pts, r.frame, fresh, r.model.c_str ());
   if (!r.embedding.empty ())
-    set_double_array (s, "embedding", r.embedding.size (), [&](size_t i) { return r.embedding[i]; });
+    ruclip_result_set_embedding (s, (guint) r.embedding.size (), r.embedding.data ());
   if (!r.smoothed.empty ())
-    set_double_array (s, "smoothed-scores", r.smoothed.size (), [&](size_t i) { return r.smoothed[i]; });
+    ruclip_result_set_smoothed_scores (s, (guint) r.smoothed.size (), r.smoothed.data ());
 }
 
 // A segment event as the "ruclip-segment" message and downstream event carry it.
 GstStructure *segment_structure (const ruclip::SegmentEvent & e, const std::string & model)
 {
   const ruclip::Segment & seg = e.segment;
-  return gst_structure_new ("ruclip-segment",
-      "event", G_TYPE_STRING, e.kind == ruclip::SegmentEvent::Kind::kStart ? "start" : "end",
-      "label", G_TYPE_STRING, seg.label.c_str (),
-      "start-pts", G_TYPE_UINT64, (guint64) seg.start, "end-pts", G_TYPE_UINT64, (guint64) seg.end,
-      "start-running-time", G_TYPE_UINT64, (guint64) seg.start_running_time,
-      "end-running-time", G_TYPE_UINT64, (guint64) seg.end_running_time,
-      "mean-score", G_TYPE_DOUBLE, seg.mean_score, "peak-score", G_TYPE_DOUBLE, seg.peak_score,
-      "frames", G_TYPE_UINT64, (guint64) seg.frames, "model", G_TYPE_STRING, model.c_str (), NULL);
+  RuClipSegment out = {};
+  out.is_start = e.kind == ruclip::SegmentEvent::Kind::kStart;
+  out.label = seg.label.c_str ();
+  out.start_pts = seg.start;
+  out.end_pts = seg.end;
+  out.start_running_time = seg.start_running_time;
+  out.end_running_time = seg.end_running_time;
+  out.frames = seg.frames;
+  out.mean_score = seg.mean_score;
+  out.peak_score = seg.peak_score;
+  out.model = model.c_str ();
+  return ruclip_segment_to_structure (&out);
 }
 
 const char *
@@ -465,7 +437,7 @@ struct _GstRuClipFilter {
 #define gst_ruclip_filter_parent_class parent_class
 G_DEFINE_TYPE (GstRuClipFilter, gst_ruclip_filter, GST_TYPE_VIDEO_FILTER);
 GST_ELEMENT_REGISTER_DEFINE_WITH_CODE (ruclipfilter, "ruclipfilter", GST_RANK_NONE, GST_TYPE_RUCLIP_FILTER,
-    gst_ruclip_meta_register ());
+    ruclip_meta_register ());
 
 static Settings
 copy_settings (RuClipFilterState * st)
@@ -505,10 +477,9 @@ make_result (RuClipFilterState * st, ruclip::FrameAnalysis && a, const Knobs & k
 static void
 post_result (GstRuClipFilter * self, const Result & r, bool fresh)
 {
-  GstStructure *s = gst_structure_new_empty ("ruclip");
+  GstStructure *s = ruclip_result_new ();
   fill_result (s, r, fresh);
-  gst_structure_set (s, "timestamp", G_TYPE_UINT64, (guint64) r.pts, "running-time", G_TYPE_UINT64,
-      (guint64) r.running_time, NULL);
+  ruclip_result_set_times (s, r.pts, r.running_time);
   gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self), s));
 }
 
@@ -530,10 +501,7 @@ static void
 attach_result (GstBuffer * buffer, const Result & r, bool fresh)
 {
   // A second ruclipfilter downstream replaces the first one's result.
-  if (GstCustomMeta * old = gst_buffer_get_custom_meta (buffer, RUCLIP_META_NAME))
-    gst_buffer_remove_meta (buffer, (GstMeta *) old);
-  GstCustomMeta *meta = gst_buffer_add_custom_meta (buffer, RUCLIP_META_NAME);
-  fill_result (gst_custom_meta_get_structure (meta), r, fresh);
+  fill_result (ruclip_buffer_add_result (buffer), r, fresh);
 }
 
 // Feeds a result to the segment tracker the first time the stream sees it:
@@ -1370,35 +1338,4 @@ gst_ruclip_filter_class_init (GstRuClipFilterClass * klass)
   gst_type_mark_as_plugin_api (GST_TYPE_RUCLIP_REGION, (GstPluginAPIFlags) 0);
   gst_type_mark_as_plugin_api (GST_TYPE_RUCLIP_PRECISION, (GstPluginAPIFlags) 0);
   GST_DEBUG_CATEGORY_INIT (gst_ruclip_filter_debug, "ruclipfilter", 0, "ruCLIP zero-shot video labels");
-}
-
-// RuClipMeta describes the whole frame, so it stays valid through any copy,
-// scale or conversion: copy it for every transform (GstCustomMeta's default
-// only copies on plain buffer copies).
-static gboolean
-ruclip_meta_transform (GstBuffer * dest, GstCustomMeta * meta, GstBuffer * /*src */ , GQuark /*type */ ,
-    gpointer /*data */ , gpointer /*user_data */ )
-{
-  GstCustomMeta *copy = gst_buffer_add_custom_meta (dest, RUCLIP_META_NAME);
-  if (!copy)
-    return FALSE;
-  GstStructure *to = gst_custom_meta_get_structure (copy);
-  gst_structure_foreach (gst_custom_meta_get_structure (meta),
-      [](GQuark field, const GValue * value, gpointer user_data) -> gboolean {
-        gst_structure_id_set_value (static_cast<GstStructure *> (user_data), field, value);
-        return TRUE;
-      }, to);
-  return TRUE;
-}
-
-void
-gst_ruclip_meta_register (void)
-{
-  static gsize registered = 0;
-  if (g_once_init_enter (&registered)) {
-    // No tags: elements that drop video-geometry metas on conversion keep it.
-    static const gchar *tags[] = { NULL };
-    gst_meta_register_custom (RUCLIP_META_NAME, tags, ruclip_meta_transform, NULL, NULL);
-    g_once_init_leave (&registered, 1);
-  }
 }

@@ -12,9 +12,6 @@ G_DECLARE_FINAL_TYPE (GstRuClipFilter, gst_ruclip_filter, GST, RUCLIP_FILTER, Gs
 
 GST_ELEMENT_REGISTER_DECLARE (ruclipfilter);
 
-/* Registers the RuClipMeta custom meta (idempotent). */
-void gst_ruclip_meta_register (void);
-
 G_END_DECLS
 
 #endif /* GST_RUCLIP_FILTER_H */

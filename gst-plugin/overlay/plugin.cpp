@@ -1,0 +1,18 @@
+/* The "ruclipoverlay" plugin: the ruclipoverlay element alone, so that a pipeline using
+ * it loads only its own dependencies. */
+#include <gst/gst.h>
+
+#ifndef PACKAGE
+#define PACKAGE "ruclip-gst"
+#endif
+
+#include "gstruclipoverlay.h"
+
+static gboolean
+plugin_init (GstPlugin * plugin)
+{
+  return GST_ELEMENT_REGISTER (ruclipoverlay, plugin);
+}
+
+GST_PLUGIN_DEFINE (GST_VERSION_MAJOR, GST_VERSION_MINOR, ruclipoverlay, "Draws ruclipfilter's labels on the video (Pango/Cairo)", plugin_init, "0.1.0", "Apache 2.0",
+    "ruclip-gst", "https://github.com/ai-forever/ru-clip")
