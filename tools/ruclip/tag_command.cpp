@@ -61,22 +61,30 @@ std::string join(const std::vector<std::string>& items) {
   return out;
 }
 
-// The plugin is found on GST_PLUGIN_PATH / the system path, else in the
-// build tree this binary came from, else where `meson install` puts it.
+// True for the ruclip of a build folder, false for an installed copy.
+bool in_build_tree() {
+  std::error_code ec;
+  const fs::path exe = fs::canonical("/proc/self/exe", ec);
+  const fs::path root = fs::weakly_canonical(RUCLIP_BUILD_ROOT, ec);
+  return !exe.empty() && exe.string().rfind(root.string() + "/", 0) == 0;
+}
+
+// The plugin is found on GST_PLUGIN_PATH / GStreamer's own folders, else
+// where this ruclip's plugins are: the build folder's for the ruclip built
+// there, the installed ones for an installed ruclip.
 void find_plugin() {
   if (GstElementFactory* f = gst_element_factory_find("ruclipfilter")) {
     gst_object_unref(f);
     return;
   }
-  for (const char* dir : {RUCLIP_GST_PLUGIN_BUILD_DIR, RUCLIP_GST_PLUGIN_INSTALL_DIR}) {
-    gst_registry_scan_path(gst_registry_get(), dir);
-    if (GstElementFactory* f = gst_element_factory_find("ruclipfilter")) {
-      gst_object_unref(f);
-      return;
-    }
+  const char* dir = in_build_tree() ? RUCLIP_GST_PLUGIN_BUILD_DIR : RUCLIP_GST_PLUGIN_INSTALL_DIR;
+  gst_registry_scan_path(gst_registry_get(), dir);
+  if (GstElementFactory* f = gst_element_factory_find("ruclipfilter")) {
+    gst_object_unref(f);
+    return;
   }
-  throw ruclip::Error("the ruclipfilter GStreamer plugin was not found (set GST_PLUGIN_PATH to the folder of "
-                      "libgstruclip.so)");
+  throw ruclip::Error(std::string("the ruclipfilter GStreamer plugin was not found in ") + dir +
+                      " (set GST_PLUGIN_PATH to the folder of libgstruclip.so)");
 }
 
 TaggedFile tag_file(const std::string& file, const TagSettings& s) {

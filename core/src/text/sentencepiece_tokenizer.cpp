@@ -44,8 +44,19 @@ struct SentencePieceModule {
   void (*close)(void*) = nullptr;
 };
 
-// Opens the module once: $RUCLIP_SENTENCEPIECE_MODULE, else next to the build
-// tree's core library, else where `meson install` puts it.
+// True when this code runs from the build folder (a test, the build's ruclip
+// or plugin), false in an installed program or plugin.
+bool in_build_tree() {
+  Dl_info info{};
+  if (!dladdr(reinterpret_cast<void*>(&in_build_tree), &info) || !info.dli_fname) return false;
+  std::error_code ec;
+  const std::filesystem::path self = std::filesystem::weakly_canonical(info.dli_fname, ec);
+  const std::filesystem::path root = std::filesystem::weakly_canonical(RUCLIP_BUILD_ROOT, ec);
+  return self.string().rfind(root.string() + "/", 0) == 0;
+}
+
+// Opens the module once: $RUCLIP_SENTENCEPIECE_MODULE, else the build
+// folder's for code running from there, else where `meson install` put it.
 const SentencePieceModule& module() {
   static SentencePieceModule m;
   static std::string failure;
@@ -53,8 +64,7 @@ const SentencePieceModule& module() {
   std::call_once(once, [] {
     std::vector<std::string> candidates;
     if (const char* env = std::getenv("RUCLIP_SENTENCEPIECE_MODULE"); env && *env) candidates.push_back(env);
-    candidates.push_back(RUCLIP_SENTENCEPIECE_MODULE_BUILD);
-    candidates.push_back(RUCLIP_SENTENCEPIECE_MODULE_INSTALLED);
+    candidates.push_back(in_build_tree() ? RUCLIP_SENTENCEPIECE_MODULE_BUILD : RUCLIP_SENTENCEPIECE_MODULE_INSTALLED);
     void* handle = nullptr;
     for (const auto& path : candidates) {
       if (!std::filesystem::exists(path)) continue;
