@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "ruclip/image.h"
+#include "ruclip/tools/image_files.h"
 
 namespace element_test {
 

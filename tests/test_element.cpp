@@ -20,7 +20,7 @@
 #include "ruclipmeta.h"
 #include "ruclip/checkpoint.h"
 #include "ruclip/cpu.h"
-#include "ruclip/image.h"
+#include "ruclip/tools/image_files.h"
 #include "ruclip/tools/synthetic.h"
 #include "test_util.h"
 

@@ -14,7 +14,7 @@
 #include "ruclip/checkpoint.h"
 #include "ruclip/config.h"
 #include "ruclip/error.h"
-#include "ruclip/image.h"
+#include "ruclip/tools/image_files.h"
 #include "ruclip/cpu.h"
 #include "ruclip/model.h"
 #include "ruclip/zero_shot.h"

@@ -14,7 +14,7 @@
 #include "ruclip/config.h"
 #include "ruclip/cpu.h"
 #include "ruclip/error.h"
-#include "ruclip/image.h"
+#include "ruclip/tools/image_files.h"
 #include "ruclip/model.h"
 #include "ruclip/tokenizer.h"
 #include "ruclip/tools/train.h"

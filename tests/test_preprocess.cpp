@@ -17,7 +17,7 @@
 
 #include "ruclip/cpu.h"
 #include "ruclip/error.h"
-#include "ruclip/image.h"
+#include "ruclip/tools/image_files.h"
 #include "test_util.h"
 #include "image/preprocess_internal.h"  // the code paths
 

@@ -22,7 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ruclip/error.h"
-#include "ruclip/image.h"
+#include "ruclip/tools/image_files.h"
 #include "ruclip/tools/synthetic.h"
 #include "test_util.h"
 

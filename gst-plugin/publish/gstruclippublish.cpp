@@ -346,8 +346,8 @@ gst_ruclip_publish_transform_ip (GstBaseTransform * trans, GstBuffer * buffer)
   GstRuClipPublish *self = GST_RUCLIP_PUBLISH (trans);
   RuClipPublishState *st = self->state;
   const GstStructure *r = ruclip_buffer_get_result (buffer);
-  guint64 frame = 0;
-  if (!r || !gst_structure_get_uint64 (r, "frame", &frame))
+  const guint64 frame = r ? ruclip_result_frame (r) : G_MAXUINT64;
+  if (frame == G_MAXUINT64)
     return GST_FLOW_OK;
   // A result rides on every buffer until the next one: publish it once.
   if (st->have_frame && frame == st->last_frame)

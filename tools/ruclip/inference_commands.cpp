@@ -10,7 +10,7 @@
 #include "similarity_picture.h"
 #include "ruclip/config.h"
 #include "ruclip/error.h"
-#include "ruclip/image.h"
+#include "ruclip/tools/image_files.h"
 #include "ruclip/tokenizer.h"
 #include "ruclip/zero_shot.h"
 

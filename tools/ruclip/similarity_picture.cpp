@@ -14,7 +14,7 @@
 #include <memory>
 
 #include "ruclip/error.h"
-#include "ruclip/image.h"
+#include "ruclip/tools/image_files.h"
 
 namespace ruclip_cli {
 namespace {

@@ -1,4 +1,4 @@
-// Image side of the processor: raw video frames and image files in, the
+// Image side of the processor: raw video frames in, the
 // model's normalized pixel values out, equal to upstream's
 // convert('RGB') -> center square crop -> Pillow bilinear resize -> ToTensor -> Normalize
 // (ruCLIP v2), or to ruCLIP v1's convert('RGB') -> Pillow bicubic resize of the
@@ -56,17 +56,5 @@ FrameView crop(const FrameView& frame, int x, int y, int w, int h);
 // Writes 3 x resolution x resolution floats (C, H, W) to `out`.
 // Throws ruclip::Error for an empty frame or missing planes.
 void preprocess(const FrameView& frame, const Normalization& norm, float* out);
-
-// An 8-bit image decoded from a file, tightly packed.
-struct Image {
-  PixelFormat format = PixelFormat::RGB;  // RGB, RGBA or GRAY8
-  int width = 0;
-  int height = 0;
-  std::vector<uint8_t> pixels;
-  FrameView view() const;
-};
-
-// Decodes PNG, JPEG, ... (OpenCV). Throws ruclip::Error naming the file.
-Image load_image(const std::string& path);
 
 }  // namespace ruclip

@@ -6,7 +6,8 @@
 
 #include "nn/clip_weights.h"
 #include "nn/linear.h"
-#include "ruclip/model.h"
+#include "ruclip/config.h"
+#include "ruclip/options.h"
 
 namespace ruclip::detail {
 

@@ -14,7 +14,7 @@
 
 #include "ruclip/tools/dataset.h"
 #include "ruclip/error.h"
-#include "ruclip/image.h"
+#include "ruclip/tools/image_files.h"
 #include "ruclip/zero_shot.h"
 
 namespace ruclip {

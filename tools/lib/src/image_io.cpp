@@ -13,7 +13,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "ruclip/error.h"
-#include "ruclip/image.h"
+#include "ruclip/tools/image_files.h"
 
 namespace ruclip {
 namespace {

@@ -16,6 +16,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "ruclip/error.h"
+#include "ruclip/tools/image_files.h"
 
 namespace ruclip::synth {
 namespace {

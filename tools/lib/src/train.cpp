@@ -16,7 +16,7 @@
 #include "ruclip/config.h"
 #include "ruclip/tools/dataset.h"
 #include "ruclip/error.h"
-#include "ruclip/image.h"
+#include "ruclip/tools/image_files.h"
 #include "ruclip/tokenizer.h"
 
 namespace ruclip {

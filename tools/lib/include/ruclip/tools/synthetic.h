@@ -17,7 +17,7 @@
 #include <utility>
 #include <vector>
 
-#include "ruclip/image.h"
+#include "ruclip/tools/image_files.h"
 
 namespace ruclip::synth {
 
