@@ -1,5 +1,15 @@
 // The ruCLIP model: both towers on LibTorch behind a LibTorch-free interface.
-// load -> tokenize -> preprocess -> encode -> score.
+// load -> tokenize -> preprocess -> encode -> score. A whole program:
+// examples/classify_frame.cpp.
+//
+//   auto model = ruclip::Model::load("models/ruclip-shapes-ru");        // a model folder
+//   auto labels = ruclip::build_label_set(*model, {"красный фон", "синий фон"});  // zero_shot.h
+//   ruclip::Embeddings e = model->encode_frames({frame});               // a FrameView (image.h)
+//   for (const auto& s : ruclip::score_image(*labels, e.row(0), e.dim, model->logit_scale()))
+//     std::printf("%s %.3f\n", s.label.c_str(), s.probability);
+//
+// Threads: a loaded Model may be used from any number of threads at once;
+// only load and destruction must not overlap other calls on it.
 #pragma once
 #include <memory>
 #include <string>
