@@ -99,7 +99,7 @@ inline json rows(const ruclip::Embeddings& e) {
 inline ruclip::ModelOptions model_options(const Args& args) {
   ruclip::ModelOptions options;
   try {
-    options.device = ruclip::Device::parse(args.one("device", "cpu"));
+    options.device = ruclip::Device::parse(args.one("device", "auto"));
     options.precision = ruclip::parse_precision(args.one("precision", "fp32"));
   } catch (const ruclip::Error& e) {
     throw UsageError(std::string("option --") + e.what());

@@ -265,7 +265,7 @@ int tag(const Args& args) {
   } catch (const ruclip::Error& e) {
     throw UsageError(e.what());
   }
-  s.device = args.one("device", "cpu");
+  s.device = args.one("device", "auto");
   s.precision = args.one("precision", "fp32");
   s.threads = args.integer("threads", 0);
   const std::string format = args.one("format", "json");

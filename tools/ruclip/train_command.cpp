@@ -34,7 +34,7 @@ int train(const Args& args) {
   o.group = args.integer("group", o.group);
   o.seed = static_cast<uint64_t>(args.integer("seed", static_cast<int>(o.seed)));
   o.threads = args.integer("threads", 0);
-  o.device = args.one("device", "cpu");
+  o.device = args.one("device", "auto");
   const int every = args.integer("log-every", 20);
 
   const auto result = ruclip::train(o, [&](const ruclip::TrainProgress& p) {
