@@ -59,6 +59,7 @@
 #include "ruclip/shared_model.h"
 #include "ruclip/zero_shot.h"
 #include "ruclipmeta.h"
+#include "video_frame.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_ruclip_filter_debug);
 #define GST_CAT_DEFAULT gst_ruclip_filter_debug
@@ -292,34 +293,6 @@ std::vector<std::string> collect_labels (const Settings & s)
   return labels;
 }
 
-bool to_frame_view (const GstVideoFrame * frame, ruclip::FrameView * view)
-{
-  using ruclip::PixelFormat;
-  switch (GST_VIDEO_FRAME_FORMAT (frame)) {
-    case GST_VIDEO_FORMAT_RGB: view->format = PixelFormat::RGB; break;
-    case GST_VIDEO_FORMAT_BGR: view->format = PixelFormat::BGR; break;
-    case GST_VIDEO_FORMAT_RGBA: view->format = PixelFormat::RGBA; break;
-    case GST_VIDEO_FORMAT_BGRA: view->format = PixelFormat::BGRA; break;
-    case GST_VIDEO_FORMAT_RGBx: view->format = PixelFormat::RGBx; break;
-    case GST_VIDEO_FORMAT_BGRx: view->format = PixelFormat::BGRx; break;
-    case GST_VIDEO_FORMAT_xRGB: view->format = PixelFormat::xRGB; break;
-    case GST_VIDEO_FORMAT_xBGR: view->format = PixelFormat::xBGR; break;
-    case GST_VIDEO_FORMAT_GRAY8: view->format = PixelFormat::GRAY8; break;
-    case GST_VIDEO_FORMAT_I420: view->format = PixelFormat::I420; break;
-    case GST_VIDEO_FORMAT_NV12: view->format = PixelFormat::NV12; break;
-    default: return false;
-  }
-  view->width = GST_VIDEO_FRAME_WIDTH (frame);
-  view->height = GST_VIDEO_FRAME_HEIGHT (frame);
-  for (guint i = 0; i < GST_VIDEO_FRAME_N_PLANES (frame) && i < 3; ++i) {
-    view->planes[i] = static_cast<const uint8_t *> (GST_VIDEO_FRAME_PLANE_DATA (frame, i));
-    view->strides[i] = GST_VIDEO_FRAME_PLANE_STRIDE (frame, i);
-  }
-  const GstVideoColorimetry & c = frame->info.colorimetry;
-  view->matrix = c.matrix == GST_VIDEO_COLOR_MATRIX_BT709 ? ruclip::YuvMatrix::BT709 : ruclip::YuvMatrix::BT601;
-  view->full_range = c.range == GST_VIDEO_COLOR_RANGE_0_255;
-  return true;
-}
 
 // labels, scores, cosines of `scores`.
 void set_scores (GstStructure * s, const std::vector<ruclip::LabelScore> & scores)
@@ -407,8 +380,7 @@ struct RuClipFilterState {
   std::atomic<GstFlowReturn> worker_result{GST_FLOW_OK};
 
   // Streaming-thread state.
-  guint64 frames_seen = 0;
-  GstClockTime last_analyzed_pts = GST_CLOCK_TIME_NONE;
+  ruclip_gst::IntervalSampler sampler;  // interval, interval-time; frame indices
   Settings active;  // the settings the stream started with (model, mode, ...)
   // sync mode on a GPU: the model uploads a sampled frame once and
   // preprocesses it there; otherwise the CPU does it on the streaming thread
@@ -683,8 +655,7 @@ gst_ruclip_filter_start (GstBaseTransform * trans)
   st->object_classes = std::set<std::string> (types.begin (), types.end ());
   st->active = s;
   st->frames_to_gpu = s.mode == RUCLIP_MODE_SYNC && shared->model ().device () != "cpu";
-  st->frames_seen = 0;
-  st->last_analyzed_pts = GST_CLOCK_TIME_NONE;
+  st->sampler.reset ();
   st->frames_analyzed = 0;
   st->requests_dropped = 0;
   st->worker_result = GST_FLOW_OK;
@@ -714,18 +685,6 @@ gst_ruclip_filter_stop (GstBaseTransform * trans)
   return TRUE;
 }
 
-// interval: every Nth frame; interval-time: at most once per that much PTS.
-static bool
-should_analyze (RuClipFilterState * st, guint64 index, GstClockTime pts, const Knobs & k)
-{
-  if (k.interval > 1 && index % k.interval != 0)
-    return false;
-  if (k.interval_time > 0 && GST_CLOCK_TIME_IS_VALID (pts) && GST_CLOCK_TIME_IS_VALID (st->last_analyzed_pts) &&
-      pts >= st->last_analyzed_pts && pts - st->last_analyzed_pts < k.interval_time)
-    return false;
-  return true;
-}
-
 static bool
 wanted_region_type (const RuClipFilterState * st, const char *type)
 {
@@ -737,7 +696,8 @@ wanted_region_type (const RuClipFilterState * st, const char *type)
 // picture of its own, and all go to the model together; each region's meta
 // gets a "ruclip" param, and the buffer a RuClipMeta listing them.
 static GstFlowReturn
-analyze_regions (GstRuClipFilter * self, GstBuffer * buffer, GstVideoFrame * frame, const ruclip::FrameView & view,
+analyze_regions (GstRuClipFilter * self, GstBuffer * buffer, ruclip_gst::MappedFrame * frame,
+    const ruclip::FrameView & view,
     const ruclip::FrameRequest & tags, const Knobs & k)
 {
   RuClipFilterState *st = self->state;
@@ -767,7 +727,6 @@ analyze_regions (GstRuClipFilter * self, GstBuffer * buffer, GstVideoFrame * fra
     try {
       ruclip::preprocess (crop, norm, req.pixels.data ());
     } catch (const std::exception & e) {
-      gst_video_frame_unmap (frame);
       GST_ELEMENT_ERROR (self, STREAM, FORMAT, ("Cannot read a region of the frame"), ("region %d: %s", roi->id,
               e.what ()));
       return GST_FLOW_ERROR;
@@ -778,7 +737,7 @@ analyze_regions (GstRuClipFilter * self, GstBuffer * buffer, GstVideoFrame * fra
   if (!requests.empty ())
     st->preprocessing.add (preprocess_start);
   // The pixels are copied out: unmapped, the buffer is writable again for the metas.
-  gst_video_frame_unmap (frame);
+  frame->unmap ();
   std::vector<ruclip::FrameAnalysis> analyses;
   std::string error;
   switch (st->stream->submit_all (std::move (requests), &analyses, &error)) {
@@ -837,11 +796,11 @@ gst_ruclip_filter_transform_ip (GstBaseTransform * trans, GstBuffer * buffer)
   const Knobs k = st->knobs.load ();
   const Settings & s = st->active;  // only changes between streams (start())
   ruclip::InferenceScheduler::Stream & stream = *st->stream;  // set from start() to stop()
-  const guint64 index = st->frames_seen++;
   const GstClockTime pts = GST_BUFFER_PTS (buffer);
   if (GST_CLOCK_TIME_IS_VALID (pts))
     st->stream_end = pts + (GST_BUFFER_DURATION_IS_VALID (buffer) ? GST_BUFFER_DURATION (buffer) : 0);
-  const bool analyze = should_analyze (st, index, pts, k);
+  guint64 index = 0;
+  const bool analyze = st->sampler.take (pts, k.interval, k.interval_time, &index);
   // The result this buffer carries, taken before its own request is queued:
   // in async mode a frame's own result must not land on it.
   std::shared_ptr<const Result> latest;
@@ -851,21 +810,20 @@ gst_ruclip_filter_transform_ip (GstBaseTransform * trans, GstBuffer * buffer)
   }
 
   if (analyze) {
-    st->last_analyzed_pts = pts;
     ruclip::FrameRequest req;
     req.frame = index;
     req.pts = pts;
     req.running_time = gst_segment_to_running_time (&trans->segment, GST_FORMAT_TIME, pts);
     const ruclip::Normalization norm = st->shared->model ().normalization ();
 
-    GstVideoFrame frame;
-    if (!gst_video_frame_map (&frame, &filter->in_info, buffer, GST_MAP_READ)) {
+    ruclip_gst::MappedFrame frame (&filter->in_info, buffer);  // unmapped on every way out
+    if (!frame.mapped ()) {
       GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Could not map the video frame for reading"), (NULL));
       return GST_FLOW_ERROR;
     }
     ruclip::FrameView view;
     try {
-      if (!to_frame_view (&frame, &view))
+      if (!frame.view (&view))
         throw ruclip::Error ("unsupported format");
       if (s.inference_region == RUCLIP_REGION_ROI_LIST) {
         const GstFlowReturn ret = analyze_regions (self, buffer, &frame, view, req, k);  // unmaps the frame
@@ -881,7 +839,6 @@ gst_ruclip_filter_transform_ip (GstBaseTransform * trans, GstBuffer * buffer)
         st->preprocessing.add (preprocess_start);
       }
     } catch (const std::exception & e) {
-      gst_video_frame_unmap (&frame);
       GST_ELEMENT_ERROR (self, STREAM, FORMAT, ("Cannot read the frame"), ("%s", e.what ()));
       return GST_FLOW_ERROR;
     }
@@ -890,7 +847,7 @@ gst_ruclip_filter_transform_ip (GstBaseTransform * trans, GstBuffer * buffer)
       ruclip::FrameAnalysis a;
       std::string error;
       const auto submitted = stream.submit (std::move (req), &a, &error);
-      gst_video_frame_unmap (&frame);
+      frame.unmap ();
       switch (submitted) {
         case ruclip::InferenceScheduler::Stream::Submitted::kFlushing:
           GST_DEBUG_OBJECT (self, "flushing: frame %" G_GUINT64_FORMAT " not analyzed", index);
@@ -917,7 +874,7 @@ gst_ruclip_filter_transform_ip (GstBaseTransform * trans, GstBuffer * buffer)
       return GST_FLOW_OK;
     }
 
-    gst_video_frame_unmap (&frame);
+    frame.unmap ();
     guint64 dropped = 0;
     if (stream.submit (std::move (req), nullptr, nullptr, &dropped) ==
         ruclip::InferenceScheduler::Stream::Submitted::kFlushing)
@@ -980,7 +937,7 @@ gst_ruclip_filter_sink_event (GstBaseTransform * trans, GstEvent * event)
       if (st->tracker)
         st->tracker->reset ();
       st->last_tracked_frame = G_MAXUINT64;
-      st->last_analyzed_pts = GST_CLOCK_TIME_NONE;
+      st->sampler.forget_last ();
       st->worker_result = GST_FLOW_OK;
       break;
     default:

@@ -41,6 +41,7 @@
 #include "vector_cache.h"
 #include "video_files.h"
 #include "video_index.h"
+#include "video_frame.h"
 #ifdef RUCLIP_HAVE_FAISS
 #include "approximate_index.h"
 #endif
@@ -114,20 +115,16 @@ void record_model(VideoIndex& db, ruclip::Model& model, const std::string& model
 
 // ---- index -------------------------------------------------------------------
 
-// Drops the frames ruclipfilter's interval-time would not analyze.
+// Drops the frames ruclipfilter's interval-time would not analyze (the same rule).
 struct Sampler {
-  GstClockTime every = GST_SECOND;
-  GstClockTime last = GST_CLOCK_TIME_NONE;
+  ruclip_gst::IntervalSampler rule;
+  guint64 every = GST_SECOND;
 };
 
 GstPadProbeReturn sample_probe(GstPad*, GstPadProbeInfo* info, gpointer data) {
   auto* s = static_cast<Sampler*>(data);
-  GstBuffer* buffer = GST_PAD_PROBE_INFO_BUFFER(info);
-  const GstClockTime pts = GST_BUFFER_PTS(buffer);
-  if (GST_CLOCK_TIME_IS_VALID(pts) && GST_CLOCK_TIME_IS_VALID(s->last) && pts >= s->last && pts - s->last < s->every)
-    return GST_PAD_PROBE_DROP;
-  s->last = pts;
-  return GST_PAD_PROBE_OK;
+  return s->rule.take(GST_BUFFER_PTS(GST_PAD_PROBE_INFO_BUFFER(info)), 1, s->every) ? GST_PAD_PROBE_OK
+                                                                                     : GST_PAD_PROBE_DROP;
 }
 
 std::vector<uint8_t> jpeg_thumbnail(const uint8_t* rgb, int width, int height, int stride) {
@@ -161,7 +158,7 @@ std::vector<IndexedSample> sample_video(const std::string& file, ruclip::Model& 
   gst_caps_unref(rgb);
   if (!gst_element_link(convert, sink)) throw ruclip::Error("cannot link videoconvert ! appsink");
   Sampler sampler;
-  sampler.every = static_cast<GstClockTime>(std::llround(s.every * 1e9));
+  sampler.every = static_cast<guint64>(std::llround(s.every * 1e9));
   GstPad* pad = gst_element_get_static_pad(convert, "sink");
   gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, sample_probe, &sampler, nullptr);
   gst_object_unref(pad);
@@ -174,22 +171,16 @@ std::vector<IndexedSample> sample_video(const std::string& file, ruclip::Model& 
   std::vector<GstSample*> batch;
   auto flush = [&]() {
     if (batch.empty()) return;
-    std::vector<GstVideoFrame> frames(batch.size());
+    std::vector<std::unique_ptr<ruclip_gst::MappedFrame>> frames;  // unmapped when the batch is done
     std::vector<ruclip::FrameView> views;
-    size_t mapped = 0;
     try {
       for (GstSample* sample : batch) {
         GstVideoInfo info;
-        if (!gst_video_info_from_caps(&info, gst_sample_get_caps(sample)) ||
-            !gst_video_frame_map(&frames[mapped], &info, gst_sample_get_buffer(sample), GST_MAP_READ))
-          throw ruclip::Error("cannot map a decoded frame");
-        ++mapped;
+        if (!gst_video_info_from_caps(&info, gst_sample_get_caps(sample)))
+          throw ruclip::Error("cannot read a decoded frame's caps");
+        frames.push_back(std::make_unique<ruclip_gst::MappedFrame>(&info, gst_sample_get_buffer(sample)));
         ruclip::FrameView v;
-        v.format = ruclip::PixelFormat::RGB;
-        v.width = GST_VIDEO_FRAME_WIDTH(&frames[mapped - 1]);
-        v.height = GST_VIDEO_FRAME_HEIGHT(&frames[mapped - 1]);
-        v.planes[0] = static_cast<const uint8_t*>(GST_VIDEO_FRAME_PLANE_DATA(&frames[mapped - 1], 0));
-        v.strides[0] = GST_VIDEO_FRAME_PLANE_STRIDE(&frames[mapped - 1], 0);
+        if (!frames.back()->view(&v)) throw ruclip::Error("cannot map a decoded frame");
         views.push_back(v);
       }
       ruclip::Embeddings e = model.encode_frames(views);
@@ -207,12 +198,12 @@ std::vector<IndexedSample> sample_video(const std::string& file, ruclip::Model& 
         out.push_back(std::move(sample));
       }
     } catch (...) {
-      for (size_t i = 0; i < mapped; ++i) gst_video_frame_unmap(&frames[i]);
+      frames.clear();
       for (GstSample* sample : batch) gst_sample_unref(sample);
       batch.clear();
       throw;
     }
-    for (size_t i = 0; i < mapped; ++i) gst_video_frame_unmap(&frames[i]);
+    frames.clear();
     for (GstSample* sample : batch) gst_sample_unref(sample);
     batch.clear();
   };
