@@ -9,7 +9,8 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "nn/clip_weights.h"  // the towers themselves: full context, forced bf16
+#include "nn/clip_weights.h"
+#include "nn/state_dict.h"  // the towers themselves: full context, forced bf16
 #include "ruclip/checkpoint.h"
 #include "ruclip/config.h"
 #include "ruclip/cpu.h"

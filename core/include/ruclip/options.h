@@ -60,4 +60,14 @@ struct KernelReport {
   std::string summary() const;        // one line for a log
 };
 
+// CPU threads are process-wide: every model of the process computes on
+// LibTorch's OpenMP pool (and, with the libtorch-blas kernel, OpenBLAS's).
+// The first model loaded sets them from its ModelOptions::num_threads; while
+// it or any later model is alive, a model asking for another count runs with
+// the current one and says so in kernels().warnings (no model changes the
+// threads under another). An application may set them on purpose for every
+// model, now and later (0: all online CPUs); throws ruclip::Error below 0.
+void set_process_cpu_threads(int threads);
+int process_cpu_threads();  // what models run with now (or the next model would get)
+
 }  // namespace ruclip

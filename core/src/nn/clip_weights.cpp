@@ -6,15 +6,9 @@
 // head after each.
 #include "nn/clip_weights.h"
 
-#include <dlfcn.h>
 #include <malloc.h>
-#include <unistd.h>
 
-#include <chrono>
 #include <cmath>
-#include <mutex>
-#include <optional>
-#include <sstream>
 
 #include "nn/attention.h"
 #include "ruclip/error.h"
@@ -35,38 +29,6 @@ Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b) {
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, const Linear& layer, Epilogue epilogue = Epilogue::kNone,
               const Tensor& residual = {}) {
   return layer.defined() ? layer.forward(x, epilogue, residual) : libtorch_linear(x, w, b, epilogue, residual);
-}
-
-// One pre-LN residual block: x + attn(ln_1(x)), then + mlp(ln_2(.)), with
-// upstream's QuickGELU (v2) or GPT-2's gelu_new (v1) as `activation`. `mask`:
-// additive, [L, L] (causal) or [N, 1, L, L], or undefined. The heads are
-// contiguous slices of in_proj's q, k and v (nn.MultiheadAttention's layout,
-// and GPT-2's c_attn split).
-// `pooled` [N] (undefined: every row): the last block of a tower, whose output
-// is read at one position per sequence (image: the class token; text: the
-// eos), computes that row only. Attention still reads every position's keys
-// and values and the rest of the block is row by row, so the row is the full
-// computation's; it saves 3/4 of the block's arithmetic.
-Tensor residual_block(const Tensor& x, const Block& b, int64_t heads, const Tensor& mask, Epilogue activation,
-                      const Tensor& pooled = {}) {
-  const int64_t n = x.size(0), l = x.size(1), d = x.size(2), head_dim = d / heads;
-  const Tensor qkv =
-      linear(layer_norm(x, b.ln_1_w, b.ln_1_b), b.in_proj_w, b.in_proj_b, b.in_proj).view({n, l, 3, heads, head_dim});
-  Tensor q = qkv.select(2, 0).permute({0, 2, 1, 3});  // [N, H, L, Dh]: views into qkv
-  const Tensor k = qkv.select(2, 1).permute({0, 2, 1, 3});
-  const Tensor v = qkv.select(2, 2).permute({0, 2, 1, 3});
-  Tensor rows = x, rows_mask = mask;
-  if (pooled.defined()) {
-    const Tensor batch = torch::arange(n, pooled.options());
-    q = qkv.index({batch, pooled, 0}).unsqueeze(2);  // [N, H, 1, Dh]
-    rows = x.index({batch, pooled}).unsqueeze(1);    // [N, 1, D]
-    if (mask.defined())
-      rows_mask = (mask.dim() == 2 ? mask.index({pooled}) : mask.index({batch, 0, pooled})).view({n, 1, 1, l});
-  }
-  const Tensor attended = attention(q, k, v, rows_mask, 1.0 / std::sqrt(static_cast<double>(head_dim)));
-  const Tensor y = linear(attended, b.out_proj_w, b.out_proj_b, b.out_proj, Epilogue::kAddResidual, rows);
-  const Tensor h = linear(layer_norm(y, b.ln_2_w, b.ln_2_b), b.c_fc_w, b.c_fc_b, b.c_fc, activation);
-  return linear(h, b.c_proj_w, b.c_proj_b, b.c_proj, Epilogue::kAddResidual, y);
 }
 
 // The blocks of a tower, the last one for the `pooled` rows only (see
@@ -100,12 +62,6 @@ void block_parameters(std::vector<NamedParameter>& out, std::vector<Block>& bloc
 
 // --- ruCLIP v1 -------------------------------------------------------------
 
-// transformers 3.x GPT-2 replaces the scores above the diagonal by
-// masked_bias (-10000) and adds (1 - mask) * -10000 on padded keys. The
-// causal mask here adds -inf instead: after the softmax both give exactly 0
-// (exp underflows below -104 in float32; the diagonal is never masked, so a
-// row's maximum is a real score), and it is the same attention as v2's.
-constexpr double kGpt2MaskValue = -10000.0;
 
 // Projection, then divided by its L2 norm (upstream's VisualEncoder and
 // TextEncoder), in float32.
@@ -180,13 +136,6 @@ std::vector<NamedParameter> v1_parameters(ClipWeights& w) {
   return out;
 }
 
-std::string shape_str(c10::IntArrayRef shape) {
-  std::ostringstream out;
-  out << '[';
-  for (size_t i = 0; i < shape.size(); ++i) out << (i ? "," : "") << shape[i];
-  out << ']';
-  return out.str();
-}
 
 // OpenAI's VisualTransformer, its state-dict names under `prefix` ("visual."
 // in v2, "visual_encoder.model." in v1).
@@ -205,6 +154,38 @@ void visual_parameters(std::vector<NamedParameter>& out, ClipWeights& w, const s
 }
 
 }  // namespace
+
+// One pre-LN residual block: x + attn(ln_1(x)), then + mlp(ln_2(.)), with
+// upstream's QuickGELU (v2) or GPT-2's gelu_new (v1) as `activation`. `mask`:
+// additive, [L, L] (causal) or [N, 1, L, L], or undefined. The heads are
+// contiguous slices of in_proj's q, k and v (nn.MultiheadAttention's layout,
+// and GPT-2's c_attn split).
+// `pooled` [N] (undefined: every row): the last block of a tower, whose output
+// is read at one position per sequence (image: the class token; text: the
+// eos), computes that row only. Attention still reads every position's keys
+// and values and the rest of the block is row by row, so the row is the full
+// computation's; it saves 3/4 of the block's arithmetic.
+Tensor residual_block(const Tensor& x, const Block& b, int64_t heads, const Tensor& mask, Epilogue activation,
+                      const Tensor& pooled) {
+  const int64_t n = x.size(0), l = x.size(1), d = x.size(2), head_dim = d / heads;
+  const Tensor qkv =
+      linear(layer_norm(x, b.ln_1_w, b.ln_1_b), b.in_proj_w, b.in_proj_b, b.in_proj).view({n, l, 3, heads, head_dim});
+  Tensor q = qkv.select(2, 0).permute({0, 2, 1, 3});  // [N, H, L, Dh]: views into qkv
+  const Tensor k = qkv.select(2, 1).permute({0, 2, 1, 3});
+  const Tensor v = qkv.select(2, 2).permute({0, 2, 1, 3});
+  Tensor rows = x, rows_mask = mask;
+  if (pooled.defined()) {
+    const Tensor batch = torch::arange(n, pooled.options());
+    q = qkv.index({batch, pooled, 0}).unsqueeze(2);  // [N, H, 1, Dh]
+    rows = x.index({batch, pooled}).unsqueeze(1);    // [N, 1, D]
+    if (mask.defined())
+      rows_mask = (mask.dim() == 2 ? mask.index({pooled}) : mask.index({batch, 0, pooled})).view({n, 1, 1, l});
+  }
+  const Tensor attended = attention(q, k, v, rows_mask, 1.0 / std::sqrt(static_cast<double>(head_dim)));
+  const Tensor y = linear(attended, b.out_proj_w, b.out_proj_b, b.out_proj, Epilogue::kAddResidual, rows);
+  const Tensor h = linear(layer_norm(y, b.ln_2_w, b.ln_2_b), b.c_fc_w, b.c_fc_b, b.c_fc, activation);
+  return linear(h, b.c_proj_w, b.c_proj_b, b.c_proj, Epilogue::kAddResidual, y);
+}
 
 ClipWeights::ClipWeights(const ModelConfig& c, bool allocate)
     : config(c), visual_blocks(c.vision_layers), text_blocks(c.transformer_layers) {
@@ -280,39 +261,6 @@ void ClipWeights::to(const torch::Device& device, torch::ScalarType dtype) {
   causal_mask = causal_mask.to(device, dtype);
 }
 
-std::vector<double> measure_block_gflops(const ModelConfig& config, LinearKernel kernel,
-                                         const std::vector<BlockLoad>& loads) {
-  c10::InferenceMode guard;
-  const int64_t d = config.vision_width, grid = config.image_resolution / config.vision_patch_size;
-  const int64_t tokens = grid * grid + 1;
-  // Constant weights: a product's time doesn't depend on the values (none are
-  // subnormal), and filling them costs nothing next to drawing random ones.
-  Block b;
-  b.ln_1_w = b.ln_2_w = torch::ones({d});
-  b.ln_1_b = b.ln_2_b = torch::zeros({d});
-  b.in_proj = Linear(torch::full({3 * d, d}, 0.02), torch::zeros({3 * d}), kernel);
-  b.out_proj = Linear(torch::full({d, d}, 0.02), torch::zeros({d}), kernel);
-  b.c_fc = Linear(torch::full({4 * d, d}, 0.02), torch::zeros({4 * d}), kernel);
-  b.c_proj = Linear(torch::full({d, 4 * d}, 0.02), torch::zeros({d}), kernel);
-  std::vector<double> rates;
-  for (const BlockLoad& load : loads) {
-    const Tensor x = torch::linspace(-1, 1, load.images * tokens * d)
-                         .view({load.images, tokens, d})
-                         .to(kernel == LinearKernel::kOneDnnBf16 ? torch::kBFloat16 : torch::kFloat32);
-    residual_block(x, b, config.vision_heads, {}, Epilogue::kQuickGelu);  // first call: kernel generation, caches
-    double best = 0;
-    for (int i = 0; i < load.calls; ++i) {
-      const auto start = std::chrono::steady_clock::now();
-      residual_block(x, b, config.vision_heads, {}, Epilogue::kQuickGelu);
-      best = std::max(best, 1.0 / std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-    }
-    // The block's arithmetic: its four products and the two attention products.
-    const double flop = 2.0 * load.images * tokens * (12.0 * d * d + 2.0 * tokens * d);
-    rates.push_back(flop * best / 1e9);
-  }
-  return rates;
-}
-
 void ClipWeights::prepare_inference(LinearKernel kernel) {
   const bool packs = kernel != LinearKernel::kLibTorch;
   // The patch embedding stays in float32 under int8 (its accuracy figures
@@ -346,231 +294,6 @@ void ClipWeights::prepare_inference(LinearKernel kernel) {
         *layer = Linear(*w, Tensor(), kernel);  // no bias
         if (packs) *w = Tensor();
       }
-}
-
-namespace {
-int online_cpus() {
-  const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  return cpus > 0 ? static_cast<int>(cpus) : 1;
-}
-}  // namespace
-
-void set_cpu_threads(int threads, ThreadPlan plan) {
-  if (threads <= 0) threads = online_cpus();
-  // Looked up at run time: LibTorch may sit on another BLAS (MKL), or on the
-  // reference BLAS when libopenblas0-pthread is missing.
-  using SetThreads = void (*)(int);
-  auto set_blas_threads = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
-  if (plan == ThreadPlan::kBlas && set_blas_threads) {
-    set_blas_threads(threads);
-    at::set_num_threads(1);
-  } else {
-    if (set_blas_threads) set_blas_threads(1);
-    at::set_num_threads(threads);
-  }
-}
-
-namespace {
-
-// The setting every model of the process runs with.
-struct ThreadClaim {
-  int requested = 0;  // as asked (0: all CPUs)
-  int threads = 0;    // what that resolved to
-  ThreadPlan plan = ThreadPlan::kOpenMp;
-  bool mixed = false;  // models on both kinds of kernel: both pools get the threads
-};
-
-std::mutex claim_mutex;
-std::optional<ThreadClaim> claim;  // while models hold it
-int claim_holders = 0;
-int application_threads = -1;      // set_process_cpu_threads (-1: never called / cleared)
-
-void apply(const ThreadClaim& c) {
-  if (!c.mixed) {
-    set_cpu_threads(c.threads, c.plan);
-    return;
-  }
-  // Products on both OpenBLAS and oneDNN in one process: each pool gets the
-  // threads (they take turns, op by op) rather than one kernel running on one.
-  using SetThreads = void (*)(int);
-  if (auto set_blas_threads = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
-    set_blas_threads(c.threads);
-  at::set_num_threads(c.threads);
-}
-
-int resolve(int requested) { return requested > 0 ? requested : online_cpus(); }
-
-// Why a model asking for `requested` threads runs with the claimed ones ("": it doesn't). Under claim_mutex.
-std::string not_applied(int requested) {
-  if (!claim || requested <= 0 || requested == claim->threads) return "";
-  return "num-threads=" + std::to_string(requested) + " not applied: CPU threads are process-wide and the models "
-         "already loaded in this process run with " + std::to_string(claim->threads) +
-         (claim->requested ? "" : " (all CPUs)") + "; this one runs with those too";
-}
-
-}  // namespace
-
-std::string claim_cpu_threads(int requested, ThreadPlan plan) {
-  std::lock_guard<std::mutex> guard(claim_mutex);
-  ++claim_holders;
-  if (!claim) {
-    const int wanted = application_threads >= 0 ? application_threads : requested;
-    claim = ThreadClaim{wanted, resolve(wanted), plan, false};
-    apply(*claim);
-    if (application_threads >= 0 && requested > 0 && requested != claim->threads)
-      return "num-threads=" + std::to_string(requested) + " not applied: the application set the process's CPU "
-             "threads to " + std::to_string(claim->threads);
-    return "";
-  }
-  const std::string warning = not_applied(requested);
-  if (plan != claim->plan && !claim->mixed) {
-    claim->mixed = true;
-    apply(*claim);
-  }
-  return warning;
-}
-
-std::string cpu_threads_not_applied(int requested) {
-  std::lock_guard<std::mutex> guard(claim_mutex);
-  return not_applied(requested);
-}
-
-void release_cpu_threads() {
-  std::lock_guard<std::mutex> guard(claim_mutex);
-  if (claim_holders > 0 && --claim_holders == 0) claim.reset();
-}
-
-int threads_for_claim(int requested) {
-  std::lock_guard<std::mutex> guard(claim_mutex);
-  if (claim) return claim->threads;
-  return resolve(application_threads >= 0 ? application_threads : requested);
-}
-
-void restore_claimed_cpu_threads() {
-  std::lock_guard<std::mutex> guard(claim_mutex);
-  if (claim) apply(*claim);
-}
-
-}  // namespace ruclip::detail
-
-namespace ruclip {
-
-void set_process_cpu_threads(int threads) {
-  if (threads < 0) throw Error("CPU threads must be 0 (all CPUs) or positive");
-  std::lock_guard<std::mutex> guard(detail::claim_mutex);
-  detail::application_threads = threads;
-  if (detail::claim) {
-    detail::claim->requested = threads;
-    detail::claim->threads = detail::resolve(threads);
-    detail::apply(*detail::claim);
-  }
-}
-
-int process_cpu_threads() { return detail::threads_for_claim(0); }
-
-}  // namespace ruclip
-
-namespace ruclip::detail {
-
-namespace {
-
-// Why transformers' GPT-2 block buffer `name` is not what the v1 text tower
-// computes with ("" when it is): h.N.attn.bias, the causal mask (uint8 lower-
-// triangular ones, [1, 1, n_ctx, n_ctx]), and h.N.attn.masked_bias (-10000).
-std::string gpt2_buffer_problem(const std::string& name, const TensorData& t, const ModelConfig& c) {
-  // Far above any n_ctx (ruGPT3-small: 2048): a hostile shape can't make the check allocate much.
-  constexpr int64_t kMaxCausalRows = 8192;
-  if (name.size() > 12 && name.compare(name.size() - 12, 12, ".masked_bias") == 0) {
-    if (t.numel() != 1 || t.shape.size() > 1) return name + " is " + shape_str(t.shape) + ", expected a scalar";
-    const float value = t.to_float()[0];
-    if (value != static_cast<float>(kGpt2MaskValue))
-      return name + " is " + std::to_string(value) + ", but GPT-2's masked scores are -10000 here";
-    return "";
-  }
-  const auto& s = t.shape;
-  if (s.size() != 4 || s[0] != 1 || s[1] != 1 || s[2] != s[3] || s[2] < c.context_length || s[2] > kMaxCausalRows)
-    return name + " is " + shape_str(s) + ", expected the causal mask [1,1,n_ctx,n_ctx] with n_ctx >= " +
-           std::to_string(c.context_length) + " (seq_length)";
-  if (t.dtype != DType::U8 && t.dtype != DType::Bool)
-    return name + " is " + dtype_name(t.dtype) + ", expected uint8 (the causal mask)";
-  const std::vector<float> values = t.to_float();
-  const int64_t n = s[2];
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < n; ++j)
-      if (values[i * n + j] != (j <= i ? 1.0f : 0.0f))
-        return name + " is not the causal mask (ones on and below the diagonal): element [" + std::to_string(i) +
-               "," + std::to_string(j) + "] is " + std::to_string(values[i * n + j]);
-  return "";
-}
-
-}  // namespace
-
-void load_state_dict(ClipWeights& w, StateDict dict, const std::string& origin) {
-  const bool v1 = w.config.family == ModelFamily::kV1;
-  // v2's geometry is config.json's; v1's comes from the shapes unless config.json states it.
-  const char* source = v1 ? "the geometry" : "config.json";
-  std::vector<std::string> missing, mis_shaped, unexpected, wrong;
-  for (auto& p : w.parameters()) {
-    auto it = dict.find(p.name);
-    if (it == dict.end()) {
-      missing.push_back(p.name);
-      continue;
-    }
-    const TensorData& t = it->second;
-    const std::vector<int64_t> stored = p.transposed ? std::vector<int64_t>(p.shape.rbegin(), p.shape.rend()) : p.shape;
-    if (t.shape != stored) {
-      mis_shaped.push_back(p.name + " is " + shape_str(t.shape) + ", " + source + " implies " + shape_str(stored));
-    } else {
-      // Conv1D's [in, out] to the [out, in] of the linear kernels, once.
-      *p.tensor = p.transposed ? to_tensor(t).t().contiguous() : to_tensor(t);
-    }
-    dict.erase(it);
-  }
-  if (v1) {
-    // The GPT-2 blocks' buffers (transformers 3.x saves them; later versions don't).
-    for (int i = 0; i < w.config.transformer_layers; ++i)
-      for (const char* buffer : {".attn.bias", ".attn.masked_bias"}) {
-        auto it = dict.find("text_encoder.model.h." + std::to_string(i) + buffer);
-        if (it == dict.end()) continue;
-        if (std::string problem = gpt2_buffer_problem(it->first, it->second, w.config); !problem.empty())
-          wrong.push_back(problem);
-        dict.erase(it);
-      }
-  }
-  for (const auto& [name, _] : dict) unexpected.push_back(name);
-  if (missing.empty() && mis_shaped.empty() && unexpected.empty() && wrong.empty()) return;
-
-  std::ostringstream msg;
-  if (v1)
-    msg << origin << ": weights do not match the ruCLIP v1 geometry (read from the tensor shapes, and from "
-           "config.json where the folder has one)";
-  else
-    msg << origin << ": weights do not match config.json";
-  auto list = [&msg](const char* what, const std::vector<std::string>& names) {
-    if (names.empty()) return;
-    msg << "; " << what << " (" << names.size() << "): ";
-    for (size_t i = 0; i < names.size() && i < 8; ++i) msg << (i ? ", " : "") << names[i];
-    if (names.size() > 8) msg << ", ...";
-  };
-  list("missing", missing);
-  list("wrong shape", mis_shaped);
-  list("unexpected", unexpected);
-  list("not what the model computes with", wrong);
-  throw Error(msg.str());
-}
-
-bool is_v1_state_dict(const StateDict& dict) {
-  for (const char* prefix : {"visual_encoder.", "text_encoder."}) {
-    auto it = dict.lower_bound(prefix);
-    if (it != dict.end() && it->first.rfind(prefix, 0) == 0) return true;
-  }
-  return false;
-}
-
-std::map<std::string, std::vector<int64_t>> state_dict_shapes(const StateDict& dict) {
-  std::map<std::string, std::vector<int64_t>> shapes;
-  for (const auto& [name, t] : dict) shapes.emplace_hint(shapes.end(), name, t.shape);
-  return shapes;
 }
 
 void init_random(ClipWeights& w, uint64_t seed) {
@@ -627,41 +350,6 @@ void init_random(ClipWeights& w, uint64_t seed) {
     normal(w.text_projection, attn_std);
   }
   w.logit_scale.fill_(std::log(1.0 / 0.07));
-}
-
-StateDict to_state_dict(ClipWeights& w) {
-  StateDict dict;
-  for (auto& p : w.parameters()) dict[p.name] = to_tensor_data(p.transposed ? p.tensor->t() : *p.tensor);
-  return dict;
-}
-
-TensorData to_tensor_data(const Tensor& t) {
-  // A copy: `t` (a parameter being trained, say) may change afterwards.
-  const Tensor c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
-  std::shared_ptr<Storage> storage = Storage::allocate(c.numel() * sizeof(float));
-  if (storage->size() > 0) std::memcpy(storage->writable_data(), c.data_ptr<float>(), storage->size());
-  return TensorData{DType::F32, c.sizes().vec(), c.strides().vec(), 0, std::move(storage)};
-}
-
-Tensor to_tensor(const TensorData& t) {
-  // A float32 row-major view into a reader's buffer that no other TensorData
-  // refers to becomes a tensor on those very bytes: the file's storage, read
-  // once, is the parameter (it lives as long as the tensor; training writes
-  // to it in place). A storage several views share is copied, so that two
-  // parameters never alias.
-  const std::shared_ptr<const Storage>& storage = t.storage.shared();
-  if (t.dtype == DType::F32 && storage && storage->writable_data() && storage.use_count() == 1) {
-    const uint8_t* first = t.contiguous_data();
-    if (first && reinterpret_cast<uintptr_t>(first) % alignof(float) == 0) {
-      uint8_t* data = storage->writable_data() + (first - storage->data());
-      return torch::from_blob(data, t.shape, [keep = storage](void*) {}, torch::kFloat32);
-    }
-  }
-  // Other dtypes and views: converted once, into memory the tensor owns.
-  auto values = std::make_shared<std::vector<float>>(t.to_float());
-  if (values->empty()) return torch::empty(t.shape, torch::kFloat32);
-  float* data = values->data();
-  return torch::from_blob(data, t.shape, [keep = std::move(values)](void*) {}, torch::kFloat32);
 }
 
 }  // namespace ruclip::detail

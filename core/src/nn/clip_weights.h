@@ -1,5 +1,6 @@
 // Internal (LibTorch): the ruCLIP parameters and the forward pass of both
-// towers, shared by inference (model.cpp) and training (train.cpp).
+// towers, shared by inference (model.cpp) and training (train.cpp). Loading
+// them from a state dict: state_dict.h; timing a block: runtime/block_timing.h.
 #pragma once
 #include <torch/torch.h>
 
@@ -14,6 +15,13 @@
 namespace ruclip::detail {
 
 using torch::Tensor;
+
+// transformers 3.x GPT-2 replaces the scores above the diagonal by
+// masked_bias (-10000) and adds (1 - mask) * -10000 on padded keys. The
+// causal mask here adds -inf instead: after the softmax both give exactly 0
+// (exp underflows below -104 in float32; the diagonal is never masked, so a
+// row's maximum is a real score), and it is the same attention as v2's.
+constexpr double kGpt2MaskValue = -10000.0;
 
 struct Block {
   Tensor ln_1_w, ln_1_b, in_proj_w, in_proj_b, out_proj_w, out_proj_b;
@@ -93,72 +101,12 @@ struct ClipWeights {
   void prepare_inference(LinearKernel kernel);
 };
 
-// A timing of one image-tower block: on `images` images' tokens, the best
-// of `calls` timed calls after a warm-up.
-struct BlockLoad {
-  int64_t images;
-  int calls;
-};
-// GFLOP/s of one image-tower block of `config`'s geometry (constant weights
-// in `kernel`'s layout, made once for all `loads`) under each of `loads`
-// (bf16 activations for onednn-bf16, as the model runs it), under the thread
-// setting in force. What the model measures at load to choose its kernel:
-// the whole block, because a kernel's thread plan decides how fast
-// everything between the products runs too.
-std::vector<double> measure_block_gflops(const ModelConfig& config, LinearKernel kernel,
-                                         const std::vector<BlockLoad>& loads);
-
-// Uses `threads` CPU threads (0: all online CPUs) without oversubscribing:
-// LibTorch's OpenMP pool and OpenBLAS's own threads would multiply (each
-// spins while the other works), so only one of them gets `threads`, the
-// other one thread.
-//  - kBlas: OpenBLAS multithreads its products (training; the libtorch-blas
-//    inference kernel), everything else runs on one thread.
-//  - kOpenMp: LibTorch's OpenMP pool has the threads; oneDNN runs its
-//    products there too.
-// Process-wide, like the libraries' own settings.
-enum class ThreadPlan { kBlas, kOpenMp };
-void set_cpu_threads(int threads, ThreadPlan plan);
-
-// The policy models load under, since every model of the process shares
-// those pools: the first model loaded claims the setting (its num-threads,
-// 0: all CPUs, and its kernel's plan) until the last model holding it is
-// gone; models loaded meanwhile run with it and may not change it under the
-// others. ruclip::set_process_cpu_threads (model.h) overrides it on purpose.
-// Returns a warning for a model that asked for something else ("" when it got
-// what it asked for); every claim is released once (release_cpu_threads).
-// `threads_for_claim` is the count a model asking for `requested` will get.
-// Thread-safe.
-std::string claim_cpu_threads(int requested, ThreadPlan plan);
-void release_cpu_threads();
-int threads_for_claim(int requested);
-// The warning claim_cpu_threads would give a model asking for `requested`
-// now, without claiming ("" when it gets them): for a user of a model already loaded.
-std::string cpu_threads_not_applied(int requested);
-// Puts the claimed setting back after a measurement changed it (no-op before a claim).
-void restore_claimed_cpu_threads();
-
-// Fills `w` from a state dict; throws one ruclip::Error listing every missing,
-// unexpected and mis-shaped weight. `origin` names the weights file. For v1
-// the GPT-2 blocks' buffers h.N.attn.bias (the causal mask, lower-triangular
-// ones of at least context_length rows) and h.N.attn.masked_bias (-10000)
-// may be there: they are checked to be what the tower computes with, and
-// not kept.
-void load_state_dict(ClipWeights& w, StateDict dict, const std::string& origin);
-// A ruCLIP v1 state dict (deprecated/clip's CLIP: visual_encoder.*, text_encoder.* keys).
-bool is_v1_state_dict(const StateDict& dict);
-// The tensors' shapes, for v1_config_from_shapes (config.h).
-std::map<std::string, std::vector<int64_t>> state_dict_shapes(const StateDict& dict);
 // Upstream's initialization (CLIP.initialize_parameters and the module defaults).
 void init_random(ClipWeights& w, uint64_t seed);
-// The parameters as float32 CPU tensors, ready for write_safetensors.
-StateDict to_state_dict(ClipWeights& w);
 
-// Between LibTorch tensors and the checkpoint readers' TensorData, as float32
-// on the CPU. to_tensor uses the reader's buffer itself when the data is
-// float32, contiguous and not shared with another entry (no copy); otherwise,
-// and in to_tensor_data, a contiguous copy.
-TensorData to_tensor_data(const Tensor& t);
-Tensor to_tensor(const TensorData& t);
+// One pre-LN residual block: x + attn(ln_1(x)), then + mlp(ln_2(.)) (clip_weights.cpp says how);
+// `pooled` [N] (undefined: every row) computes only those rows (a tower's last block).
+Tensor residual_block(const Tensor& x, const Block& b, int64_t heads, const Tensor& mask, Epilogue activation,
+                      const Tensor& pooled = {});
 
 }  // namespace ruclip::detail

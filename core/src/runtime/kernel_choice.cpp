@@ -1,4 +1,5 @@
 #include "runtime/kernel_choice.h"
+#include "runtime/block_timing.h"
 
 #include <algorithm>
 #include <iterator>

@@ -6,6 +6,7 @@
 
 #include "nn/clip_weights.h"
 #include "nn/linear.h"
+#include "runtime/cpu_threads.h"
 #include "ruclip/config.h"
 #include "ruclip/options.h"
 

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "nn/clip_weights.h"
+#include "nn/state_dict.h"
 #include "runtime/kernel_choice.h"
 #include "ruclip/checkpoint.h"
 #include "ruclip/error.h"

@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "nn/clip_weights.h"
+#include "runtime/cpu_threads.h"
 #include "runtime/kernel_choice.h"
 
 namespace ruclip {

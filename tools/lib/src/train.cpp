@@ -12,6 +12,8 @@
 #include <random>
 
 #include "nn/clip_weights.h"
+#include "runtime/cpu_threads.h"
+#include "nn/state_dict.h"
 #include "ruclip/checkpoint.h"
 #include "ruclip/config.h"
 #include "ruclip/tools/dataset.h"
