@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ruclip/config.h"
+#include "ruclip/model_folder.h"
 
 namespace ruclip {
 
@@ -48,6 +49,8 @@ std::unique_ptr<Tokenizer> parse_gpt2_tokenizer(std::string_view vocab_json, std
 // (GPT-2 first for a v1 config). For v1 the config's bos, eos and pad ids
 // must be those of <s>, </s> and <pad> in vocab.json.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir, const ModelConfig& config);
+// The same from the files found already (model_folder.h).
+std::unique_ptr<Tokenizer> load_tokenizer(const TokenizerFiles& files, const ModelConfig& config);
 
 // Code points of a UTF-8 text (strict: no overlong forms, surrogates or
 // values above U+10FFFF). Throws ruclip::Error naming the byte offset and

@@ -15,6 +15,7 @@
 #include "runtime/kernel_choice.h"
 #include "ruclip/checkpoint.h"
 #include "ruclip/error.h"
+#include "ruclip/model_folder.h"
 #include "ruclip/tokenizer.h"
 #ifdef RUCLIP_HAVE_CUDA_PREPROCESS
 #include "image/cuda/preprocess_cuda.h"
@@ -83,115 +84,50 @@ Model::~Model() = default;
 
 namespace {
 
-// The checkpoint of a v1 folder: config.json's "checkpoint", else upstream's
-// file name, else the folder's only *.pt. "" when there is none.
-std::string find_v1_checkpoint(const std::string& dir, const ModelConfig* stated) {
-  namespace fs = std::filesystem;
-  if (stated && !stated->weights_file.empty()) {
-    const std::string path = dir + "/" + stated->weights_file;
-    if (!fs::is_regular_file(path))
-      throw Error(dir + "/config.json: names the checkpoint \"" + stated->weights_file + "\", which is not in the folder");
-    return path;
-  }
-  // MODELS["ViT-B/32-small"]["cpt_name"] in upstream's deprecated/clip/evaluate/utils.py.
-  if (fs::is_regular_file(dir + "/ViT-B32-small.pt")) return dir + "/ViT-B32-small.pt";
-  std::vector<std::string> found;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(dir, ec))
-    if (entry.path().extension() == ".pt" && entry.is_regular_file(ec)) found.push_back(entry.path().string());
-  if (found.size() > 1) {
-    std::sort(found.begin(), found.end());
-    std::string names;
-    for (const auto& f : found) names += (names.empty() ? "" : ", ") + fs::path(f).filename().string();
-    throw Error(dir + ": several checkpoints (" + names +
-                "): give the path of the one to load instead of the folder, or name it as \"checkpoint\" in config.json");
-  }
-  return found.empty() ? "" : found[0];
-}
-
 StateDict read_weights(const std::string& path) {
   const bool safetensors = path.size() > 12 && path.compare(path.size() - 12, 12, ".safetensors") == 0;
   return safetensors ? read_safetensors(path) : read_torch_checkpoint(path);
 }
 
+// The geometry the weights go with: config.json for a ruclip-vit-* (v2) model,
+// whose weights must be v2's; for ruCLIP v1, the tensors' shapes, config.json
+// (where there is one) stating what they can't.
+ModelConfig model_config(const ModelFolder& folder, const StateDict& dict) {
+  namespace fs = std::filesystem;
+  const std::string& weights = folder.weights_file;
+  if (detail::is_v1_state_dict(dict)) {
+    if (folder.stated && folder.stated->family == ModelFamily::kV2 && !folder.weights_named)
+      throw Error(weights + ": holds a ruCLIP v1 state dict (visual_encoder.*, text_encoder.*), but " + folder.directory +
+                  "/config.json describes a ruclip-vit-* (v2) model");
+    ModelConfig config = v1_config_from_shapes(detail::state_dict_shapes(dict), folder.stated ? &*folder.stated : nullptr,
+                                               weights);
+    config.weights_file = fs::path(weights).filename().string();
+    return config;
+  }
+  if (folder.stated && folder.stated->family == ModelFamily::kV2) return *folder.stated;
+  throw Error(weights + ": not a ruCLIP v1 state dict (no visual_encoder.* or text_encoder.* weights)" +
+              (folder.stated ? ", though " + folder.directory + "/config.json describes one"
+                             : std::string(", and ") + folder.directory + " has no config.json for a ruclip-vit-* (v2) model"));
+}
+
 }  // namespace
 
+// One line for both families: the folder's files; the weights read; the
+// geometry they go with; the towers filled from them (every tensor checked
+// before anything is sized by the geometry); the kernels for this machine;
+// the tokenizer; the weights packed for those kernels.
 std::unique_ptr<Model> Model::load(const std::string& path, const ModelOptions& options) {
-  namespace fs = std::filesystem;
-  // A folder, or a weights file in one (its folder then holds the rest).
-  std::string model_dir = path, named_weights;
-  if (fs::is_regular_file(path)) {
-    named_weights = path;
-    model_dir = fs::path(path).parent_path().string();
-    if (model_dir.empty()) model_dir = ".";
-  } else if (!fs::is_directory(path)) {
-    throw Error(path + ": not a folder (expected a ruCLIP model folder, or the weights file in one)");
-  }
-  auto impl = std::make_unique<Impl>();
-  impl->directory = model_dir;
-  const bool has_config = fs::exists(model_dir + "/config.json");
-  ModelConfig stated;
-  if (has_config) stated = load_config(model_dir);
-
-  if (has_config && stated.family == ModelFamily::kV2 && named_weights.empty()) {
-    // A ruclip-vit-* folder.
-    const ModelConfig& config = stated;
-    impl->configure(options, config);
-    impl->tokenizer = load_tokenizer(model_dir, config);
-
-    const std::string safetensors = model_dir + "/model.safetensors";
-    const std::string bin = model_dir + "/pytorch_model.bin";
-    std::string weights_path;
-    StateDict dict;
-    if (fs::exists(safetensors)) {
-      weights_path = safetensors;
-      dict = read_safetensors(safetensors);
-    } else if (fs::exists(bin)) {
-      weights_path = bin;
-      dict = read_torch_checkpoint(bin);
-    } else {
-      throw Error(model_dir + ": no weights (looked for model.safetensors and pytorch_model.bin)");
-    }
-    if (detail::is_v1_state_dict(dict))
-      throw Error(weights_path + ": holds a ruCLIP v1 state dict (visual_encoder.*, text_encoder.*), but " +
-                  model_dir + "/config.json describes a ruclip-vit-* (v2) model");
-
-    impl->weights = std::make_unique<detail::ClipWeights>(config);
-    detail::load_state_dict(*impl->weights, std::move(dict), weights_path);
-    impl->place_weights();
-    return std::unique_ptr<Model>(new Model(std::move(impl)));
-  }
-
-  // A weights file named, or a v1 folder (its config.json optional).
   if (options.num_threads < 0) throw Error("num-threads must be 0 (all CPUs) or positive");
   detail::to_torch_device(options.device);  // a wrong device is named before the weights are read
-  std::string weights_path = named_weights;
-  if (weights_path.empty()) weights_path = find_v1_checkpoint(model_dir, has_config ? &stated : nullptr);
-  if (weights_path.empty()) {
-    if (!has_config)
-      throw Error(model_dir + "/config.json: cannot open (is " + model_dir +
-                  " a ruCLIP model folder? a ruCLIP v1 folder holds ViT-B32-small.pt, or a single *.pt, instead)");
-    throw Error(model_dir + ": no weights (looked for ViT-B32-small.pt and *.pt, the ruCLIP v1 checkpoint)");
-  }
-  StateDict dict = read_weights(weights_path);
-  ModelConfig config;
-  if (detail::is_v1_state_dict(dict)) {
-    // The geometry from the tensors' shapes, config.json stating what they can't.
-    config = v1_config_from_shapes(detail::state_dict_shapes(dict), has_config ? &stated : nullptr, weights_path);
-    config.weights_file = fs::path(weights_path).filename().string();
-  } else if (has_config && stated.family == ModelFamily::kV2) {
-    config = stated;  // a ruclip-vit-* state dict under another name
-  } else {
-    throw Error(weights_path + ": not a ruCLIP v1 state dict (no visual_encoder.* or text_encoder.* weights)" +
-                (has_config ? ", though " + model_dir + "/config.json describes one"
-                            : std::string(", and ") + model_dir + " has no config.json for a ruclip-vit-* (v2) model"));
-  }
-  // For v1 the weights are checked before anything is sized by the geometry
-  // (the kernel measurement): a shape no tensor of the file has is refused first.
+  const ModelFolder folder = find_model_folder(path);
+  StateDict dict = read_weights(folder.weights_file);
+  const ModelConfig config = model_config(folder, dict);
+  auto impl = std::make_unique<Impl>();
+  impl->directory = folder.directory;
   impl->weights = std::make_unique<detail::ClipWeights>(config, /*allocate=*/config.family == ModelFamily::kV2);
-  detail::load_state_dict(*impl->weights, std::move(dict), weights_path);
+  detail::load_state_dict(*impl->weights, std::move(dict), folder.weights_file);
   impl->configure(options, config);
-  impl->tokenizer = load_tokenizer(model_dir, config);
+  impl->tokenizer = load_tokenizer(find_tokenizer_files(folder.directory, config), config);
   impl->place_weights();
   return std::unique_ptr<Model>(new Model(std::move(impl)));
 }

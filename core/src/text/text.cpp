@@ -146,11 +146,6 @@ bool is_final_sigma(const std::u32string& text, size_t i) {
   return k == text.size() || !is_cased(text[k]);
 }
 
-bool file_exists(const std::string& path) {
-  std::error_code ec;
-  return std::filesystem::exists(path, ec);
-}
-
 }  // namespace
 
 std::u32string decode_utf8(std::string_view utf8) {
@@ -303,33 +298,17 @@ std::vector<int64_t> attention_mask(const std::vector<int64_t>& ids, const Model
 }
 
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir, const ModelConfig& config) {
-  const std::string yttm_path = model_dir + "/bpe.model";
-  const std::string spm_path = model_dir + "/sentencepiece.model";
-  const std::string vocab_path = model_dir + "/vocab.json";
-  const std::string merges_path = model_dir + "/merges.txt";
-  const bool has_gpt2_files = file_exists(vocab_path) && file_exists(merges_path);
-  // A v1 folder is read as GPT-2 first: its tokenizer is ruGPT3-small's.
-  const bool gpt2 = config.tokenizer == "gpt2" ||
-                    (config.tokenizer.empty() && has_gpt2_files &&
-                     (config.family == ModelFamily::kV1 || (!file_exists(yttm_path) && !file_exists(spm_path))));
+  return load_tokenizer(find_tokenizer_files(model_dir, config), config);
+}
 
-  std::string path;
+std::unique_ptr<Tokenizer> load_tokenizer(const TokenizerFiles& files, const ModelConfig& config) {
+  const std::string& path = files.file;
+  const bool gpt2 = files.kind == TokenizerKind::kGpt2;
   std::unique_ptr<Tokenizer> tokenizer;
-  if (gpt2) {
-    path = vocab_path;
-    tokenizer = load_gpt2_tokenizer(vocab_path, merges_path);
-  } else if (config.tokenizer == "yttm" || (config.tokenizer.empty() && file_exists(yttm_path))) {
-    path = yttm_path;
-    tokenizer = load_yttm_tokenizer(path);
-  } else if (config.tokenizer == "sentencepiece" || (config.tokenizer.empty() && file_exists(spm_path))) {
-    path = spm_path;
-    tokenizer = load_sentencepiece_tokenizer(path);
-  } else if (config.tokenizer.empty()) {
-    throw Error(model_dir +
-                ": no tokenizer found (looked for bpe.model, sentencepiece.model, and vocab.json with merges.txt)");
-  } else {
-    throw Error(model_dir + ": unknown tokenizer \"" + config.tokenizer +
-                "\" in the config (expected \"yttm\", \"sentencepiece\" or \"gpt2\")");
+  switch (files.kind) {
+    case TokenizerKind::kGpt2: tokenizer = load_gpt2_tokenizer(files.file, files.merges); break;
+    case TokenizerKind::kYttm: tokenizer = load_yttm_tokenizer(path); break;
+    case TokenizerKind::kSentencePiece: tokenizer = load_sentencepiece_tokenizer(path); break;
   }
 
   // Ids at or above the embedding table's size would index past it.

@@ -18,6 +18,7 @@
 #include "ruclip/config.h"
 #include "ruclip/tools/dataset.h"
 #include "ruclip/error.h"
+#include "ruclip/model_folder.h"
 #include "ruclip/tools/image_files.h"
 #include "ruclip/tokenizer.h"
 
@@ -35,19 +36,6 @@ struct Start {
   std::string weights_file;    // empty: random initialization
 };
 
-std::string tokenizer_file_in(const std::string& dir, const ModelConfig& config) {
-  const std::string spm = dir + "/sentencepiece.model", bpe = dir + "/bpe.model";
-  if (config.tokenizer == "sentencepiece" || (config.tokenizer.empty() && !fs::exists(bpe) && fs::exists(spm)))
-    return spm;
-  return bpe;
-}
-
-std::string weights_file_in(const std::string& dir) {
-  if (fs::exists(dir + "/model.safetensors")) return dir + "/model.safetensors";
-  if (fs::exists(dir + "/pytorch_model.bin")) return dir + "/pytorch_model.bin";
-  throw Error(dir + ": no weights (looked for model.safetensors and pytorch_model.bin)");
-}
-
 void refuse_v1(const ModelConfig& config, const std::string& origin) {
   if (config.family == ModelFamily::kV1)
     throw Error(origin + ": ruCLIP v1 (GPT-2 text tower, Projection heads) can't be trained here; training takes "
@@ -60,10 +48,14 @@ Start decide_start(const TrainOptions& o) {
   if (!from.empty()) {
     if (!o.config.empty() || !o.tokenizer.empty())
       throw Error("give either a model folder to start from (--init / --resume) or --config and --tokenizer, not both");
-    s.config = load_config(from);
+    const ModelFolder folder = find_model_folder(from);
+    if (!folder.stated) throw Error(from + "/config.json: cannot open (training takes ruclip-vit-* (v2) folders)");
+    s.config = *folder.stated;
     refuse_v1(s.config, from + "/config.json");
-    s.tokenizer_file = tokenizer_file_in(from, s.config);
-    s.weights_file = weights_file_in(from);
+    const TokenizerFiles tokenizer = find_tokenizer_files(folder.directory, s.config);
+    if (tokenizer.kind == TokenizerKind::kGpt2) throw Error(tokenizer.file + ": a GPT-2 tokenizer can't be trained here");
+    s.tokenizer_file = tokenizer.file;
+    s.weights_file = folder.weights_file;
     return s;
   }
   if (o.config.empty() || o.tokenizer.empty())
