@@ -23,7 +23,7 @@ packages=(
   gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
   # users' video files: demuxers for MP4/MKV/WebM/AVI (plugins-good), MPEG-TS and the
   # H.264/H.265 parsers (plugins-bad), decoders for H.264, H.265, MPEG-4, VP8/9, AV1
-  # (gstreamer1.0-libav: FFmpeg's; plugins-good: libvpx; plugins-bad: dav1d);
+  # (gstreamer1.0-libav: FFmpeg's; plugins-good: libvpx; plugins-bad: aom's AV1);
   # ffmpeg makes such files in the tests (tests/test_tag.py, tests/test_index.py)
   gstreamer1.0-plugins-bad gstreamer1.0-libav ffmpeg
   # examples/rtsp_server.c: an RTSP server on gst-rtsp-server (its clients' rtspsrc,

@@ -189,7 +189,7 @@ class Index(unittest.TestCase):
         self.assertEqual(search(self.db, "жёлтый круг")["hits"][0]["start"], out["hits"][0]["start"])
 
     def test_users_formats(self):
-        """H.264/MP4, H.265/MKV, H.264/MPEG-TS, MPEG-4/AVI (made by ffmpeg): every sample indexed, and each
+        """H.264/MP4, H.265/MKV, H.264/MPEG-TS, MPEG-4/AVI, VP9/WebM, AV1/MKV (made by ffmpeg): every sample indexed, and each
         scene's query finds that scene in every one of them."""
         folder = self.path("formats")
         os.makedirs(folder)

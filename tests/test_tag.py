@@ -122,7 +122,8 @@ class Tag(unittest.TestCase):
         self.check_segments([c[:3] for c in cues], "vtt via subparse")
 
     def test_users_formats(self):
-        """H.264/MP4, H.265/MKV, H.264/MPEG-TS, MPEG-4/AVI (made by ffmpeg): the same segments as the WebM."""
+        """H.264/MP4, H.265/MKV, H.264/MPEG-TS, MPEG-4/AVI, VP9/WebM, AV1/MKV (made by ffmpeg): the same
+        segments as the VP8 WebM."""
         videos = make_user_videos(self.video, self.dir.name)
         files = json.loads(tag(*videos).stdout)["files"]
         self.assertEqual([f["file"] for f in files], videos)

@@ -1,6 +1,6 @@
 """The scenes video (examples/make_test_video.sh) re-encoded by Debian's
 ffmpeg into the files users mostly have: H.264 in MP4, H.265 in Matroska,
-H.264 in MPEG-TS, MPEG-4 Part 2 in AVI. GStreamer must decode them with the
+H.264 in MPEG-TS, MPEG-4 Part 2 in AVI, VP9 in WebM, AV1 in Matroska. GStreamer must decode them with the
 packages scripts/install-deps.sh names (plugins-good/-bad, gst-libav)."""
 import os
 import subprocess
@@ -11,6 +11,8 @@ FORMATS = {
     "h265.mkv": ["-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error"],
     "h264.ts": ["-c:v", "libx264", "-preset", "ultrafast", "-f", "mpegts"],
     "mpeg4.avi": ["-c:v", "mpeg4", "-q:v", "3"],
+    "vp9.webm": ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8"],
+    "av1.mkv": ["-c:v", "libsvtav1", "-preset", "12"],
 }
 
 
