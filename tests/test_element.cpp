@@ -805,8 +805,9 @@ TEST_F(Element, MetaSurvivesQueueTeeConvertScale) {
 // In async mode the streaming thread never waits for the model. The model
 // call is held by a stand-in for a slow model: async results are posted from
 // the scheduler's thread, and a bus sync handler keeps that thread inside the
-// first result's message until the test releases it. Meanwhile all 90 frames
-// must reach the sink (the stream would stall at the first frame if it waited).
+// first result's message until the test releases it; the first frame waits
+// at the sink until then. Meanwhile the other 89 frames must reach the sink
+// (the stream would stall if it waited for the model).
 TEST_F(Element, AsyncNeverWaitsForTheModel) {
   const std::string desc =
       "videotestsrc num-buffers=90 ! video/x-raw,format=I420,width=320,height=240,framerate=30/1 ! "
@@ -827,10 +828,13 @@ TEST_F(Element, AsyncNeverWaitsForTheModel) {
                      auto* h = static_cast<Held*>(data);
                      LabelResult r;
                      const bool meta = read_meta(b, &r);
-                     std::lock_guard<std::mutex> guard(h->mu);
+                     std::unique_lock<std::mutex> lk(h->mu);
                      ++h->buffers;
                      h->with_meta += meta;
                      h->cv.notify_all();
+                     // The first frame waits until the worker is held (hang guard only): the other
+                     // 89 then pass while it is.
+                     if (h->buffers == 1) h->cv.wait_for(lk, std::chrono::seconds(120), [&] { return h->worker_held; });
                    }),
                    &held);
   GstBus* bus = gst_element_get_bus(pipeline);
@@ -850,8 +854,8 @@ TEST_F(Element, AsyncNeverWaitsForTheModel) {
     std::unique_lock<std::mutex> lk(held.mu);
     // Hang guard only: with the worker held, the frames flow or never will.
     const bool flowed = held.cv.wait_for(lk, std::chrono::seconds(120), [&] { return held.buffers == 90; });
-    EXPECT_TRUE(flowed) << held.buffers << " of 90 frames passed while the model was held";
     EXPECT_TRUE(held.worker_held) << "no analysis was started";
+    EXPECT_TRUE(flowed) << held.buffers << " of 90 frames passed while the model was held";
     held.released = true;
     held.cv.notify_all();
   }

@@ -245,7 +245,6 @@ class Permits {
     cv_.wait(lk, [&] { return unlimited_ || available_ > 0; });
     blocked_ = false;
     if (!unlimited_) --available_;
-    ++taken_;
   }
   // Waits until every permit given is taken and the worker waits for the next
   // one: nothing moves until give_one (the timeout is a hang guard only).
@@ -267,7 +266,7 @@ class Permits {
  private:
   std::mutex mu_;
   std::condition_variable cv_;
-  int available_ = 0, taken_ = 0;
+  int available_ = 0;
   bool blocked_ = false, unlimited_ = false;
 };
 
@@ -289,6 +288,11 @@ TEST(Scheduler, StreamsTakeTurns) {
   // The sync frame joins the queue behind 598 or more flood frames.
   FrameAnalysis a;
   auto waiting = std::async(std::launch::async, [&] { return sync->submit(request(1, 0), &a); });
+  // Whatever fails below, the worker is let go before `waiting` and the streams are waited for.
+  struct OpenAll {
+    Permits& p;
+    ~OpenAll() { p.open_all(); }
+  } open_all_at_exit{permits};
   for (int guard = 0; sync->stats().submitted == 0; ++guard) {
     ASSERT_LT(guard, 60000) << "the sync frame was never queued";
     std::this_thread::sleep_for(1ms);
@@ -299,7 +303,8 @@ TEST(Scheduler, StreamsTakeTurns) {
   // batch shared with the flood.
   int flood_before_sync = 0;
   for (;;) {
-    permits.wait_until_worker_waits();
+    ASSERT_NO_FATAL_FAILURE(permits.wait_until_worker_waits());
+    ASSERT_EQ(flood->stats().failed + sync->stats().failed, 0u) << "the model failed";
     if (sync->stats().analyzed == 1) break;
     ASSERT_LT(flood_before_sync, 600) << "the sync frame never got its turn";
     permits.give_one();

@@ -218,13 +218,13 @@ gboolean
 ruclip_region_get_box (const GstStructure * region, gint * id, const gchar ** roi_type, guint * x, guint * y,
     guint * w, guint * h)
 {
-  gint id_value = 0;
-  if (!gst_structure_get_int (region, FIELD_ID, &id_value) || !gst_structure_get_uint (region, "x", x) ||
-      !gst_structure_get_uint (region, "y", y) || !gst_structure_get_uint (region, "w", w) ||
-      !gst_structure_get_uint (region, "h", h))
+  guint box[4];
+  if (!gst_structure_get_uint (region, "x", &box[0]) || !gst_structure_get_uint (region, "y", &box[1]) ||
+      !gst_structure_get_uint (region, "w", &box[2]) || !gst_structure_get_uint (region, "h", &box[3]))
     return FALSE;
-  if (id)
-    *id = id_value;
+  *x = box[0], *y = box[1], *w = box[2], *h = box[3];
+  if (id && !gst_structure_get_int (region, FIELD_ID, id))
+    *id = 0;
   if (roi_type) {
     const gchar *type = gst_structure_get_string (region, FIELD_ROI_TYPE);
     *roi_type = type ? type : "";
@@ -340,6 +340,7 @@ void
 ruclip_result_take_region (GstStructure * result, GstStructure * region)
 {
   GValue *array, v = G_VALUE_INIT;
+  /* Appended in place: `result` is the caller's writable structure. */
   if (!ruclip_result_has_regions (result))
     ruclip_result_init_regions (result);
   array = (GValue *) gst_structure_get_value (result, FIELD_REGIONS);

@@ -94,7 +94,9 @@ gboolean ruclip_result_has_regions (const GstStructure * result);
 guint ruclip_result_n_regions (const GstStructure * result);
 /* The i-th region (its labels through ruclip_result_*), NULL past the end. */
 const GstStructure *ruclip_result_region (const GstStructure * result, guint i);
-/* A region's box and identity; FALSE when a field is missing. */
+/* A region's box (x, y, w, h: required pointers, left as they were on FALSE)
+ * and, where the pointers are given, its id (0 when absent) and roi-type
+ * ("" when absent). FALSE when the box is incomplete. */
 gboolean ruclip_region_get_box (const GstStructure * region, gint * id, const gchar ** roi_type,
     guint * x, guint * y, guint * w, guint * h);
 

@@ -249,6 +249,13 @@ start_mqtt (GstRuClipPublish * self, const Settings & s)
     g_free (id);
   }
   // What libmosquitto refuses is an error now, not a retry forever.
+  struct mosquitto *probe = mosquitto_new (c.client_id.c_str (), true, NULL);
+  if (!probe) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Invalid 'client-id' \"%s\"", c.client_id.c_str ()),
+        ("mosquitto_new: %s", g_strerror (errno)));
+    return FALSE;
+  }
+  mosquitto_destroy (probe);
   if (!check_mqtt_settings (c, &why)) {
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Cannot use these MQTT settings: %s", why.c_str ()),
         ("address %s", s.address.c_str ()));

@@ -65,8 +65,9 @@ std::string join(const std::vector<std::string>& items) {
 bool in_build_tree() {
   std::error_code ec;
   const fs::path exe = fs::canonical("/proc/self/exe", ec);
+  if (ec) return false;
   const fs::path root = fs::weakly_canonical(RUCLIP_BUILD_ROOT, ec);
-  return !exe.empty() && exe.string().rfind(root.string() + "/", 0) == 0;
+  return !ec && !root.empty() && exe.string().rfind(root.string() + "/", 0) == 0;
 }
 
 // The plugin is found on GST_PLUGIN_PATH / GStreamer's own folders, else

@@ -34,9 +34,11 @@ struct ModelFolder {
   bool weights_named = false;  // the path was the weights file itself
   // The family the files say, before the weights are read: the stated one, v1 without config.json.
   ModelFamily family = ModelFamily::kV2;
+  TokenizerFiles tokenizer;  // for that family and the stated config
 };
 
-// Throws ruclip::Error naming the path and what is missing or ambiguous.
+// Throws ruclip::Error naming the path and what is missing or ambiguous
+// (config.json, weights, tokenizer), before any weights are read.
 ModelFolder find_model_folder(const std::string& path);
 
 // The tokenizer `config` uses in `directory`: config.tokenizer when set, else

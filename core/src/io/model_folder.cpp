@@ -65,18 +65,21 @@ ModelFolder find_model_folder(const std::string& path) {
   }
   if (fs::exists(f.directory + "/config.json", ec)) f.stated = load_config(f.directory);
   f.family = f.stated ? f.stated->family : ModelFamily::kV1;
-  if (!f.weights_file.empty()) return f;
-  if (f.family == ModelFamily::kV2) {
+  if (f.weights_file.empty() && f.family == ModelFamily::kV2) {
     f.weights_file = find_v2_weights(f.directory);
-    return f;
+  } else if (f.weights_file.empty()) {
+    f.weights_file = find_v1_checkpoint(f.directory, f.stated ? &*f.stated : nullptr);
+    if (f.weights_file.empty()) {
+      if (!f.stated)
+        throw Error(f.directory + "/config.json: cannot open (is " + f.directory +
+                    " a ruCLIP model folder? a ruCLIP v1 folder holds ViT-B32-small.pt, or a single *.pt, instead)");
+      throw Error(f.directory + ": no weights (looked for ViT-B32-small.pt and *.pt, the ruCLIP v1 checkpoint)");
+    }
   }
-  f.weights_file = find_v1_checkpoint(f.directory, f.stated ? &*f.stated : nullptr);
-  if (f.weights_file.empty()) {
-    if (!f.stated)
-      throw Error(f.directory + "/config.json: cannot open (is " + f.directory +
-                  " a ruCLIP model folder? a ruCLIP v1 folder holds ViT-B32-small.pt, or a single *.pt, instead)");
-    throw Error(f.directory + ": no weights (looked for ViT-B32-small.pt and *.pt, the ruCLIP v1 checkpoint)");
-  }
+  ModelConfig for_tokenizer = f.stated ? *f.stated : ModelConfig{};
+  for_tokenizer.family = f.family;
+  if (f.family == ModelFamily::kV1 && for_tokenizer.tokenizer.empty()) for_tokenizer.tokenizer = "gpt2";  // as v1's config
+  f.tokenizer = find_tokenizer_files(f.directory, for_tokenizer);
   return f;
 }
 

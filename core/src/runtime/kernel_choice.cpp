@@ -106,6 +106,15 @@ torch::Device to_torch_device(const Device& device) {
   return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(device.index));
 }
 
+void check_precision(Precision requested, const torch::Device& device) {
+  if (device.is_cuda() && requested == Precision::kInt8)
+    throw Error("precision 'int8': CPU only; on CUDA use fp16 or bf16");
+  if (!device.is_cuda() && requested == Precision::kFp16)
+    throw Error("precision 'fp16' needs a CUDA device; on the CPU use bf16, int8 or fp32");
+  if (!device.is_cuda() && requested == Precision::kInt8 && !onednn_available())
+    throw Error("precision 'int8' needs oneDNN (this build has none: install libdnnl-dev and rebuild)");
+}
+
 KernelPlan choose_kernels(Precision requested, const torch::Device& device, const ModelConfig& config,
                           int requested_threads) {
   KernelPlan plan;

@@ -30,6 +30,10 @@ torch::Device to_torch_device(const Device& device);
 // wants them; a later one asking for other threads gets a warning in its
 // report (claim_cpu_threads). Measurements are made once per process and
 // shape, under the thread setting.
+// The errors choose_kernels would throw for a precision `device` can't run,
+// without measuring anything (Model::load checks before reading the weights).
+void check_precision(Precision requested, const torch::Device& device);
+
 KernelPlan choose_kernels(Precision requested, const torch::Device& device, const ModelConfig& config,
                           int num_threads);
 

@@ -55,8 +55,8 @@ struct Model::Impl {
   std::unique_ptr<CudaPreprocessor> gpu_preprocessor;
 #endif
 
-  // Device, kernels, precision and threads; throws on bad values before
-  // anything large is read.
+  // Device, kernels, precision and threads (Model::load has checked the
+  // values before reading the weights).
   void configure(const ModelOptions& options, const ModelConfig& config) {
     if (options.num_threads < 0) throw Error("num-threads must be 0 (all CPUs) or positive");
     device = detail::to_torch_device(options.device);
@@ -117,8 +117,9 @@ ModelConfig model_config(const ModelFolder& folder, const StateDict& dict) {
 // before anything is sized by the geometry); the kernels for this machine;
 // the tokenizer; the weights packed for those kernels.
 std::unique_ptr<Model> Model::load(const std::string& path, const ModelOptions& options) {
+  // Wrong options and missing files are named before the weights are read.
   if (options.num_threads < 0) throw Error("num-threads must be 0 (all CPUs) or positive");
-  detail::to_torch_device(options.device);  // a wrong device is named before the weights are read
+  detail::check_precision(options.precision, detail::to_torch_device(options.device));
   const ModelFolder folder = find_model_folder(path);
   StateDict dict = read_weights(folder.weights_file);
   const ModelConfig config = model_config(folder, dict);
@@ -127,7 +128,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, const ModelOptions& 
   impl->weights = std::make_unique<detail::ClipWeights>(config, /*allocate=*/config.family == ModelFamily::kV2);
   detail::load_state_dict(*impl->weights, std::move(dict), folder.weights_file);
   impl->configure(options, config);
-  impl->tokenizer = load_tokenizer(find_tokenizer_files(folder.directory, config), config);
+  impl->tokenizer = load_tokenizer(folder.tokenizer, config);
   impl->place_weights();
   return std::unique_ptr<Model>(new Model(std::move(impl)));
 }

@@ -3,6 +3,7 @@
 // module); this adapts it to the Tokenizer interface and to ruclip::Error.
 #include <dlfcn.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -49,10 +50,15 @@ struct SentencePieceModule {
 bool in_build_tree() {
   Dl_info info{};
   if (!dladdr(reinterpret_cast<void*>(&in_build_tree), &info) || !info.dli_fname) return false;
+  // In a program (not a shared library) glibc names the main executable by
+  // its argv[0], which may be a bare name found on PATH: use its real path.
+  std::string self = info.dli_fname;
+  if (self.find('/') == std::string::npos || self == program_invocation_name) self = "/proc/self/exe";
   std::error_code ec;
-  const std::filesystem::path self = std::filesystem::weakly_canonical(info.dli_fname, ec);
+  const std::filesystem::path path = std::filesystem::canonical(self, ec);
+  if (ec) return false;
   const std::filesystem::path root = std::filesystem::weakly_canonical(RUCLIP_BUILD_ROOT, ec);
-  return self.string().rfind(root.string() + "/", 0) == 0;
+  return !ec && !root.empty() && path.string().rfind(root.string() + "/", 0) == 0;
 }
 
 // Opens the module once: $RUCLIP_SENTENCEPIECE_MODULE, else the build
@@ -64,7 +70,11 @@ const SentencePieceModule& module() {
   std::call_once(once, [] {
     std::vector<std::string> candidates;
     if (const char* env = std::getenv("RUCLIP_SENTENCEPIECE_MODULE"); env && *env) candidates.push_back(env);
-    candidates.push_back(in_build_tree() ? RUCLIP_SENTENCEPIECE_MODULE_BUILD : RUCLIP_SENTENCEPIECE_MODULE_INSTALLED);
+    // The build's module for code running from the build folder, the installed one otherwise; the
+    // other after it, for a program copied out of its build folder.
+    const bool build = in_build_tree();
+    candidates.push_back(build ? RUCLIP_SENTENCEPIECE_MODULE_BUILD : RUCLIP_SENTENCEPIECE_MODULE_INSTALLED);
+    candidates.push_back(build ? RUCLIP_SENTENCEPIECE_MODULE_INSTALLED : RUCLIP_SENTENCEPIECE_MODULE_BUILD);
     void* handle = nullptr;
     for (const auto& path : candidates) {
       if (!std::filesystem::exists(path)) continue;
@@ -73,7 +83,7 @@ const SentencePieceModule& module() {
       failure += std::string(" ") + dlerror();
     }
     if (!handle) {
-      failure = "cannot load the SentencePiece module (looked for " + candidates.back() + ")" + failure;
+      failure = "cannot load the SentencePiece module (looked for " + candidates[candidates.size() - 2] + ")" + failure;
       return;
     }
     m.open = reinterpret_cast<decltype(m.open)>(dlsym(handle, "ruclip_spm_open"));

@@ -48,13 +48,12 @@ Start decide_start(const TrainOptions& o) {
   if (!from.empty()) {
     if (!o.config.empty() || !o.tokenizer.empty())
       throw Error("give either a model folder to start from (--init / --resume) or --config and --tokenizer, not both");
-    const ModelFolder folder = find_model_folder(from);
-    if (!folder.stated) throw Error(from + "/config.json: cannot open (training takes ruclip-vit-* (v2) folders)");
-    s.config = *folder.stated;
+    s.config = load_config(from);
     refuse_v1(s.config, from + "/config.json");
-    const TokenizerFiles tokenizer = find_tokenizer_files(folder.directory, s.config);
-    if (tokenizer.kind == TokenizerKind::kGpt2) throw Error(tokenizer.file + ": a GPT-2 tokenizer can't be trained here");
-    s.tokenizer_file = tokenizer.file;
+    const ModelFolder folder = find_model_folder(from);
+    if (folder.tokenizer.kind == TokenizerKind::kGpt2)
+      throw Error(folder.tokenizer.file + ": a GPT-2 tokenizer can't be trained here");
+    s.tokenizer_file = folder.tokenizer.file;
     s.weights_file = folder.weights_file;
     return s;
   }
