@@ -255,8 +255,9 @@ start_mqtt (GstRuClipPublish * self, const Settings & s)
         ("mosquitto_new: %s", g_strerror (errno)));
     return FALSE;
   }
+  const bool usable = check_mqtt_settings (probe, c, &why);
   mosquitto_destroy (probe);
-  if (!check_mqtt_settings (c, &why)) {
+  if (!usable) {
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Cannot use these MQTT settings: %s", why.c_str ()),
         ("address %s", s.address.c_str ()));
     return FALSE;

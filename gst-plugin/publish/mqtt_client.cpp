@@ -142,16 +142,9 @@ default_mqtt_topic (const std::string & stream, const std::string & element_name
 }
 
 bool
-check_mqtt_settings (const MqttConfig & config, std::string *why)
+check_mqtt_settings (struct mosquitto *probe, const MqttConfig & config, std::string *why)
 {
-  struct mosquitto *probe = mosquitto_new (config.client_id.c_str (), true, NULL);
-  if (!probe) {
-    *why = "client id '" + config.client_id + "': " + g_strerror (errno);
-    return false;
-  }
-  const bool configured = configure_client (probe, config, why);
-  mosquitto_destroy (probe);
-  return configured;
+  return configure_client (probe, config, why);
 }
 
 

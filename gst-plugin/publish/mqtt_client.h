@@ -38,9 +38,9 @@ bool parse_mqtt_address (const std::string & address, std::string *host, int *po
 bool valid_mqtt_topic (const std::string & topic, std::string *why);
 // The topic for a stream when none is set: ruclip/<stream>, wildcards replaced.
 std::string default_mqtt_topic (const std::string & stream, const std::string & element_name);
-// The credentials and TLS files, tried on a client that never connects:
-// false, and why, when libmosquitto refuses them.
-bool check_mqtt_settings (const MqttConfig & config, std::string *why);
+// The credentials and TLS files, tried on `probe`, a client that never
+// connects: false, and why, when libmosquitto refuses them.
+bool check_mqtt_settings (struct mosquitto *probe, const MqttConfig & config, std::string *why);
 
 // The MQTT side: a bounded queue the streaming thread appends to, and a
 // thread of its own that owns the broker connection. Each connection is a
