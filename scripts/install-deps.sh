@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   # toolchain
   g++ pkg-config cmake meson ninja-build python3
+  # a virtual environment for PyPI's torch (scripts/build-libtorch2.sh)
+  python3-venv
   # LibTorch (CPU) and the BLAS it is fast with: without libopenblas0-pthread
   # it falls back to the reference BLAS, far slower.
   libtorch-dev libopenblas0-pthread

@@ -49,9 +49,11 @@ TEST(Attention, StridedViewsOnOneDnnEqualTheFormula) {
   for (auto [n, l] : {std::pair<int64_t, int64_t>{1, 50}, {8, 50}, {3, 77}, {2, 1}}) {
     const Views s = qkv_views(n, l, 12, 64, torch::kFloat32);
     SCOPED_TRACE("N=" + std::to_string(n) + " L=" + std::to_string(l));
+#ifndef RUCLIP_PIP_LIBTORCH  // there oneDNN 2.6's batched products don't run (core/src/nn/attention.cpp)
     if (ruclip::detail::onednn_available()) {
       EXPECT_TRUE(attention_on_onednn(s.q, s.k, s.v, 0.125)) << "fell back to LibTorch's one-by-one products";
     }
+#endif
     const Tensor out = attention(s.q, s.k, s.v, {}, 0.125);
     ASSERT_EQ(out.sizes(), (std::vector<int64_t>{n, l, 12 * 64}));
     EXPECT_TRUE(out.is_contiguous());

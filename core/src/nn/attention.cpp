@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -51,6 +52,26 @@ struct AttentionPrimitives {
   size_t scratchpad_bytes = 0;
 };
 
+// The three primitives on raw buffers of p's layouts; `after_scores` runs
+// between the scores product and the softmax (the mask's pass).
+void execute(const AttentionPrimitives& p, void* q, void* k, void* v, void* scores, void* out, void* scratch,
+             const std::function<void()>& after_scores = {}) {
+  auto& engine = onednn_cpu_engine();
+  const memory scratchpad(memory::desc({static_cast<int64_t>(p.scratchpad_bytes)}, dt::u8, memory::format_tag::a),
+                          engine, scratch);
+  const memory q_mem(p.q, engine, q), k_mem(p.k_transposed, engine, k), v_mem(p.v, engine, v);
+  const memory scores_mem(p.scores, engine, scores), out_mem(p.out, engine, out);
+  dnnl::stream stream(engine);
+  p.scores_product.execute(stream, {{DNNL_ARG_SRC, q_mem}, {DNNL_ARG_WEIGHTS, k_mem}, {DNNL_ARG_DST, scores_mem},
+                                    {DNNL_ARG_SCRATCHPAD, scratchpad}});
+  stream.wait();
+  if (after_scores) after_scores();
+  p.softmax.execute(stream, {{DNNL_ARG_SRC, scores_mem}, {DNNL_ARG_DST, scores_mem}, {DNNL_ARG_SCRATCHPAD, scratchpad}});
+  p.output_product.execute(stream, {{DNNL_ARG_SRC, scores_mem}, {DNNL_ARG_WEIGHTS, v_mem}, {DNNL_ARG_DST, out_mem},
+                                    {DNNL_ARG_SCRATCHPAD, scratchpad}});
+  stream.wait();
+}
+
 bool dense_last_dimension(const Tensor& t) { return t.dim() == 4 && t.stride(3) == 1; }
 
 bool reference_only(const char* impl) { return std::string(impl).rfind("ref", 0) == 0; }
@@ -89,6 +110,17 @@ std::shared_ptr<const AttentionPrimitives> make_primitives(const Tensor& q, cons
   p->softmax = dnnl::softmax_forward(soft);
   p->scratchpad_bytes = std::max({first.scratchpad_desc().get_size(), second.scratchpad_desc().get_size(),
                                   soft.scratchpad_desc().get_size()});
+  // One run on zeros: in a process with PyPI's LibTorch (its own oneDNN
+  // inside), Debian's oneDNN 2.6 creates the batched products' gemm:jit
+  // matmul but its execution returns "unimplemented" (cause not established;
+  // the brgemm matmuls of the linear layers run). Such shapes run on LibTorch.
+  try {
+    std::vector<uint8_t> zeros(std::max({p->q.get_size(), p->k_transposed.get_size(), p->v.get_size()}), 0);
+    std::vector<uint8_t> scores(p->scores.get_size()), out(p->out.get_size()), scratch(p->scratchpad_bytes + 1);
+    execute(*p, zeros.data(), zeros.data(), zeros.data(), scores.data(), out.data(), scratch.data());
+  } catch (const dnnl::error&) {
+    p->fallback = true;
+  }
   return p;
 }
 
@@ -135,26 +167,15 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor
   if (p->fallback) return libtorch_attention(q, k, v, mask, scale);
 
   at::internal::lazy_init_num_threads();  // this thread's OpenMP team, as LibTorch's own ops use it
-  auto& engine = onednn_cpu_engine();
   const int64_t n = q.size(0), h = q.size(1), lq = q.size(2), dh = q.size(3), lk = k.size(2);
   Tensor scores = torch::empty({n, h, lq, lk}, q.options());
   Tensor out = torch::empty({n, lq, h * dh}, q.options());
-  const memory scratchpad(memory::desc({static_cast<int64_t>(p->scratchpad_bytes)}, dt::u8, memory::format_tag::a),
-                          engine, onednn_thread_scratchpad(p->scratchpad_bytes));
-  const memory q_mem(p->q, engine, q.data_ptr()), k_mem(p->k_transposed, engine, k.data_ptr());
-  const memory v_mem(p->v, engine, v.data_ptr()), scores_mem(p->scores, engine, scores.data_ptr());
-  const memory out_mem(p->out, engine, out.data_ptr());
-  dnnl::stream stream(engine);
-  p->scores_product.execute(stream, {{DNNL_ARG_SRC, q_mem}, {DNNL_ARG_WEIGHTS, k_mem}, {DNNL_ARG_DST, scores_mem},
-                                     {DNNL_ARG_SCRATCHPAD, scratchpad}});
-  stream.wait();
   // The mask as its own pass: a broadcast binary post-op sends oneDNN 2.6's
   // batched product to its reference code.
-  if (mask.defined()) scores.add_(mask);
-  p->softmax.execute(stream, {{DNNL_ARG_SRC, scores_mem}, {DNNL_ARG_DST, scores_mem}, {DNNL_ARG_SCRATCHPAD, scratchpad}});
-  p->output_product.execute(stream, {{DNNL_ARG_SRC, scores_mem}, {DNNL_ARG_WEIGHTS, v_mem}, {DNNL_ARG_DST, out_mem},
-                                     {DNNL_ARG_SCRATCHPAD, scratchpad}});
-  stream.wait();
+  execute(*p, q.data_ptr(), k.data_ptr(), v.data_ptr(), scores.data_ptr(), out.data_ptr(),
+          onednn_thread_scratchpad(p->scratchpad_bytes), [&] {
+            if (mask.defined()) scores.add_(mask);
+          });
   return out;
 }
 

@@ -264,8 +264,9 @@ void ClipWeights::to(const torch::Device& device, torch::ScalarType dtype) {
 void ClipWeights::prepare_inference(LinearKernel kernel) {
   const bool packs = kernel != LinearKernel::kLibTorch;
   // The patch embedding stays in float32 under int8 (its accuracy figures
-  // assume so; it is 3 % of the arithmetic).
-  if (conv1_w.defined() && conv1_w.device().is_cpu()) {
+  // assume so; it is 3 % of the arithmetic). On CUDA too it is a product
+  // (cuBLAS), not cuDNN's convolution, which may run fp32 as TF32.
+  if (conv1_w.defined()) {
     const LinearKernel patch_kernel = kernel == LinearKernel::kOneDnnInt8 ? LinearKernel::kOneDnnF32 : kernel;
     patch_embedding = Linear(conv1_w.reshape({conv1_w.size(0), -1}), Tensor(), patch_kernel);
     if (patch_kernel != LinearKernel::kLibTorch) conv1_w = Tensor();

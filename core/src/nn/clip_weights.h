@@ -64,7 +64,7 @@ struct ClipWeights {
   Tensor conv1_w, class_embedding, visual_positional, ln_pre_w, ln_pre_b, ln_post_w, ln_post_b, visual_proj;
   std::vector<Block> visual_blocks;
   // conv1 as a product over each patch's pixels, on the inference kernel
-  // (prepare_inference, CPU; undefined otherwise: conv1_w is used).
+  // (prepare_inference; undefined before it, when conv1_w is used).
   Linear patch_embedding;
   // Text tower.
   Tensor token_embedding, text_positional, ln_final_w, ln_final_b, text_projection;

@@ -38,6 +38,7 @@ Tensor libtorch_linear(const Tensor& x, const Tensor& w, const Tensor& b, Epilog
 #ifndef RUCLIP_HAVE_DNNL
 
 bool onednn_available() { return false; }
+bool onednn_kernel_runs(LinearKernel) { return false; }
 bool int8_weights_full_range() { return false; }
 bool cap_onednn_isa() { return false; }
 struct Linear::OneDnn {};
@@ -53,6 +54,24 @@ Tensor Linear::forward(const Tensor& x, Epilogue epilogue, const Tensor& residua
 #else
 
 bool onednn_available() { return true; }
+
+bool onednn_kernel_runs(LinearKernel kernel) {
+  if (kernel == LinearKernel::kLibTorch) return true;
+  static std::mutex mutex;
+  static std::map<LinearKernel, bool> known;
+  std::lock_guard<std::mutex> guard(mutex);
+  if (auto it = known.find(kernel); it != known.end()) return it->second;
+  bool runs = true;
+  try {
+    c10::InferenceMode inference;
+    const Linear probe(torch::ones({64, 64}), torch::zeros({64}), kernel);
+    probe.forward(torch::ones({128, 64}, kernel == LinearKernel::kOneDnnBf16 ? torch::kBFloat16 : torch::kFloat32));
+  } catch (const std::exception&) {
+    runs = false;
+  }
+  known[kernel] = runs;
+  return runs;
+}
 
 bool int8_weights_full_range() {
   const CpuFeatures& cpu = cpu_features();

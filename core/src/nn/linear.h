@@ -24,6 +24,12 @@ enum class LinearKernel {
 };
 const char* linear_kernel_name(LinearKernel kernel);  // "libtorch", "onednn-f32", ...
 bool onednn_available();                              // built against oneDNN
+// Whether `kernel` (a oneDNN one) runs in this process: a small product is
+// tried once per kernel. With a LibTorch other than Debian's in the process
+// (PyPI's, which carries its own oneDNN), Debian's oneDNN 2.6 makes its
+// gemm-based primitives but can't execute them (docs/building.md); the
+// brgemm ones of AVX-512 CPUs run.
+bool onednn_kernel_runs(LinearKernel kernel);
 // Whether the int8 kernel's weights keep all 8 bits on this CPU: where
 // oneDNN's int8 products add u8 x s8 pairs in 32 bits (AVX-512 VNNI, AMX).
 // Elsewhere they get 7 (AVX2's vpmaddubsw sums pairs in 16 bits, which

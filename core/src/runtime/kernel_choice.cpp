@@ -129,7 +129,15 @@ KernelPlan choose_kernels(Precision requested, const torch::Device& device, cons
 
   if (device.is_cuda()) {
     switch (requested) {
-      case Precision::kFp32: plan.dtype = torch::kFloat32; break;
+      case Precision::kFp32:
+        plan.dtype = torch::kFloat32;
+        // fp32 means fp32: LibTorch lets cuDNN's convolutions use TF32 (10-bit
+        // mantissa) by default, and an application may allow it for cuBLAS.
+        // The switches are process-wide; the report says so.
+        at::globalContext().setAllowTF32CuDNN(false);
+        at::globalContext().setAllowTF32CuBLAS(false);
+        r.warnings.push_back("precision fp32 on CUDA: TF32 turned off for cuBLAS and cuDNN in this process");
+        break;
       case Precision::kBf16: plan.dtype = torch::kBFloat16; break;
       case Precision::kFp16:
       case Precision::kAuto: plan.dtype = torch::kFloat16; break;
@@ -162,7 +170,7 @@ KernelPlan choose_kernels(Precision requested, const torch::Device& device, cons
   // known for every CPU (a real Zen 3 is untested). (An OpenBLAS one-thread
   // sgemm per OpenMP thread is no way out: OpenBLAS serializes concurrent calls.)
   std::vector<LinearKernel> fp32_candidates;
-  if (onednn_available()) fp32_candidates.push_back(LinearKernel::kOneDnnF32);
+  if (onednn_kernel_runs(LinearKernel::kOneDnnF32)) fp32_candidates.push_back(LinearKernel::kOneDnnF32);
   fp32_candidates.push_back(LinearKernel::kLibTorch);
   if (const char* forced = std::getenv("RUCLIP_FP32_KERNEL")) {  // tests and benchmarks: no measurement
     const std::string name = forced;
@@ -180,7 +188,8 @@ KernelPlan choose_kernels(Precision requested, const torch::Device& device, cons
   // AMX): with 7 (AVX2: Zen 3, Haswell..Skylake client) its top-1 agreement
   // with fp32 on the shipped model's held-out pairs falls below the 99 % bar
   // (README, Speed).
-  const bool auto_weighs_int8 = requested == Precision::kAuto && onednn_available() && int8_weights_full_range();
+  const bool auto_weighs_int8 = requested == Precision::kAuto && int8_weights_full_range() &&
+                                onednn_kernel_runs(LinearKernel::kOneDnnInt8);
   std::optional<LinearKernel> fp32_kernel;
   double fp32_rate = 0;
   auto fastest_fp32 = [&] {
@@ -197,7 +206,7 @@ KernelPlan choose_kernels(Precision requested, const torch::Device& device, cons
     }
     return *fp32_kernel;
   };
-  const bool bf16_native = cpu.native_bf16() && onednn_available();
+  const bool bf16_native = cpu.native_bf16() && onednn_kernel_runs(LinearKernel::kOneDnnBf16);
   Precision precision = requested;
   if (requested == Precision::kAuto) {
     if (bf16_native && auto_weighs_int8) {
@@ -221,15 +230,19 @@ KernelPlan choose_kernels(Precision requested, const torch::Device& device, cons
   if (precision == Precision::kBf16 && !bf16_native) {
     std::ostringstream why;
     why << "precision 'bf16': " << cpu_name()
-        << (onednn_available() ? " has no native bf16 instructions (AVX-512 BF16 or AMX), where bf16 runs many times "
-                                 "slower than fp32"
-                               : ": built without oneDNN")
+        << (!onednn_available() ? ": built without oneDNN"
+            : !cpu.native_bf16() ? " has no native bf16 instructions (AVX-512 BF16 or AMX), where bf16 runs many times "
+                                   "slower than fp32"
+                                 : ": oneDNN's bf16 product doesn't run beside this LibTorch")
         << "; running fp32 instead (int8 is the reduced precision for this CPU)";
     r.warnings.push_back(why.str());
     precision = Precision::kFp32;
   }
   if (precision == Precision::kInt8 && !onednn_available())
     throw Error("precision 'int8' needs oneDNN (this build has none: install libdnnl-dev and rebuild)");
+  if (precision == Precision::kInt8 && !onednn_kernel_runs(LinearKernel::kOneDnnInt8))
+    throw Error("precision 'int8': oneDNN's int8 product doesn't run beside this LibTorch on this CPU "
+                "(docs/building.md); use fp32 or bf16");
 
   switch (precision) {
     case Precision::kBf16:

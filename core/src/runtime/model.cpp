@@ -8,11 +8,13 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <mutex>
 #include <sstream>
 
 #include "nn/clip_weights.h"
 #include "nn/state_dict.h"
 #include "runtime/kernel_choice.h"
+#include "runtime/torch_errors.h"
 #include "ruclip/checkpoint.h"
 #include "ruclip/error.h"
 #include "ruclip/model_folder.h"
@@ -51,7 +53,10 @@ struct Model::Impl {
   std::unique_ptr<detail::ClipWeights> weights;
   float logit_scale = 0;
 #ifdef RUCLIP_HAVE_CUDA_PREPROCESS
-  // On a CUDA device, frames are uploaded once and preprocessed there.
+  // On a CUDA device, frames are uploaded once and preprocessed there. The
+  // preprocessor reuses its buffers from one run to the next, and encode_frames
+  // may be called from several threads at once: it is made and used under the lock.
+  std::mutex gpu_preprocessor_lock;
   std::unique_ptr<CudaPreprocessor> gpu_preprocessor;
 #endif
 
@@ -70,8 +75,10 @@ struct Model::Impl {
   }
   void place_weights() {
     logit_scale = std::exp(weights->logit_scale.item<float>());
-    weights->to(device, plan.dtype);
-    weights->prepare_inference(plan.kernel);
+    detail::with_torch_errors("placing the weights on " + device.str(), 0, [&] {
+      weights->to(device, plan.dtype);
+      weights->prepare_inference(plan.kernel);
+    });
     // The dense weights just released were mostly below glibc's (adaptive)
     // mmap threshold: hand their pages back, or they stay in the process's
     // RSS as free heap.
@@ -202,9 +209,11 @@ Embeddings Model::encode_token_ids(const std::vector<std::vector<int64_t>>& ids)
     const size_t count = std::min(kTextBatch, order.size() - first);
     flat.clear();
     for (size_t j = 0; j < count; ++j) flat.insert(flat.end(), ids[order[first + j]].begin(), ids[order[first + j]].end());
-    const Tensor t = torch::from_blob(flat.data(), {static_cast<int64_t>(count), c.context_length}, torch::kInt64)
-                         .to(impl_->device);
-    const Embeddings e = to_embeddings(impl_->weights->encode_text(t));
+    const Embeddings e = detail::with_torch_errors("encoding texts", static_cast<int>(count), [&] {
+      const Tensor t = torch::from_blob(flat.data(), {static_cast<int64_t>(count), c.context_length}, torch::kInt64)
+                           .to(impl_->device);
+      return to_embeddings(impl_->weights->encode_text(t));
+    });
     for (size_t j = 0; j < count; ++j)
       std::copy(e.row(static_cast<int>(j)), e.row(static_cast<int>(j)) + c.embed_dim, out.row(static_cast<int>(order[first + j])));
   }
@@ -222,8 +231,10 @@ Embeddings Model::encode_pixels(const float* pixels, int batch) const {
   const int64_t r = impl_->weights->config.image_resolution;
   if (batch <= 0) return Embeddings{0, impl_->weights->config.embed_dim, {}};
   c10::InferenceMode guard;
-  Tensor t = torch::from_blob(const_cast<float*>(pixels), {batch, 3, r, r}, torch::kFloat32).to(impl_->device);
-  return to_embeddings(impl_->weights->encode_image(t));
+  return detail::with_torch_errors("encoding images", batch, [&] {
+    Tensor t = torch::from_blob(const_cast<float*>(pixels), {batch, 3, r, r}, torch::kFloat32).to(impl_->device);
+    return to_embeddings(impl_->weights->encode_image(t));
+  });
 }
 
 Embeddings Model::encode_frames(const std::vector<FrameView>& frames) const {
@@ -232,14 +243,19 @@ Embeddings Model::encode_frames(const std::vector<FrameView>& frames) const {
   if (impl_->device.is_cuda() && !frames.empty()) {
     c10::InferenceMode guard;
     const int64_t r = norm.resolution;
-    Tensor pixels = torch::empty({static_cast<int64_t>(frames.size()), 3, r, r},
-                                 torch::TensorOptions().device(impl_->device).dtype(torch::kFloat32));
-    if (!impl_->gpu_preprocessor) impl_->gpu_preprocessor = std::make_unique<CudaPreprocessor>(impl_->device.index());
-    // LibTorch's work goes to the device's default stream unless told
-    // otherwise; the kernels go there too, so the tower runs after them.
-    for (size_t i = 0; i < frames.size(); ++i)
-      impl_->gpu_preprocessor->run(frames[i], norm, pixels[static_cast<int64_t>(i)].data_ptr<float>(), nullptr);
-    return to_embeddings(impl_->weights->encode_image(pixels));
+    const int batch = static_cast<int>(frames.size());
+    return detail::with_torch_errors("encoding frames", batch, [&] {
+      Tensor pixels = torch::empty({batch, 3, r, r}, torch::TensorOptions().device(impl_->device).dtype(torch::kFloat32));
+      {
+        std::lock_guard<std::mutex> lock(impl_->gpu_preprocessor_lock);
+        if (!impl_->gpu_preprocessor) impl_->gpu_preprocessor = std::make_unique<CudaPreprocessor>(impl_->device.index());
+        // LibTorch's work goes to the device's default stream unless told
+        // otherwise; the kernels go there too, so the tower runs after them.
+        for (int i = 0; i < batch; ++i)
+          impl_->gpu_preprocessor->run(frames[i], norm, pixels[i].data_ptr<float>(), nullptr);
+      }
+      return to_embeddings(impl_->weights->encode_image(pixels));
+    });
   }
 #endif
   const size_t per_image = 3 * static_cast<size_t>(norm.resolution) * norm.resolution;

@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
+#include <sstream>
+#include <type_traits>
 
 #include "nn/clip_weights.h"
 #include "runtime/cpu_threads.h"
@@ -121,7 +123,19 @@ double learning_rate_at(const TrainOptions& o, int step, int total) {
   return o.learning_rate * 0.5 * (1.0 + std::cos(M_PI * std::min(1.0, progress)));
 }
 
-std::string optimizer_key(const Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); }
+// The optimizer's key for a parameter, its TensorImpl's address: as text in
+// LibTorch 1.x, the pointer itself in 2.x.
+using OptimizerKey = std::decay_t<decltype(std::declval<torch::optim::AdamW&>().state())>::key_type;
+template <typename Key = OptimizerKey>  // a template, so the branch not taken isn't compiled
+Key optimizer_key(const Tensor& p) {
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream key;
+    key << p.unsafeGetTensorImpl();
+    return key.str();
+  } else {
+    return p.unsafeGetTensorImpl();
+  }
+}
 
 // AdamW moments by parameter name, so a resumed run continues where it stopped.
 void save_optimizer(torch::optim::AdamW& optimizer, std::vector<detail::NamedParameter>& params,
