@@ -15,6 +15,7 @@ fuzzed=0
 echo "== each fuzz target for 10 s (scripts/fuzz.sh)"
 bash scripts/fuzz.sh 10 || fuzzed=$?
 [ "$fuzzed" -eq 0 ] || status=1
+echo "$fuzzed" > build/fuzz-status  # for .ci/run's closing line
 
 # One plain closing line, per test case (scripts/test_summary.py), plus the fuzz run.
 python3 scripts/test_summary.py build/meson-logs/testlog.json "$fuzzed"

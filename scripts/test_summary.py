@@ -5,11 +5,13 @@ from each gtest binary's own summary, unittest cases from each Python test's
 as one case by meson's verdict. A skipped case counts as skipped, never as
 passed; a test meson failed counts at least one failure whatever it printed.
 
-  test_summary.py build/meson-logs/testlog.json [EXTRA_VERDICT...]
+  test_summary.py TESTLOG.json [TESTLOG.json...] [EXTRA_VERDICT...]
 
+TESTLOG.json: meson's log of one build's run (build/meson-logs/testlog.json);
 EXTRA_VERDICT: exit statuses of further checks (the fuzz run), one case each.
 """
 import json
+import os
 import re
 import sys
 
@@ -38,14 +40,20 @@ def count(test):
 
 
 def main():
-    tests = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+    logs = [a for a in sys.argv[1:] if a.endswith(".json")]
+    codes = [a for a in sys.argv[1:] if not a.endswith(".json")]
     passed = failed = skipped = 0
-    for t in tests:
-        p, f, s = count(t)
-        passed, failed, skipped = passed + p, failed + f, skipped + s
-        if s:
-            print(f"{t['name']}: {s} skipped", file=sys.stderr)
-    for code in sys.argv[2:]:
+    for log in logs:
+        if not os.path.exists(log):  # that build or its run broke off before testing
+            print(f"{log}: missing, counted as one failure", file=sys.stderr)
+            failed += 1
+            continue
+        for t in (json.loads(line) for line in open(log) if line.strip()):
+            p, f, s = count(t)
+            passed, failed, skipped = passed + p, failed + f, skipped + s
+            if s:
+                print(f"{log}: {t['name']}: {s} skipped", file=sys.stderr)
+    for code in codes:
         passed, failed = (passed + 1, failed) if code == "0" else (passed, failed + 1)
     print(f"{passed} passed, {failed} failed, {skipped} skipped")
 
