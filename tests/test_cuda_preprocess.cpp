@@ -17,6 +17,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
+#include <memory>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -143,8 +145,26 @@ struct DeviceOutput {
 
 }  // namespace
 
-// The kernels' per-thread functions run on the CPU over the whole grid, on a
-// host copy of the staging buffer: exact equality with ruclip::preprocess.
+// The kernels' per-thread functions over the whole grid, on the CPU, reading
+// a host copy of the staging buffer.
+std::vector<float> kernels_on_cpu(const ruclip::cuda_detail::Plan& plan, const uint8_t* staging) {
+  using namespace ruclip::cuda_detail;
+  const KernelArgs a = bind(plan, staging);
+  std::vector<uint8_t> temp(3 * static_cast<size_t>(a.rows) * a.res);
+  std::vector<float> got(3 * static_cast<size_t>(a.res) * a.res, NAN);
+  for (int r = 0; r < a.rows; ++r)
+    for (int xx = 0; xx < a.res; ++xx) horizontal_one(a, xx, r, temp.data());
+  for (int yy = 0; yy < a.res; ++yy)
+    for (int xx = 0; xx < a.res; ++xx) vertical_one(a, xx, yy, temp.data(), got.data());
+  return got;
+}
+
+// The kernels run on the CPU over the staging buffer: exact equality with
+// ruclip::preprocess, for the staging of a host frame (fill_staging) and of a
+// frame in CUDA memory: the tables from the host (fill_tables), each plane
+// box copied with the arguments run() gives cudaMemcpy2DAsync (box_source,
+// the frame's stride, the box's width and rows), emulated on host memory, the
+// rest of the buffer poisoned.
 TEST(CudaPreprocessPlan, KernelsOnCpuMatchPreprocess) {
   using namespace ruclip::cuda_detail;
   uint32_t seed = 1;
@@ -154,18 +174,40 @@ TEST(CudaPreprocessPlan, KernelsOnCpuMatchPreprocess) {
         const OwnedFrame f = random_frame(format, s.width, s.height, seed++);
         const Normalization norm = norm_for(s.resolution, mode);
         const Plan plan = make_plan(f.view, norm);
+        const std::vector<float> want = on_cpu(f.view, norm);
         std::vector<uint8_t> staging(plan.size);
         fill_staging(plan, f.view, norm, staging.data());
-        const KernelArgs a = bind(plan, staging.data());
-        std::vector<uint8_t> temp(3 * static_cast<size_t>(a.rows) * a.res);
-        std::vector<float> got(3 * static_cast<size_t>(a.res) * a.res, NAN);
-        for (int r = 0; r < a.rows; ++r)
-          for (int xx = 0; xx < a.res; ++xx) horizontal_one(a, xx, r, temp.data());
-        for (int yy = 0; yy < a.res; ++yy)
-          for (int xx = 0; xx < a.res; ++xx) vertical_one(a, xx, yy, temp.data(), got.data());
-        const Diff d = compare(got, on_cpu(f.view, norm));
+        const Diff d = compare(kernels_on_cpu(plan, staging.data()), want);
         EXPECT_EQ(d.differing, 0u) << describe(format, s, mode) << ": max abs diff " << d.max_abs;
+
+        std::vector<uint8_t> device_style(plan.size, 0xAB);
+        fill_tables(plan, f.view, norm, device_style.data());
+        for (int i = 0; i < plan.num_boxes; ++i) {
+          const Box& box = plan.boxes[i];
+          const size_t width = static_cast<size_t>(box.x1 - box.x0);
+          const uint8_t* source = box_source(plan, f.view, i);
+          for (int row = 0; row < box.y1 - box.y0; ++row)  // cudaMemcpy2D(dst, width, src, stride, width, rows)
+            std::memcpy(device_style.data() + box.offset + row * width,
+                        source + static_cast<ptrdiff_t>(row) * f.view.strides[i], width);
+        }
+        const Diff dd = compare(kernels_on_cpu(plan, device_style.data()), want);
+        EXPECT_EQ(dd.differing, 0u) << describe(format, s, mode) << " staged as a frame in CUDA memory";
       }
+}
+
+// The CPU path refuses a frame in CUDA memory with a message, reading nothing.
+TEST(CudaPreprocessPlan, CpuPathRefusesDeviceFrames) {
+  OwnedFrame f = random_frame(PixelFormat::NV12, 64, 48, 5);
+  f.view.memory = ruclip::FrameMemory::kCuda;
+  std::vector<float> out(3 * 32 * 32);
+  try {
+    ruclip::preprocess(f.view, norm_for(32), out.data());
+    FAIL() << "a frame in CUDA memory was read on the CPU";
+  } catch (const ruclip::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("CUDA memory"), std::string::npos) << e.what();
+  }
+  // The plan (what the GPU path computes on the host) takes it.
+  EXPECT_GT(ruclip::cuda_detail::tables_size(ruclip::cuda_detail::make_plan(f.view, norm_for(32))), 0u);
 }
 
 // Runs here too: without a driver or device the constructor's error says so.
@@ -197,6 +239,42 @@ TEST(CudaPreprocess, MatchesCpuForEveryFormatAndSize) {
                     describe(format, s, mode).c_str(), d.max_abs, d.differing, out.count);
         EXPECT_EQ(d.differing, 0u) << describe(format, s, mode);
       }
+    }
+  cuda_ok(cudaStreamDestroy(stream));
+}
+
+// The same frames in device memory (as GStreamer's CUDA memory holds them,
+// strides padded), read by the device-to-device path; and several runs in a
+// row before any download, so the two buffer sets alternate.
+TEST(CudaPreprocess, FramesInDeviceMemoryMatchCpu) {
+  if (!ruclip::cuda_device_available()) GTEST_SKIP() << kNoDevice;
+  ruclip::CudaPreprocessor gpu(0);
+  cudaStream_t stream = nullptr;
+  cuda_ok(cudaStreamCreate(&stream));
+  uint32_t seed = 500;
+  for (const Size& s : kSizes)
+    for (PixelFormat format : {PixelFormat::NV12, PixelFormat::I420, PixelFormat::RGBA, PixelFormat::BGRx}) {
+      const OwnedFrame host = random_frame(format, s.width, s.height, seed++);
+      ruclip::FrameView device_view = host.view;
+      device_view.memory = ruclip::FrameMemory::kCuda;
+      std::vector<void*> planes;
+      for (int p = 0; p < 3 && host.view.planes[p]; ++p) {
+        void* d = nullptr;
+        cuda_ok(cudaMalloc(&d, host.planes[p].size()));
+        cuda_ok(cudaMemcpy(d, host.planes[p].data(), host.planes[p].size(), cudaMemcpyHostToDevice));
+        device_view.planes[p] = static_cast<const uint8_t*>(d);
+        planes.push_back(d);
+      }
+      const Normalization norm = norm_for(s.resolution);
+      std::vector<std::unique_ptr<DeviceOutput>> outs;
+      for (int run = 0; run < 3; ++run) outs.push_back(std::make_unique<DeviceOutput>(s.resolution));
+      for (auto& out : outs) gpu.run(device_view, norm, out->ptr, stream);
+      const std::vector<float> want = on_cpu(host.view, norm);
+      for (auto& out : outs) {
+        const Diff d = compare(out->download(stream), want);
+        EXPECT_EQ(d.differing, 0u) << describe(format, s, ruclip::ResizeMode::kCropThenBilinear) << " from device memory";
+      }
+      for (void* d : planes) cudaFree(d);
     }
   cuda_ok(cudaStreamDestroy(stream));
 }

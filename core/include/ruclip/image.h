@@ -16,6 +16,10 @@ enum class PixelFormat { RGB, BGR, RGBA, BGRA, RGBx, BGRx, xRGB, xBGR, GRAY8, I4
 // How planar YUV is turned into RGB (the caps' colorimetry).
 enum class YuvMatrix { BT601, BT709 };
 
+// Where a frame's planes are: host memory, or device memory of a CUDA GPU
+// (e.g. GStreamer's CUDA memory), which only a model on that GPU reads.
+enum class FrameMemory { kHost, kCuda };
+
 // A frame in memory the caller owns. Packed formats use plane 0 only;
 // I420 uses Y, U, V planes; NV12 uses Y and interleaved UV. Strides in bytes.
 struct FrameView {
@@ -26,6 +30,7 @@ struct FrameView {
   int strides[3] = {0, 0, 0};
   YuvMatrix matrix = YuvMatrix::BT601;
   bool full_range = false;  // YUV range; limited (16-235) is what video usually is
+  FrameMemory memory = FrameMemory::kHost;
 };
 
 // How a frame becomes resolution x resolution pixels.
@@ -54,7 +59,8 @@ struct Normalization {
 FrameView crop(const FrameView& frame, int x, int y, int w, int h);
 
 // Writes 3 x resolution x resolution floats (C, H, W) to `out`.
-// Throws ruclip::Error for an empty frame or missing planes.
+// Throws ruclip::Error for an empty frame, missing planes or a frame in CUDA
+// memory (Model::encode_frames on a CUDA device reads those).
 void preprocess(const FrameView& frame, const Normalization& norm, float* out);
 
 }  // namespace ruclip

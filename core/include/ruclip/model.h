@@ -78,7 +78,11 @@ class Model {
   Embeddings encode_token_ids(const std::vector<std::vector<int64_t>>& ids) const;
   // `pixels`: batch x 3 x R x R floats, already normalized.
   Embeddings encode_pixels(const float* pixels, int batch) const;
+  // Frames in host memory, or (reads_cuda_frames()) in CUDA memory on this
+  // model's GPU, preprocessed there; otherwise a CUDA frame is an Error.
   Embeddings encode_frames(const std::vector<FrameView>& frames) const;
+  // On a CUDA device with the GPU preprocessor built in.
+  bool reads_cuda_frames() const;
 
   Normalization normalization() const;
 

@@ -822,6 +822,8 @@ Kernels kernels_for(PreprocessPath path, int channels, int taps) {
 }  // namespace
 
 void preprocess(const FrameView& frame, const Normalization& norm, float* out) {
+  if (frame.memory == FrameMemory::kCuda)
+    throw Error("preprocess: the frame is in CUDA memory, which the CPU can't read (a model on that GPU can)");
   detail::validate(frame, norm);
   if (out == nullptr) throw Error("preprocess: output buffer is null");
   const PreprocessPath path = active_path();

@@ -237,6 +237,14 @@ Embeddings Model::encode_pixels(const float* pixels, int batch) const {
   });
 }
 
+bool Model::reads_cuda_frames() const {
+#ifdef RUCLIP_HAVE_CUDA_PREPROCESS
+  return impl_->device.is_cuda();
+#else
+  return false;
+#endif
+}
+
 Embeddings Model::encode_frames(const std::vector<FrameView>& frames) const {
   const Normalization norm = normalization();
 #ifdef RUCLIP_HAVE_CUDA_PREPROCESS

@@ -11,7 +11,8 @@
 // One run: validate as the CPU does; pack into a pinned staging buffer the
 // weights, the tables and just the part of each plane the passes read (the
 // columns and rows the kept outputs need: detail::resample_plan); one
-// cudaMemcpyAsync of that buffer; a horizontal pass into a planar 8-bit
+// cudaMemcpyAsync of that buffer (a frame already in CUDA memory: the tables
+// uploaded, its boxes copied device to device); a horizontal pass into a planar 8-bit
 // [3, rows, R] intermediate; a vertical pass writing the normalized floats
 // [3, R, R]. The per-thread work of both passes lives in preprocess_plan.h,
 // where a CPU test can run it too, and the host-side layout in
@@ -81,7 +82,7 @@ CudaPreprocessor::CudaPreprocessor(int device) : device_(device) {
     throw Error("CUDA preprocessing: device " + std::to_string(device) + " does not exist (" +
                 std::to_string(count) + " CUDA device(s))");
   DeviceScope scope(device_);
-  check(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming), "cudaEventCreate");
+  for (Buffers& b : buffers_) check(cudaEventCreateWithFlags(&b.done, cudaEventDisableTiming), "cudaEventCreate");
 }
 
 CudaPreprocessor::~CudaPreprocessor() {
@@ -89,32 +90,34 @@ CudaPreprocessor::~CudaPreprocessor() {
   int previous = 0;
   cudaGetDevice(&previous);
   cudaSetDevice(device_);
-  cudaEventSynchronize(done_);
-  cudaEventDestroy(done_);
-  cudaFreeHost(host_staging_);
-  cudaFree(device_staging_);
-  cudaFree(device_temp_);
+  for (Buffers& b : buffers_) {
+    if (b.done) cudaEventSynchronize(b.done);
+    cudaEventDestroy(b.done);
+    cudaFreeHost(b.host_staging);
+    cudaFree(b.device_staging);
+    cudaFree(b.device_temp);
+  }
   cudaSetDevice(previous);
 }
 
-// Grows the buffers; called only once the previous run's work is finished,
-// so nothing in flight still uses the old ones.
-void CudaPreprocessor::reserve(size_t staging_bytes, size_t temp_bytes) {
-  if (staging_bytes > staging_capacity_) {
-    cudaFreeHost(host_staging_);
-    cudaFree(device_staging_);
-    host_staging_ = device_staging_ = nullptr;
-    staging_capacity_ = 0;
-    check(cudaMallocHost(reinterpret_cast<void**>(&host_staging_), staging_bytes), "cudaMallocHost");
-    check(cudaMalloc(reinterpret_cast<void**>(&device_staging_), staging_bytes), "cudaMalloc");
-    staging_capacity_ = staging_bytes;
+// Grows one set of buffers; called only once that set's last run is
+// finished, so nothing in flight still uses the old ones.
+void CudaPreprocessor::reserve(Buffers& b, size_t staging_bytes, size_t temp_bytes) {
+  if (staging_bytes > b.staging_capacity) {
+    cudaFreeHost(b.host_staging);
+    cudaFree(b.device_staging);
+    b.host_staging = b.device_staging = nullptr;
+    b.staging_capacity = 0;
+    check(cudaMallocHost(reinterpret_cast<void**>(&b.host_staging), staging_bytes), "cudaMallocHost");
+    check(cudaMalloc(reinterpret_cast<void**>(&b.device_staging), staging_bytes), "cudaMalloc");
+    b.staging_capacity = staging_bytes;
   }
-  if (temp_bytes > temp_capacity_) {
-    cudaFree(device_temp_);
-    device_temp_ = nullptr;
-    temp_capacity_ = 0;
-    check(cudaMalloc(reinterpret_cast<void**>(&device_temp_), temp_bytes), "cudaMalloc");
-    temp_capacity_ = temp_bytes;
+  if (temp_bytes > b.temp_capacity) {
+    cudaFree(b.device_temp);
+    b.device_temp = nullptr;
+    b.temp_capacity = 0;
+    check(cudaMalloc(reinterpret_cast<void**>(&b.device_temp), temp_bytes), "cudaMalloc");
+    b.temp_capacity = temp_bytes;
   }
 }
 
@@ -125,22 +128,38 @@ void CudaPreprocessor::run(const FrameView& frame, const Normalization& norm, fl
   if (device_out == nullptr) throw Error("CUDA preprocessing: output buffer is null");
   DeviceScope scope(device_);
 
-  // The previous run may still be copying from the staging buffer or reading
-  // the device buffers: wait for it before reusing (or growing) them.
-  check(cudaEventSynchronize(done_), "waiting for the previous frame");
+  // This set's last run (the one before the previous) may still be copying
+  // from its staging buffer or reading its device buffers: wait for it only.
+  Buffers& b = buffers_[next_];
+  next_ ^= 1;
+  check(cudaEventSynchronize(b.done), "waiting for the frame before the previous one");
   const KernelArgs& a = plan.args;
-  reserve(plan.size, static_cast<size_t>(3) * a.rows * a.res);
-  fill_staging(plan, frame, norm, host_staging_);
-  check(cudaMemcpyAsync(device_staging_, host_staging_, plan.size, cudaMemcpyHostToDevice, stream),
-        "cudaMemcpyAsync");
+  reserve(b, plan.size, static_cast<size_t>(3) * a.rows * a.res);
+  if (frame.memory == FrameMemory::kCuda) {
+    // The tables from the host; the plane boxes from the device frame, a
+    // copy the driver resolves across contexts (unified addressing).
+    fill_tables(plan, frame, norm, b.host_staging);
+    check(cudaMemcpyAsync(b.device_staging, b.host_staging, tables_size(plan), cudaMemcpyHostToDevice, stream),
+          "cudaMemcpyAsync (tables)");
+    for (int i = 0; i < plan.num_boxes; ++i) {
+      const Box& box = plan.boxes[i];
+      check(cudaMemcpy2DAsync(b.device_staging + box.offset, box.x1 - box.x0, box_source(plan, frame, i),
+                              frame.strides[i], box.x1 - box.x0, box.y1 - box.y0, cudaMemcpyDefault, stream),
+            "cudaMemcpy2DAsync (frame in CUDA memory)");
+    }
+  } else {
+    fill_staging(plan, frame, norm, b.host_staging);
+    check(cudaMemcpyAsync(b.device_staging, b.host_staging, plan.size, cudaMemcpyHostToDevice, stream),
+          "cudaMemcpyAsync");
+  }
 
-  const KernelArgs args = bind(plan, device_staging_);
+  const KernelArgs args = bind(plan, b.device_staging);
   const dim3 block(32, 8);
-  horizontal_pass<<<dim3((a.res + 31) / 32, (a.rows + 7) / 8), block, 0, stream>>>(args, device_temp_);
+  horizontal_pass<<<dim3((a.res + 31) / 32, (a.rows + 7) / 8), block, 0, stream>>>(args, b.device_temp);
   check(cudaGetLastError(), "horizontal pass launch");
-  vertical_pass<<<dim3((a.res + 31) / 32, (a.res + 7) / 8), block, 0, stream>>>(args, device_temp_, device_out);
+  vertical_pass<<<dim3((a.res + 31) / 32, (a.res + 7) / 8), block, 0, stream>>>(args, b.device_temp, device_out);
   check(cudaGetLastError(), "vertical pass launch");
-  check(cudaEventRecord(done_, stream), "cudaEventRecord");
+  check(cudaEventRecord(b.done, stream), "cudaEventRecord");
 }
 
 }  // namespace ruclip

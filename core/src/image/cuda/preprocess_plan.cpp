@@ -86,6 +86,27 @@ Plan make_plan(const FrameView& frame, const Normalization& norm) {
 }
 
 void fill_staging(const Plan& plan, const FrameView& frame, const Normalization& norm, uint8_t* staging) {
+  fill_tables(plan, frame, norm, staging);
+  copy_boxes(plan, frame, staging);
+}
+
+size_t tables_size(const Plan& plan) { return plan.num_boxes > 0 ? plan.boxes[0].offset : plan.size; }
+
+const uint8_t* box_source(const Plan& plan, const FrameView& frame, int i) {
+  return frame.planes[i] + static_cast<ptrdiff_t>(plan.boxes[i].y0) * frame.strides[i] + plan.boxes[i].x0;
+}
+
+void copy_boxes(const Plan& plan, const FrameView& frame, uint8_t* staging) {
+  for (int i = 0; i < plan.num_boxes; ++i) {
+    const Box& b = plan.boxes[i];
+    const size_t pitch = static_cast<size_t>(b.x1 - b.x0);
+    const uint8_t* source = box_source(plan, frame, i);
+    for (int y = 0; y < b.y1 - b.y0; ++y)
+      std::memcpy(staging + b.offset + y * pitch, source + static_cast<ptrdiff_t>(y) * frame.strides[i], pitch);
+  }
+}
+
+void fill_tables(const Plan& plan, const FrameView& frame, const Normalization& norm, uint8_t* staging) {
   const detail::NormalizeTable table(norm);
   std::memcpy(staging + plan.table_at, table.value, sizeof(table.value));
   detail::YuvToRgb(frame.matrix, frame.full_range).copy_tables(reinterpret_cast<int32_t*>(staging + plan.yuv_at));
@@ -99,13 +120,6 @@ void fill_staging(const Plan& plan, const FrameView& frame, const Normalization&
   put(plan.v_first_at, rp.vertical().first);
   put(plan.v_count_at, rp.vertical().count);
   put(plan.v_coeffs_at, rp.vertical().coeffs);
-  for (int i = 0; i < plan.num_boxes; ++i) {
-    const Box& b = plan.boxes[i];
-    const size_t pitch = static_cast<size_t>(b.x1 - b.x0);
-    for (int y = b.y0; y < b.y1; ++y)
-      std::memcpy(staging + b.offset + (y - b.y0) * pitch,
-                  frame.planes[i] + static_cast<ptrdiff_t>(y) * frame.strides[i] + b.x0, pitch);
-  }
 }
 
 KernelArgs bind(const Plan& plan, const uint8_t* base) {

@@ -56,8 +56,17 @@ struct Plan {
 // Validates like ruclip::preprocess (same ruclip::Error messages) and lays out
 // the staging buffer.
 Plan make_plan(const FrameView& frame, const Normalization& norm);
-// Writes tables, weights and plane boxes into `staging` (plan.size bytes).
+// Writes tables, weights and plane boxes into `staging` (plan.size bytes):
+// fill_tables, then copy_boxes.
 void fill_staging(const Plan& plan, const FrameView& frame, const Normalization& norm, uint8_t* staging);
+// The tables and weights alone: the first tables_size(plan) bytes.
+void fill_tables(const Plan& plan, const FrameView& frame, const Normalization& norm, uint8_t* staging);
+size_t tables_size(const Plan& plan);
+// Where box `i` starts in the frame's plane (the frame's own stride is its
+// pitch there), for a copy into the staging buffer at plan.boxes[i].offset.
+const uint8_t* box_source(const Plan& plan, const FrameView& frame, int i);
+// The boxes, copied from a frame in host memory.
+void copy_boxes(const Plan& plan, const FrameView& frame, uint8_t* staging);
 // The kernels' arguments for a staging buffer at `base` (device or host).
 KernelArgs bind(const Plan& plan, const uint8_t* base);
 
