@@ -634,6 +634,53 @@ TEST_F(Element, CapsRenegotiationMidStream) {
   gst_harness_teardown(h);
 }
 
+bool has_cuda_memory(GstCaps* caps) {
+  bool found = false;
+  for (guint i = 0; i < gst_caps_get_size(caps); ++i) {
+    GstCapsFeatures* f = gst_caps_get_features(caps, i);
+    if (f && !gst_caps_features_is_any(f) && gst_caps_features_contains(f, "memory:CUDAMemory")) found = true;
+  }
+  gst_caps_unref(caps);
+  return found;
+}
+
+// Frames in CUDA memory (GStreamer's memory:CUDAMemory) are offered only
+// where the model reads them: before start unless device=cpu or mode=async;
+// once started, only with a model on a GPU, so here never.
+TEST_F(Element, CudaMemoryOnlyWhereTheModelReadsIt) {
+  GstElement* e = make_filter("device=auto mode=sync");
+  GstPad* sink = gst_element_get_static_pad(e, "sink");
+  EXPECT_TRUE(has_cuda_memory(gst_pad_get_pad_template_caps(sink)));
+  EXPECT_TRUE(has_cuda_memory(gst_pad_query_caps(sink, nullptr))) << "device=auto could be a GPU";
+  g_object_set(e, "device", "cpu", NULL);
+  EXPECT_FALSE(has_cuda_memory(gst_pad_query_caps(sink, nullptr))) << "device=cpu";
+  g_object_set(e, "device", "auto", NULL);
+  gst_util_set_object_arg(G_OBJECT(e), "mode", "async");
+  EXPECT_FALSE(has_cuda_memory(gst_pad_query_caps(sink, nullptr))) << "mode=async";
+  gst_util_set_object_arg(G_OBJECT(e), "mode", "sync");
+  gst_object_unref(sink);
+
+  // Started: the model is on this machine's device (no GPU here: the CPU).
+  GstHarness* h = gst_harness_new_with_element(e, "sink", "src");
+  gst_object_unref(e);
+  const auto rgb = fixture_rgb()[0];
+  std::string caps;
+  GstBuffer* b = make_buffer(rgb, GST_VIDEO_FORMAT_NV12, &caps);
+  gst_harness_set_src_caps_str(h, caps.c_str());
+  EXPECT_TRUE(analyze_one(h, b).fresh);
+  sink = gst_element_get_static_pad(h->element, "sink");
+  EXPECT_FALSE(has_cuda_memory(gst_pad_query_caps(sink, nullptr)));
+  GstCaps* system = gst_caps_from_string(caps.c_str());
+  GstCaps* cuda = gst_caps_copy(system);
+  gst_caps_set_features(cuda, 0, gst_caps_features_new("memory:CUDAMemory", NULL));
+  EXPECT_TRUE(gst_pad_query_accept_caps(sink, system));
+  EXPECT_FALSE(gst_pad_query_accept_caps(sink, cuda)) << "CUDA memory accepted by a model on the CPU";
+  gst_caps_unref(system);
+  gst_caps_unref(cuda);
+  gst_object_unref(sink);
+  gst_harness_teardown(h);
+}
+
 TEST_F(Element, AsyncResultsRideOnLaterBuffersAndEosDrains) {
   const auto rgb = fixture_rgb()[0];
   std::string caps;

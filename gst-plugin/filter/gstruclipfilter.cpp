@@ -65,6 +65,11 @@ GST_DEBUG_CATEGORY_STATIC (gst_ruclip_filter_debug);
 #define GST_CAT_DEFAULT gst_ruclip_filter_debug
 
 #define VIDEO_FORMATS "{ RGB, BGR, RGBA, BGRA, RGBx, BGRx, xRGB, xBGR, GRAY8, I420, NV12 }"
+// GStreamer's CUDA memory (gst-plugins-bad's gst/cuda/gstcudamemory.h: these
+// two names only, so the plugin needs no CUDA library of its own): frames a
+// hardware decoder or cudaupload left on the GPU, read there by the model.
+#define CUDA_MEMORY_FEATURE "memory:CUDAMemory"
+#define GST_MAP_CUDA_MEMORY ((GstMapFlags) (GST_MAP_FLAG_LAST << 1))
 
 typedef enum {
   RUCLIP_MODE_SYNC,
@@ -386,6 +391,10 @@ struct RuClipFilterState {
   // preprocesses it there; otherwise the CPU does it on the streaming thread
   // (in parallel across streams).
   bool frames_to_gpu = false;
+  // The negotiated caps are CUDA memory (set_info).
+  bool cuda_memory = false;
+  // Whether the loaded model reads frames in CUDA memory: -1 before start().
+  std::atomic<int> model_reads_cuda{-1};
 
   // segments/smoothing: fed each result once, in stream order, on the streaming thread.
   std::unique_ptr<ruclip::SegmentTracker> tracker;
@@ -655,6 +664,7 @@ gst_ruclip_filter_start (GstBaseTransform * trans)
   st->object_classes = std::set<std::string> (types.begin (), types.end ());
   st->active = s;
   st->frames_to_gpu = s.mode == RUCLIP_MODE_SYNC && shared->model ().device () != "cpu";
+  st->model_reads_cuda = s.mode == RUCLIP_MODE_SYNC && shared->model ().reads_cuda_frames () ? 1 : 0;
   st->sampler.reset ();
   st->frames_analyzed = 0;
   st->requests_dropped = 0;
@@ -682,6 +692,54 @@ static gboolean
 gst_ruclip_filter_stop (GstBaseTransform * trans)
 {
   close_stream (GST_RUCLIP_FILTER (trans)->state);
+  GST_RUCLIP_FILTER (trans)->state->model_reads_cuda = -1;
+  return TRUE;
+}
+
+// CUDA memory is offered only where the model reads it: a model on a CUDA
+// device in sync mode (start() says); before start, unless device=cpu or
+// mode=async. Elsewhere the element negotiates system memory only.
+static bool
+accepts_cuda_memory (GstRuClipFilter * self)
+{
+  const int reads = self->state->model_reads_cuda;
+  if (reads >= 0)
+    return reads == 1;
+  const Settings s = copy_settings (self->state);
+  return s.device != "cpu" && s.mode == RUCLIP_MODE_SYNC;
+}
+
+static GstCaps *
+gst_ruclip_filter_transform_caps (GstBaseTransform * trans, GstPadDirection direction, GstCaps * caps,
+    GstCaps * filter)
+{
+  GstCaps *result = GST_BASE_TRANSFORM_CLASS (parent_class)->transform_caps (trans, direction, caps, filter);
+  if (accepts_cuda_memory (GST_RUCLIP_FILTER (trans)))
+    return result;
+  result = gst_caps_make_writable (result);
+  for (guint i = gst_caps_get_size (result); i-- > 0;) {
+    GstCapsFeatures *features = gst_caps_get_features (result, i);
+    if (features && !gst_caps_features_is_any (features) &&
+        gst_caps_features_contains (features, CUDA_MEMORY_FEATURE))
+      gst_caps_remove_structure (result, i);
+  }
+  GST_LOG_OBJECT (trans, "no CUDA memory (the model doesn't read it): %" GST_PTR_FORMAT, result);
+  return result;
+}
+
+static gboolean
+gst_ruclip_filter_set_info (GstVideoFilter * filter, GstCaps * incaps, GstVideoInfo *, GstCaps *, GstVideoInfo *)
+{
+  GstRuClipFilter *self = GST_RUCLIP_FILTER (filter);
+  GstCapsFeatures *features = gst_caps_get_features (incaps, 0);
+  const bool cuda = features && gst_caps_features_contains (features, CUDA_MEMORY_FEATURE);
+  if (cuda && !accepts_cuda_memory (self)) {
+    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, ("Frames in CUDA memory need device=cuda and mode=sync"),
+        ("caps %" GST_PTR_FORMAT "; put cudadownload before the element otherwise", incaps));
+    return FALSE;
+  }
+  self->state->cuda_memory = cuda;
+  GST_INFO_OBJECT (self, "frames in %s memory", cuda ? "CUDA" : "system");
   return TRUE;
 }
 
@@ -816,7 +874,8 @@ gst_ruclip_filter_transform_ip (GstBaseTransform * trans, GstBuffer * buffer)
     req.running_time = gst_segment_to_running_time (&trans->segment, GST_FORMAT_TIME, pts);
     const ruclip::Normalization norm = st->shared->model ().normalization ();
 
-    ruclip_gst::MappedFrame frame (&filter->in_info, buffer);  // unmapped on every way out
+    ruclip_gst::MappedFrame frame (&filter->in_info, buffer,  // unmapped on every way out
+        st->cuda_memory ? (GstMapFlags) (GST_MAP_READ | GST_MAP_CUDA_MEMORY) : GST_MAP_READ);
     if (!frame.mapped ()) {
       GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Could not map the video frame for reading"), (NULL));
       return GST_FLOW_ERROR;
@@ -825,6 +884,8 @@ gst_ruclip_filter_transform_ip (GstBaseTransform * trans, GstBuffer * buffer)
     try {
       if (!frame.view (&view))
         throw ruclip::Error ("unsupported format");
+      if (st->cuda_memory)
+        view.memory = ruclip::FrameMemory::kCuda;  // device pointers: only the model's GPU path reads them
       if (s.inference_region == RUCLIP_REGION_ROI_LIST) {
         const GstFlowReturn ret = analyze_regions (self, buffer, &frame, view, req, k);  // unmaps the frame
         st->sampled.add (start);
@@ -1276,7 +1337,10 @@ gst_ruclip_filter_class_init (GstRuClipFilterClass * klass)
           "inference-region=roi-list: classify only regions of these types (roi_type, e.g. \"face;person\"; "
           "';' or ',' separated). Empty: every region", NULL, rw_ready));
 
-  GstCaps *caps = gst_caps_from_string (GST_VIDEO_CAPS_MAKE (VIDEO_FORMATS));
+  // CUDA memory first: preferred where the model reads it (transform_caps
+  // drops it elsewhere).
+  GstCaps *caps = gst_caps_from_string (GST_VIDEO_CAPS_MAKE_WITH_FEATURES (CUDA_MEMORY_FEATURE, VIDEO_FORMATS) "; "
+      GST_VIDEO_CAPS_MAKE (VIDEO_FORMATS));
   gst_element_class_add_pad_template (element_class, gst_pad_template_new ("sink", GST_PAD_SINK, GST_PAD_ALWAYS, caps));
   gst_element_class_add_pad_template (element_class, gst_pad_template_new ("src", GST_PAD_SRC, GST_PAD_ALWAYS, caps));
   gst_caps_unref (caps);
@@ -1288,6 +1352,8 @@ gst_ruclip_filter_class_init (GstRuClipFilterClass * klass)
   trans_class->start = GST_DEBUG_FUNCPTR (gst_ruclip_filter_start);
   trans_class->stop = GST_DEBUG_FUNCPTR (gst_ruclip_filter_stop);
   trans_class->transform_ip = GST_DEBUG_FUNCPTR (gst_ruclip_filter_transform_ip);
+  trans_class->transform_caps = GST_DEBUG_FUNCPTR (gst_ruclip_filter_transform_caps);
+  GST_VIDEO_FILTER_CLASS (klass)->set_info = GST_DEBUG_FUNCPTR (gst_ruclip_filter_set_info);
   trans_class->sink_event = GST_DEBUG_FUNCPTR (gst_ruclip_filter_sink_event);
   trans_class->transform_ip_on_passthrough = FALSE;
 

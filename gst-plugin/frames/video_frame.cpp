@@ -33,9 +33,9 @@ to_frame_view (const GstVideoFrame * frame, ruclip::FrameView * view)
   return true;
 }
 
-MappedFrame::MappedFrame (const GstVideoInfo * info, GstBuffer * buffer)
+MappedFrame::MappedFrame (const GstVideoInfo * info, GstBuffer * buffer, GstMapFlags flags)
 {
-  mapped_ = gst_video_frame_map (&frame_, const_cast<GstVideoInfo *> (info), buffer, GST_MAP_READ);
+  mapped_ = gst_video_frame_map (&frame_, const_cast<GstVideoInfo *> (info), buffer, flags);
 }
 
 void

@@ -17,7 +17,9 @@ bool to_frame_view (const GstVideoFrame * frame, ruclip::FrameView * view);
 // by unmap() (e.g. before the buffer's metas are written).
 class MappedFrame {
 public:
-  MappedFrame (const GstVideoInfo * info, GstBuffer * buffer);
+  // `flags`: GST_MAP_READ, with GST_MAP_CUDA for a buffer of CUDA memory
+  // (its planes then are device pointers: mark the view FrameMemory::kCuda).
+  MappedFrame (const GstVideoInfo * info, GstBuffer * buffer, GstMapFlags flags = GST_MAP_READ);
   ~MappedFrame () { unmap (); }
   MappedFrame (const MappedFrame &) = delete;
   MappedFrame & operator= (const MappedFrame &) = delete;
