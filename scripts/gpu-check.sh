@@ -14,8 +14,8 @@
 #      v1 tiny) in fp32 (1e-4), fp16 and bf16 (cosine >= 0.999, upstream's
 #      ranking); encode_frames on 1080p NV12/I420 against the CPU path;
 #      concurrent encode_frames;
-#   4. ruclipfilter device=cuda on frames in system memory (sync, async) and
-#      in CUDA memory (cudaupload, sync);
+#   4. ruclipfilter device=cuda, sync and async, on frames in system memory
+#      and in CUDA memory (cudaupload);
 #   5. the benchmark (ruclip-gpu-bench) into OUT_DIR/gpu-bench.json.
 # Logs of each step go to OUT_DIR too. About 5 minutes on an H100.
 set -uo pipefail
@@ -102,17 +102,17 @@ if [ "$dry" = 1 ]; then
 else
   step kernels no_skips "$out/kernels" "$bundle/bin/test_cuda_preprocess"
   step model no_skips "$out/model" "$bundle/bin/test_gpu"
-  # The element on CUDA: frames from system memory (sync and async), and
-  # from CUDA memory (cudaupload; sync mode reads it in place).
+  # The element on CUDA, sync and async: frames from system memory, and
+  # from CUDA memory (cudaupload), read in place.
   for mode in sync async; do
     step "element-system-memory-$mode" "$bundle/gst/gst-launch-1.0" -q \
       videotestsrc num-buffers=120 pattern=smpte ! video/x-raw,format=NV12,width=1920,height=1080,framerate=30/1 ! \
       ruclipfilter model=tests/data/ruclip-tiny-v2 device=cuda labels="полосы;кошка" mode=$mode ! fakesink
+    step "element-cuda-memory-$mode" "$bundle/gst/gst-launch-1.0" -q \
+      videotestsrc num-buffers=120 pattern=smpte ! video/x-raw,format=NV12,width=1920,height=1080,framerate=30/1 ! \
+      cudaupload ! "video/x-raw(memory:CUDAMemory)" ! \
+      ruclipfilter model=tests/data/ruclip-tiny-v2 device=cuda labels="полосы;кошка" mode=$mode ! fakesink
   done
-  step element-cuda-memory-sync "$bundle/gst/gst-launch-1.0" -q \
-    videotestsrc num-buffers=120 pattern=smpte ! video/x-raw,format=NV12,width=1920,height=1080,framerate=30/1 ! \
-    cudaupload ! "video/x-raw(memory:CUDAMemory)" ! \
-    ruclipfilter model=tests/data/ruclip-tiny-v2 device=cuda labels="полосы;кошка" mode=sync ! fakesink
   step bench "$bundle/bin/ruclip-gpu-bench" --out "$out/gpu-bench.json" --tokenizer tests/data/ruclip-tiny-v2/bpe.model
 fi
 

@@ -195,6 +195,66 @@ TEST(Scheduler, SyncStreamsGetTheirOwnResultsInSharedBatches) {
   }
 }
 
+// Frames the model prepared (Model::prepare_frame: on the CPU here, in device
+// memory on a GPU) go through the scheduler in either mode and get the
+// embedding of the same frame's preprocessed pixels, though the frame itself
+// is gone by the time the model runs.
+TEST(Scheduler, PreparedFramesGetTheEmbeddingOfTheirPixels) {
+  auto shared = tiny();
+  const ruclip::Model& model = shared->model();
+  const auto make_frame = [](std::vector<uint8_t>* bytes) {
+    bytes->resize(64 * 48 * 3);
+    for (size_t i = 0; i < bytes->size(); ++i) (*bytes)[i] = static_cast<uint8_t>((i * 37 + 11) & 255);
+    ruclip::FrameView v;
+    v.format = ruclip::PixelFormat::RGB;
+    v.width = 64;
+    v.height = 48;
+    v.planes[0] = bytes->data();
+    v.strides[0] = 64 * 3;
+    return v;
+  };
+  std::vector<uint8_t> bytes;
+  const ruclip::Normalization norm = model.normalization();
+  std::vector<float> pixels(3 * static_cast<size_t>(norm.resolution) * norm.resolution);
+  ruclip::preprocess(make_frame(&bytes), norm, pixels.data());
+  ruclip::Embeddings want = model.encode_pixels(pixels.data(), 1);
+  want.normalize_rows();
+
+  for (StreamMode mode : {StreamMode::kSync, StreamMode::kAsync}) {
+    std::mutex m;
+    std::vector<FrameAnalysis> delivered;
+    StreamOptions o;
+    o.mode = mode;
+    o.on_result = [&](FrameAnalysis&& a) {
+      std::lock_guard<std::mutex> lock(m);
+      delivered.push_back(std::move(a));
+    };
+    auto stream = shared->scheduler().open_stream(o);
+    stream->set_labels_now(kLabels);
+    FrameRequest r;
+    r.frame = 7;
+    r.prepared = model.prepare_frame(make_frame(&bytes));
+    std::fill(bytes.begin(), bytes.end(), 0);  // the frame is gone
+    FrameAnalysis a;
+    std::string error;
+    if (mode == StreamMode::kSync) {
+      ASSERT_EQ(stream->submit(std::move(r), &a, &error), Submitted::kAnalyzed) << error;
+    } else {
+      ASSERT_EQ(stream->submit(std::move(r)), Submitted::kQueued);
+      ASSERT_TRUE(stream->drain());
+      std::lock_guard<std::mutex> lock(m);
+      ASSERT_EQ(delivered.size(), 1u);
+      a = delivered[0];
+    }
+    EXPECT_EQ(a.frame, 7u);
+    EXPECT_LE(ruclip_test::max_abs_diff(a.embedding, want.data), 1e-6) << (mode == StreamMode::kSync ? "sync" : "async");
+  }
+  // A PreparedFrame of another kind is refused with a message.
+  struct Foreign : ruclip::PreparedFrame {};
+  const std::string e = ruclip_test::error_of([&] { model.encode_prepared({std::make_shared<Foreign>()}); });
+  EXPECT_NE(e.find("not made by Model::prepare_frame"), std::string::npos) << e;
+}
+
 // async: results arrive in submit order on the callback; past queue-size the
 // oldest waiting frame is dropped and counted; after drain() every
 // submitted frame was analyzed or dropped.

@@ -391,6 +391,9 @@ struct RuClipFilterState {
   // preprocesses it there; otherwise the CPU does it on the streaming thread
   // (in parallel across streams).
   bool frames_to_gpu = false;
+  // async mode on a GPU: a sampled frame is preprocessed there at once
+  // (Model::prepare_frame) and only the device pixels wait for the model.
+  bool prepare_on_gpu = false;
   // The negotiated caps are CUDA memory (set_info).
   bool cuda_memory = false;
   // Whether the loaded model reads frames in CUDA memory: -1 before start().
@@ -664,7 +667,8 @@ gst_ruclip_filter_start (GstBaseTransform * trans)
   st->object_classes = std::set<std::string> (types.begin (), types.end ());
   st->active = s;
   st->frames_to_gpu = s.mode == RUCLIP_MODE_SYNC && shared->model ().device () != "cpu";
-  st->model_reads_cuda = s.mode == RUCLIP_MODE_SYNC && shared->model ().reads_cuda_frames () ? 1 : 0;
+  st->prepare_on_gpu = s.mode == RUCLIP_MODE_ASYNC && shared->model ().reads_cuda_frames ();
+  st->model_reads_cuda = shared->model ().reads_cuda_frames () ? 1 : 0;
   st->sampler.reset ();
   st->frames_analyzed = 0;
   st->requests_dropped = 0;
@@ -697,16 +701,15 @@ gst_ruclip_filter_stop (GstBaseTransform * trans)
 }
 
 // CUDA memory is offered only where the model reads it: a model on a CUDA
-// device in sync mode (start() says); before start, unless device=cpu or
-// mode=async. Elsewhere the element negotiates system memory only.
+// device (start() says); before start, unless device=cpu. Elsewhere the
+// element negotiates system memory only.
 static bool
 accepts_cuda_memory (GstRuClipFilter * self)
 {
   const int reads = self->state->model_reads_cuda;
   if (reads >= 0)
     return reads == 1;
-  const Settings s = copy_settings (self->state);
-  return s.device != "cpu" && s.mode == RUCLIP_MODE_SYNC;
+  return copy_settings (self->state).device != "cpu";
 }
 
 static GstCaps *
@@ -734,7 +737,7 @@ gst_ruclip_filter_set_info (GstVideoFilter * filter, GstCaps * incaps, GstVideoI
   GstCapsFeatures *features = gst_caps_get_features (incaps, 0);
   const bool cuda = features && gst_caps_features_contains (features, CUDA_MEMORY_FEATURE);
   if (cuda && !accepts_cuda_memory (self)) {
-    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, ("Frames in CUDA memory need device=cuda and mode=sync"),
+    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, ("Frames in CUDA memory need a model on a CUDA device"),
         ("caps %" GST_PTR_FORMAT "; put cudadownload before the element otherwise", incaps));
     return FALSE;
   }
@@ -893,6 +896,11 @@ gst_ruclip_filter_transform_ip (GstBaseTransform * trans, GstBuffer * buffer)
       }
       if (st->frames_to_gpu) {
         req.view = &view;  // mapped until submit() returns (sync mode)
+      } else if (st->prepare_on_gpu) {
+        // Preprocessed on the GPU now: the frame may be unmapped once staged.
+        const auto preprocess_start = std::chrono::steady_clock::now ();
+        req.prepared = st->shared->model ().prepare_frame (view);
+        st->preprocessing.add (preprocess_start);
       } else {
         const auto preprocess_start = std::chrono::steady_clock::now ();
         req.pixels.resize (3 * (size_t) norm.resolution * norm.resolution);

@@ -136,6 +136,25 @@ TEST(Gpu, FramesPreprocessedOnTheGpuEqualTheCpuPath) {
   }
 }
 
+// async streams' path: frames prepared on the GPU at once (the frame may go),
+// encoded later in one batch, equal to encode_frames of the same frames.
+TEST(Gpu, PreparedFramesEqualEncodeFrames) {
+  auto model = ruclip::Model::load(ruclip_test::tiny_model_dir(), cuda("fp32"));
+  ASSERT_TRUE(model->reads_cuda_frames());
+  std::vector<Frame> frames;
+  std::vector<ruclip::FrameView> views;
+  for (uint32_t i = 0; i < 4; ++i) frames.push_back(yuv_frame(ruclip::PixelFormat::NV12, 300 + i));
+  for (const auto& f : frames) views.push_back(f.view);
+  const auto want = model->encode_frames(views);
+  std::vector<std::shared_ptr<const ruclip::PreparedFrame>> prepared;
+  for (auto& f : frames) {
+    prepared.push_back(model->prepare_frame(f.view));
+    std::fill(f.bytes.begin(), f.bytes.end(), 0);  // staged: the frame may go
+  }
+  const auto got = model->encode_prepared(prepared);
+  for (int i = 0; i < got.rows; ++i) EXPECT_LE(max_abs_diff(row(got, i), row(want, i)), 1e-6) << "frame " << i;
+}
+
 TEST(Gpu, ConcurrentEncodeFramesAgreeWithOneThread) {
   auto model = ruclip::Model::load(ruclip_test::tiny_model_dir(), cuda("fp32"));
   constexpr int kThreads = 4, kRounds = 6;

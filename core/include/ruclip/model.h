@@ -39,6 +39,14 @@ struct Embeddings {
 // with the BLAS kernel, OpenBLAS's), so concurrent calls don't run faster in
 // total. load/random/destruction are not concurrent with calls on the same
 // Model.
+// A frame preprocessed where its model runs (on a GPU: in device memory),
+// made by Model::prepare_frame for a later Model::encode_prepared; immutable,
+// may be shared across threads; holds its memory until the last owner drops it.
+class PreparedFrame {
+ public:
+  virtual ~PreparedFrame() = default;
+};
+
 class Model {
  public:
   // Reads DIR/config.json, the tokenizer, and DIR/model.safetensors or
@@ -83,6 +91,13 @@ class Model {
   Embeddings encode_frames(const std::vector<FrameView>& frames) const;
   // On a CUDA device with the GPU preprocessor built in.
   bool reads_cuda_frames() const;
+  // Preprocesses `frame` now, where the model runs: on its GPU (frames in
+  // host or CUDA memory; returns once the frame is staged, so the caller may
+  // release it), elsewhere on the CPU. For callers that can't keep the frame
+  // until the model call (async streams).
+  std::shared_ptr<const PreparedFrame> prepare_frame(const FrameView& frame) const;
+  // Frames this model prepared, in one batch.
+  Embeddings encode_prepared(const std::vector<std::shared_ptr<const PreparedFrame>>& frames) const;
 
   Normalization normalization() const;
 

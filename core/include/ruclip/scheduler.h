@@ -47,8 +47,11 @@ struct FrameRequest {
   // Either the preprocessed pixels (3 x R x R, preprocess() of image.h) ...
   std::vector<float> pixels;
   // ... or, in sync mode only, the frame itself, which must stay valid until
-  // submit returns: the model preprocesses it (on a GPU, there).
+  // submit returns: the model preprocesses it (on a GPU, there) ...
   const FrameView* view = nullptr;
+  // ... or the frame as this scheduler's model prepared it (Model::prepare_frame:
+  // on a GPU, pixels already in device memory), in either mode.
+  std::shared_ptr<const PreparedFrame> prepared;
 };
 
 struct FrameAnalysis {

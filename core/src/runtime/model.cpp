@@ -237,6 +237,49 @@ Embeddings Model::encode_pixels(const float* pixels, int batch) const {
   });
 }
 
+namespace {
+// Model's PreparedFrame: normalized pixels [3, R, R] on the model's device.
+struct TensorFrame : PreparedFrame {
+  Tensor pixels;
+};
+}  // namespace
+
+std::shared_ptr<const PreparedFrame> Model::prepare_frame(const FrameView& frame) const {
+  const Normalization norm = normalization();
+  auto prepared = std::make_shared<TensorFrame>();
+  c10::InferenceMode guard;
+  const int64_t r = norm.resolution;
+#ifdef RUCLIP_HAVE_CUDA_PREPROCESS
+  if (impl_->device.is_cuda()) {
+    detail::with_torch_errors("preparing a frame", 1, [&] {
+      prepared->pixels = torch::empty({3, r, r}, torch::TensorOptions().device(impl_->device).dtype(torch::kFloat32));
+      std::lock_guard<std::mutex> lock(impl_->gpu_preprocessor_lock);
+      if (!impl_->gpu_preprocessor) impl_->gpu_preprocessor = std::make_unique<CudaPreprocessor>(impl_->device.index());
+      // The device's default stream, as in encode_frames: the tower that reads it later runs after.
+      impl_->gpu_preprocessor->run(frame, norm, prepared->pixels.data_ptr<float>(), nullptr);
+    });
+    return prepared;
+  }
+#endif
+  prepared->pixels = torch::empty({3, r, r}, torch::kFloat32);
+  preprocess(frame, norm, prepared->pixels.data_ptr<float>());
+  return prepared;
+}
+
+Embeddings Model::encode_prepared(const std::vector<std::shared_ptr<const PreparedFrame>>& frames) const {
+  if (frames.empty()) return Embeddings{0, impl_->weights->config.embed_dim, {}};
+  std::vector<Tensor> pixels;
+  for (const auto& f : frames) {
+    const auto* t = dynamic_cast<const TensorFrame*>(f.get());
+    if (!t) throw Error("encode_prepared: a frame not made by Model::prepare_frame");
+    pixels.push_back(t->pixels);
+  }
+  c10::InferenceMode guard;
+  return detail::with_torch_errors("encoding frames", static_cast<int>(frames.size()), [&] {
+    return to_embeddings(impl_->weights->encode_image(torch::stack(pixels).to(impl_->device)));
+  });
+}
+
 bool Model::reads_cuda_frames() const {
 #ifdef RUCLIP_HAVE_CUDA_PREPROCESS
   return impl_->device.is_cuda();

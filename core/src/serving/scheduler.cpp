@@ -234,9 +234,12 @@ struct InferenceScheduler::Impl {
     try {
       std::vector<float> pixels;
       std::vector<FrameView> views;
-      std::vector<size_t> pixel_items, view_items;
-      for (size_t i = 0; i < batch.size(); ++i)
-        (batch[i].pending.request.view ? view_items : pixel_items).push_back(i);
+      std::vector<std::shared_ptr<const PreparedFrame>> prepared;
+      std::vector<size_t> pixel_items, view_items, prepared_items;
+      for (size_t i = 0; i < batch.size(); ++i) {
+        const FrameRequest& r = batch[i].pending.request;
+        (r.prepared ? prepared_items : r.view ? view_items : pixel_items).push_back(i);
+      }
       const Normalization norm = model.normalization();
       const size_t per_image = 3 * static_cast<size_t>(norm.resolution) * norm.resolution;
       pixels.reserve(per_image * pixel_items.size());
@@ -248,15 +251,20 @@ struct InferenceScheduler::Impl {
         pixels.insert(pixels.end(), p.begin(), p.end());
       }
       for (size_t i : view_items) views.push_back(*batch[i].pending.request.view);
-      Embeddings a = pixel_items.empty() ? Embeddings{} : model.encode_pixels(pixels.data(), static_cast<int>(pixel_items.size()));
-      Embeddings b = views.empty() ? Embeddings{} : model.encode_frames(views);
-      latents.dim = pixel_items.empty() ? b.dim : a.dim;
-      latents.rows = a.rows + b.rows;
-      latents.data = std::move(a.data);
-      latents.data.insert(latents.data.end(), b.data.begin(), b.data.end());
+      for (size_t i : prepared_items) prepared.push_back(batch[i].pending.request.prepared);
+      // One model call per kind of request in the batch; rows in that order.
       int r = 0;
-      for (size_t i : pixel_items) row[i] = r++;
-      for (size_t i : view_items) row[i] = r++;
+      const auto append = [&](Embeddings e, const std::vector<size_t>& items) {
+        if (items.empty()) return;
+        latents.dim = e.dim;
+        latents.rows += e.rows;
+        latents.data.insert(latents.data.end(), e.data.begin(), e.data.end());
+        for (size_t i : items) row[i] = r++;
+      };
+      if (!pixel_items.empty())
+        append(model.encode_pixels(pixels.data(), static_cast<int>(pixel_items.size())), pixel_items);
+      if (!views.empty()) append(model.encode_frames(views), view_items);
+      if (!prepared.empty()) append(model.encode_prepared(prepared), prepared_items);
     } catch (const std::exception& e) {
       error = e.what();
     }
