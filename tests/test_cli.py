@@ -210,6 +210,7 @@ class Bench(unittest.TestCase):
     def test_model_folder_report(self):
         out = ok_json("bench", "--model", MODEL, "--batch", "4", "--seconds", "0.2", "--threads", "1")
         self.assertEqual((out["batch"], out["threads"], out["precision"], out["device"]), (4, 1, "fp32", "cpu"))
+        self.assertEqual(out["image_input"], "host floats")  # on the CPU; device pixels on a GPU
         for key in ("images_per_second", "texts_per_second", "matmul_gflops", "peak_rss_mib"):
             self.assertGreater(out[key], 0, key)
         for key in ("image_batch_ms", "text_batch_ms"):
