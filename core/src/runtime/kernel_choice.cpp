@@ -117,6 +117,7 @@ void check_precision(Precision requested, const torch::Device& device) {
 
 KernelPlan choose_kernels(Precision requested, const torch::Device& device, const ModelConfig& config,
                           int requested_threads) {
+  check_precision(requested, device);  // what no device or build can run: named once, there
   KernelPlan plan;
   // Measured under the threads this model will get (the first model's, when one is loaded).
   const int num_threads = threads_for_claim(requested_threads);
@@ -141,7 +142,7 @@ KernelPlan choose_kernels(Precision requested, const torch::Device& device, cons
       case Precision::kBf16: plan.dtype = torch::kBFloat16; break;
       case Precision::kFp16:
       case Precision::kAuto: plan.dtype = torch::kFloat16; break;
-      case Precision::kInt8: throw Error("precision 'int8': CPU only; on CUDA use fp16 or bf16");
+      case Precision::kInt8: break;  // refused by check_precision
     }
     plan.precision = requested == Precision::kAuto ? Precision::kFp16 : requested;
     r.precision = precision_name(plan.precision);
@@ -152,7 +153,6 @@ KernelPlan choose_kernels(Precision requested, const torch::Device& device, cons
     }
     return plan;
   }
-  if (requested == Precision::kFp16) throw Error("precision 'fp16' needs a CUDA device; on the CPU use bf16, int8 or fp32");
   if (!cap_onednn_isa() && onednn_available())
     r.warnings.push_back("RUCLIP_MAX_CPU_ISA could not be passed on to oneDNN (it had already chosen its kernels)");
 
@@ -238,8 +238,6 @@ KernelPlan choose_kernels(Precision requested, const torch::Device& device, cons
     r.warnings.push_back(why.str());
     precision = Precision::kFp32;
   }
-  if (precision == Precision::kInt8 && !onednn_available())
-    throw Error("precision 'int8' needs oneDNN (this build has none: install libdnnl-dev and rebuild)");
   if (precision == Precision::kInt8 && !onednn_kernel_runs(LinearKernel::kOneDnnInt8))
     throw Error("precision 'int8': oneDNN's int8 product doesn't run beside this LibTorch on this CPU "
                 "(docs/building.md); use fp32 or bf16");

@@ -58,6 +58,16 @@ struct Model::Impl {
   // may be called from several threads at once: it is made and used under the lock.
   std::mutex gpu_preprocessor_lock;
   std::unique_ptr<CudaPreprocessor> gpu_preprocessor;
+
+  // Queues the frames' preprocessing into `out` on the device (count x 3 x R
+  // x R floats), on its default stream, where LibTorch's work goes too: the
+  // tower that reads them runs after.
+  void preprocess_on_gpu(const FrameView* frames, size_t count, const Normalization& norm, float* out) {
+    const size_t per_frame = 3 * static_cast<size_t>(norm.resolution) * norm.resolution;
+    std::lock_guard<std::mutex> lock(gpu_preprocessor_lock);
+    if (!gpu_preprocessor) gpu_preprocessor = std::make_unique<CudaPreprocessor>(device.index());
+    for (size_t i = 0; i < count; ++i) gpu_preprocessor->run(frames[i], norm, out + i * per_frame, nullptr);
+  }
 #endif
 
   // Device, kernels, precision and threads (Model::load has checked the
@@ -253,10 +263,7 @@ std::shared_ptr<const PreparedFrame> Model::prepare_frame(const FrameView& frame
   if (impl_->device.is_cuda()) {
     detail::with_torch_errors("preparing a frame", 1, [&] {
       prepared->pixels = torch::empty({3, r, r}, torch::TensorOptions().device(impl_->device).dtype(torch::kFloat32));
-      std::lock_guard<std::mutex> lock(impl_->gpu_preprocessor_lock);
-      if (!impl_->gpu_preprocessor) impl_->gpu_preprocessor = std::make_unique<CudaPreprocessor>(impl_->device.index());
-      // The device's default stream, as in encode_frames: the tower that reads it later runs after.
-      impl_->gpu_preprocessor->run(frame, norm, prepared->pixels.data_ptr<float>(), nullptr);
+      impl_->preprocess_on_gpu(&frame, 1, norm, prepared->pixels.data_ptr<float>());
     });
     return prepared;
   }
@@ -297,14 +304,7 @@ Embeddings Model::encode_frames(const std::vector<FrameView>& frames) const {
     const int batch = static_cast<int>(frames.size());
     return detail::with_torch_errors("encoding frames", batch, [&] {
       Tensor pixels = torch::empty({batch, 3, r, r}, torch::TensorOptions().device(impl_->device).dtype(torch::kFloat32));
-      {
-        std::lock_guard<std::mutex> lock(impl_->gpu_preprocessor_lock);
-        if (!impl_->gpu_preprocessor) impl_->gpu_preprocessor = std::make_unique<CudaPreprocessor>(impl_->device.index());
-        // LibTorch's work goes to the device's default stream unless told
-        // otherwise; the kernels go there too, so the tower runs after them.
-        for (int i = 0; i < batch; ++i)
-          impl_->gpu_preprocessor->run(frames[i], norm, pixels[i].data_ptr<float>(), nullptr);
-      }
+      impl_->preprocess_on_gpu(frames.data(), frames.size(), norm, pixels.data_ptr<float>());
       return to_embeddings(impl_->weights->encode_image(pixels));
     });
   }
