@@ -36,14 +36,9 @@ ruclip::Model& tiny_model() {
   return *model;
 }
 
-std::vector<float> row(const ruclip::Embeddings& e, int i) { return {e.row(i), e.row(i) + e.dim}; }
+using ruclip_test::row;
 
-std::vector<float> fixture_pixels() {
-  std::vector<float> pixels;
-  for (const auto& image : expected()["images"])
-    for (float v : image["pixel_values"]) pixels.push_back(v);
-  return pixels;
-}
+std::vector<float> fixture_pixels() { return ruclip_test::fixture_pixels(expected()); }
 
 std::vector<ruclip::Image> fixture_images() {
   std::vector<ruclip::Image> images;
@@ -73,8 +68,7 @@ void expect_upstream_ranking(ruclip::Embeddings images, ruclip::Embeddings texts
 }  // namespace
 
 TEST(ModelParity, TextLatentsFromUpstreamIds) {
-  std::vector<std::vector<int64_t>> ids;
-  for (const auto& t : expected()["texts"]) ids.push_back(t["input_ids"].get<std::vector<int64_t>>());
+  const std::vector<std::vector<int64_t>> ids = ruclip_test::fixture_ids(expected());
   const auto e = tiny_model().encode_token_ids(ids);
   ASSERT_EQ(e.rows, 10);
   for (int i = 0; i < e.rows; ++i)
@@ -270,8 +264,7 @@ TEST(Precision, Bf16LatentsFollowFp32) {
     EXPECT_GE(ruclip_test::cosine(row(images, i), want), 0.995) << "image " << i;
     EXPECT_GT(max_abs_diff(row(images, i), want), 1e-6) << "bf16 gave fp32's exact numbers: not bf16?";
   }
-  std::vector<std::vector<int64_t>> ids;
-  for (const auto& t : expected()["texts"]) ids.push_back(t["input_ids"].get<std::vector<int64_t>>());
+  const std::vector<std::vector<int64_t>> ids = ruclip_test::fixture_ids(expected());
   auto texts = bf16->encode_token_ids(ids);
   for (int j = 0; j < texts.rows; ++j)
     EXPECT_GE(ruclip_test::cosine(row(texts, j), expected()["texts"][j]["text_latent"].get<std::vector<float>>()),
@@ -318,8 +311,7 @@ TEST(TextEncoding, BatchesKeepEachTextInItsRow) {
 // threads.
 TEST(Precision, EveryFp32KernelMatchesUpstream) {
   const auto pixels = fixture_pixels();
-  std::vector<std::vector<int64_t>> ids;
-  for (const auto& t : expected()["texts"]) ids.push_back(t["input_ids"].get<std::vector<int64_t>>());
+  const std::vector<std::vector<int64_t>> ids = ruclip_test::fixture_ids(expected());
   for (const char* kernel : {"libtorch-blas", "onednn-f32"})
     for (int threads : {1, 2}) {
       // CPU threads are process-wide and tiny_model() holds them: set them for every model on purpose.
@@ -356,8 +348,7 @@ TEST(Precision, Int8LatentsFollowFp32) {
   EXPECT_EQ(int8->kernels().linear_kernel, "onednn-int8");
   const auto pixels = fixture_pixels();
   auto images = int8->encode_pixels(pixels.data(), 5);
-  std::vector<std::vector<int64_t>> ids;
-  for (const auto& t : expected()["texts"]) ids.push_back(t["input_ids"].get<std::vector<int64_t>>());
+  const std::vector<std::vector<int64_t>> ids = ruclip_test::fixture_ids(expected());
   auto texts = int8->encode_token_ids(ids);
   for (int i = 0; i < 5; ++i) {
     const auto want = expected()["images"][i]["image_latent"].get<std::vector<float>>();

@@ -44,20 +44,10 @@ ruclip::Model& v1_model() {
   return *model;
 }
 
-std::vector<float> row(const ruclip::Embeddings& e, int i) { return {e.row(i), e.row(i) + e.dim}; }
+using ruclip_test::row;
 
-std::vector<std::vector<int64_t>> upstream_ids() {
-  std::vector<std::vector<int64_t>> ids;
-  for (const auto& t : v1_expected()["texts"]) ids.push_back(t["input_ids"].get<std::vector<int64_t>>());
-  return ids;
-}
-
-std::vector<float> upstream_pixels() {
-  std::vector<float> pixels;
-  for (const auto& image : v1_expected()["images"])
-    for (float v : image["pixel_values"]) pixels.push_back(v);
-  return pixels;
-}
+std::vector<std::vector<int64_t>> upstream_ids() { return ruclip_test::fixture_ids(v1_expected()); }
+std::vector<float> upstream_pixels() { return ruclip_test::fixture_pixels(v1_expected()); }
 
 std::vector<float> text_latent(int i) { return v1_expected()["texts"][i]["text_latent"].get<std::vector<float>>(); }
 std::vector<float> image_latent(int i) {

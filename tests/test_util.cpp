@@ -44,6 +44,19 @@ const nlohmann::json& v1_expected() {
   return json;
 }
 
+std::vector<std::vector<int64_t>> fixture_ids(const nlohmann::json& expected) {
+  std::vector<std::vector<int64_t>> ids;
+  for (const auto& t : expected["texts"]) ids.push_back(t["input_ids"].get<std::vector<int64_t>>());
+  return ids;
+}
+
+std::vector<float> fixture_pixels(const nlohmann::json& expected) {
+  std::vector<float> pixels;
+  for (const auto& image : expected["images"])
+    for (float v : image["pixel_values"]) pixels.push_back(v);
+  return pixels;
+}
+
 std::vector<int64_t> context_filling_ids(const ruclip::ModelConfig& c, int64_t first_token) {
   std::vector<int64_t> ids(c.context_length, 0);
   ids[0] = c.bos_id;

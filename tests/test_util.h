@@ -23,6 +23,15 @@ const nlohmann::json& expected();
 // tests/data/ruclip-v1-tiny (ruCLIP v1) and its expected.json.
 std::string v1_model_dir();
 const nlohmann::json& v1_expected();
+// An expected.json's texts as upstream tokenized them (input_ids), and its
+// images' pixel_values, one after another (N x 3 x R x R).
+std::vector<std::vector<int64_t>> fixture_ids(const nlohmann::json& expected);
+std::vector<float> fixture_pixels(const nlohmann::json& expected);
+// Row i of embeddings (ruclip/model.h's Embeddings, or anything with row() and dim).
+template <typename E>
+std::vector<float> row(const E& e, int i) {
+  return {e.row(i), e.row(i) + e.dim};
+}
 // Ids that fill the whole context: bos, first_token, first_token + 1, ..., eos
 // (a text whose tower is computed over every position).
 std::vector<int64_t> context_filling_ids(const ruclip::ModelConfig& c, int64_t first_token);

@@ -28,7 +28,7 @@ ruclip::ModelOptions cuda(const std::string& precision) {
   return {ruclip::Device::parse("cuda"), 0, ruclip::parse_precision(precision)};
 }
 
-std::vector<float> row(const ruclip::Embeddings& e, int i) { return {e.row(i), e.row(i) + e.dim}; }
+using ruclip_test::row;
 
 struct Fixture {
   std::string name, dir;
@@ -39,17 +39,8 @@ std::vector<Fixture> fixtures() {
           {"v1 tiny", ruclip_test::v1_model_dir(), ruclip_test::v1_expected()}};
 }
 
-std::vector<std::vector<int64_t>> upstream_ids(const nlohmann::json& expected) {
-  std::vector<std::vector<int64_t>> ids;
-  for (const auto& t : expected["texts"]) ids.push_back(t["input_ids"].get<std::vector<int64_t>>());
-  return ids;
-}
-std::vector<float> upstream_pixels(const nlohmann::json& expected) {
-  std::vector<float> pixels;
-  for (const auto& image : expected["images"])
-    for (float v : image["pixel_values"]) pixels.push_back(v);
-  return pixels;
-}
+using ruclip_test::fixture_ids;
+using ruclip_test::fixture_pixels;
 
 // Each image's best text by cosine is the one upstream's latents pick.
 void expect_upstream_ranking(const nlohmann::json& expected, ruclip::Embeddings images, ruclip::Embeddings texts) {
@@ -81,11 +72,11 @@ TEST(Gpu, Fp32ParityWithUpstream) {
     // fp32 means fp32: no TF32 in cuBLAS or cuDNN.
     EXPECT_FALSE(at::globalContext().allowTF32CuBLAS());
     EXPECT_FALSE(at::globalContext().allowTF32CuDNN());
-    const auto texts = model->encode_token_ids(upstream_ids(f.expected));
+    const auto texts = model->encode_token_ids(fixture_ids(f.expected));
     for (int j = 0; j < texts.rows; ++j)
       EXPECT_LE(max_abs_diff(row(texts, j), f.expected["texts"][j]["text_latent"].get<std::vector<float>>()), 1e-4)
           << f.name << " text " << j;
-    const auto pixels = upstream_pixels(f.expected);
+    const auto pixels = fixture_pixels(f.expected);
     const int n = static_cast<int>(f.expected["images"].size());
     const auto images = model->encode_pixels(pixels.data(), n);
     for (int i = 0; i < n; ++i)
@@ -100,11 +91,11 @@ TEST(Gpu, HalfPrecisionFollowsUpstream) {
     for (const Fixture& f : fixtures()) {
       auto model = ruclip::Model::load(f.dir, cuda(precision));
       EXPECT_EQ(ruclip::precision_name(model->precision()), precision);
-      const auto texts = model->encode_token_ids(upstream_ids(f.expected));
+      const auto texts = model->encode_token_ids(fixture_ids(f.expected));
       for (int j = 0; j < texts.rows; ++j)
         EXPECT_GE(cosine(row(texts, j), f.expected["texts"][j]["text_latent"].get<std::vector<float>>()), 0.999)
             << f.name << " " << precision << " text " << j;
-      const auto pixels = upstream_pixels(f.expected);
+      const auto pixels = fixture_pixels(f.expected);
       const int n = static_cast<int>(f.expected["images"].size());
       const auto images = model->encode_pixels(pixels.data(), n);
       for (int i = 0; i < n; ++i)
