@@ -15,7 +15,8 @@
 #      ranking); encode_frames on 1080p NV12/I420 against the CPU path;
 #      concurrent encode_frames;
 #   4. ruclipfilter device=cuda, sync and async, on frames in system memory
-#      and in CUDA memory (cudaupload);
+#      and in CUDA memory (cudaupload, which must have taken the model's CUDA
+#      context from the element);
 #   5. the benchmark (ruclip-gpu-bench) into OUT_DIR/gpu-bench.json.
 # Logs of each step go to OUT_DIR too. About 5 minutes on an H100.
 set -uo pipefail
@@ -91,6 +92,16 @@ no_skips() {
   return "$rc"
 }
 
+# The element on CUDA memory: passes, and cudaupload allocated the frames in
+# the model's own CUDA context, which the element offered it (its log says).
+in_model_context() {
+  GST_DEBUG=ruclipfilter:4 "$@" 2>&1 | tee "$out/element-context.log.full"
+  local rc=${PIPESTATUS[0]}
+  grep -q "frames in the model's own CUDA context" "$out/element-context.log.full" ||
+    { echo "the frames were not in the model's CUDA context"; return 1; }
+  return "$rc"
+}
+
 step versions versions
 step libraries libraries
 if [ "$dry" = 1 ]; then
@@ -108,7 +119,7 @@ else
     step "element-system-memory-$mode" "$bundle/gst/gst-launch-1.0" -q \
       videotestsrc num-buffers=120 pattern=smpte ! video/x-raw,format=NV12,width=1920,height=1080,framerate=30/1 ! \
       ruclipfilter model=tests/data/ruclip-tiny-v2 device=cuda labels="полосы;кошка" mode=$mode ! fakesink
-    step "element-cuda-memory-$mode" "$bundle/gst/gst-launch-1.0" -q \
+    step "element-cuda-memory-$mode" in_model_context "$bundle/gst/gst-launch-1.0" -q \
       videotestsrc num-buffers=120 pattern=smpte ! video/x-raw,format=NV12,width=1920,height=1080,framerate=30/1 ! \
       cudaupload ! "video/x-raw(memory:CUDAMemory)" ! \
       ruclipfilter model=tests/data/ruclip-tiny-v2 device=cuda labels="полосы;кошка" mode=$mode ! fakesink

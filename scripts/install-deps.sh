@@ -28,6 +28,9 @@ packages=(
   # (gstreamer1.0-libav: FFmpeg's; plugins-good: libvpx; plugins-bad: aom's AV1);
   # ffmpeg makes such files in the tests (tests/test_tag.py, tests/test_index.py)
   gstreamer1.0-plugins-bad gstreamer1.0-libav ffmpeg
+  # ruclipfilter on CUDA shares its context through GStreamer's CUDA library
+  # (gstreamer-cuda-1.0; its .pc asks for GL and GLES: libgl-dev, libgles-dev)
+  libgstreamer-plugins-bad1.0-dev libgl-dev libgles-dev
   # examples/rtsp_server.c: an RTSP server on gst-rtsp-server (its clients' rtspsrc,
   # rtpjpegdepay and the server's jpegenc, rtpjpegpay are in gstreamer1.0-plugins-good)
   libgstrtspserver-1.0-dev

@@ -44,6 +44,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -58,16 +59,18 @@
 #include "ruclip/segments.h"
 #include "ruclip/shared_model.h"
 #include "ruclip/zero_shot.h"
+#include "cuda_context.h"
 #include "ruclipmeta.h"
 #include "video_frame.h"
 
-GST_DEBUG_CATEGORY_STATIC (gst_ruclip_filter_debug);
+GST_DEBUG_CATEGORY (gst_ruclip_filter_debug);  // cuda_context.cpp logs here too
 #define GST_CAT_DEFAULT gst_ruclip_filter_debug
 
 #define VIDEO_FORMATS "{ RGB, BGR, RGBA, BGRA, RGBx, BGRx, xRGB, xBGR, GRAY8, I420, NV12 }"
-// GStreamer's CUDA memory (gst-plugins-bad's gst/cuda/gstcudamemory.h: these
-// two names only, so the plugin needs no CUDA library of its own): frames a
-// hardware decoder or cudaupload left on the GPU, read there by the model.
+// GStreamer's CUDA memory (gst-plugins-bad's gst/cuda/gstcudamemory.h; these
+// two names here, so builds without that library still negotiate it away):
+// frames a hardware decoder or cudaupload left on the GPU, read there by the
+// model. cuda_context.h shares the model's CUDA context with their producers.
 #define CUDA_MEMORY_FEATURE "memory:CUDAMemory"
 #define GST_MAP_CUDA_MEMORY ((GstMapFlags) (GST_MAP_FLAG_LAST << 1))
 
@@ -398,6 +401,11 @@ struct RuClipFilterState {
   bool cuda_memory = false;
   // Whether the loaded model reads frames in CUDA memory: -1 before start().
   std::atomic<int> model_reads_cuda{-1};
+  int model_cuda_device = -1;  // the model's CUDA device (start())
+  // The model's CUDA context, offered to producers of CUDA memory.
+  ruclip_gst::CudaContextShare cuda_context;
+  // Where negotiated CUDA frames live was checked (first analyzed frame).
+  bool cuda_frames_checked = false;
 
   // segments/smoothing: fed each result once, in stream order, on the streaming thread.
   std::unique_ptr<ruclip::SegmentTracker> tracker;
@@ -584,6 +592,17 @@ close_stream (RuClipFilterState * st)
   shared.reset ();  // the last element of a model frees it here
 }
 
+// "cuda:N" -> N ("cuda" is device 0); -1 elsewhere.
+static int
+cuda_device_index (const std::string & device)
+{
+  if (device == "cuda")
+    return 0;
+  if (device.rfind ("cuda:", 0) != 0)
+    return -1;
+  return std::atoi (device.c_str () + 5);
+}
+
 static gboolean
 gst_ruclip_filter_start (GstBaseTransform * trans)
 {
@@ -669,6 +688,13 @@ gst_ruclip_filter_start (GstBaseTransform * trans)
   st->frames_to_gpu = s.mode == RUCLIP_MODE_SYNC && shared->model ().device () != "cpu";
   st->prepare_on_gpu = s.mode == RUCLIP_MODE_ASYNC && shared->model ().reads_cuda_frames ();
   st->model_reads_cuda = shared->model ().reads_cuda_frames () ? 1 : 0;
+  st->model_cuda_device = cuda_device_index (shared->model ().device ());
+  if (st->model_reads_cuda == 1) {
+    const std::string why = st->cuda_context.share_device (GST_ELEMENT (self), st->model_cuda_device);
+    if (!why.empty ())
+      GST_WARNING_OBJECT (self, "no CUDA context to offer upstream (%s): producers of CUDA memory make their own, "
+          "and the model reads their frames across contexts", why.c_str ());
+  }
   st->sampler.reset ();
   st->frames_analyzed = 0;
   st->requests_dropped = 0;
@@ -698,6 +724,44 @@ gst_ruclip_filter_stop (GstBaseTransform * trans)
   close_stream (GST_RUCLIP_FILTER (trans)->state);
   GST_RUCLIP_FILTER (trans)->state->model_reads_cuda = -1;
   return TRUE;
+}
+
+static void
+gst_ruclip_filter_set_context (GstElement * element, GstContext * context)
+{
+  GST_RUCLIP_FILTER (element)->state->cuda_context.set_context (element, context);
+  GST_ELEMENT_CLASS (parent_class)->set_context (element, context);
+}
+
+static gboolean
+gst_ruclip_filter_query (GstBaseTransform * trans, GstPadDirection direction, GstQuery * query)
+{
+  if (GST_QUERY_TYPE (query) == GST_QUERY_CONTEXT &&
+      GST_RUCLIP_FILTER (trans)->state->cuda_context.answer_query (GST_ELEMENT (trans), query))
+    return TRUE;
+  return GST_BASE_TRANSFORM_CLASS (parent_class)->query (trans, direction, query);
+}
+
+// Negotiated CUDA frames must be on the model's device; in its own context
+// they are read with no copy across contexts (cuda_context.h).
+static bool
+check_cuda_frames (GstRuClipFilter * self, GstBuffer * buffer)
+{
+  RuClipFilterState *st = self->state;
+  st->cuda_frames_checked = true;
+  const ruclip_gst::CudaPlacement p = st->cuda_context.placement (gst_buffer_peek_memory (buffer, 0));
+  if (!ruclip_gst::CudaContextShare::available () || !p.cuda_memory)
+    return true;  // mapping says whether the model can read them
+  if (p.device != st->model_cuda_device) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Frames are on CUDA device %d, the model on cuda:%d", p.device,
+            st->model_cuda_device), ("set device=cuda:%d, or give the producer the model's device", p.device));
+    return false;
+  }
+  if (p.model_context)
+    GST_INFO_OBJECT (self, "frames in the model's own CUDA context (device %d)", p.device);
+  else
+    GST_INFO_OBJECT (self, "frames from another CUDA context on device %d: read across contexts", p.device);
+  return true;
 }
 
 // CUDA memory is offered only where the model reads it: a model on a CUDA
@@ -742,6 +806,7 @@ gst_ruclip_filter_set_info (GstVideoFilter * filter, GstCaps * incaps, GstVideoI
     return FALSE;
   }
   self->state->cuda_memory = cuda;
+  self->state->cuda_frames_checked = false;
   GST_INFO_OBJECT (self, "frames in %s memory", cuda ? "CUDA" : "system");
   return TRUE;
 }
@@ -877,6 +942,8 @@ gst_ruclip_filter_transform_ip (GstBaseTransform * trans, GstBuffer * buffer)
     req.running_time = gst_segment_to_running_time (&trans->segment, GST_FORMAT_TIME, pts);
     const ruclip::Normalization norm = st->shared->model ().normalization ();
 
+    if (st->cuda_memory && !st->cuda_frames_checked && !check_cuda_frames (self, buffer))
+      return GST_FLOW_ERROR;
     ruclip_gst::MappedFrame frame (&filter->in_info, buffer,  // unmapped on every way out
         st->cuda_memory ? (GstMapFlags) (GST_MAP_READ | GST_MAP_CUDA_MEMORY) : GST_MAP_READ);
     if (!frame.mapped ()) {
@@ -1359,6 +1426,8 @@ gst_ruclip_filter_class_init (GstRuClipFilterClass * klass)
 
   trans_class->start = GST_DEBUG_FUNCPTR (gst_ruclip_filter_start);
   trans_class->stop = GST_DEBUG_FUNCPTR (gst_ruclip_filter_stop);
+  trans_class->query = GST_DEBUG_FUNCPTR (gst_ruclip_filter_query);
+  element_class->set_context = GST_DEBUG_FUNCPTR (gst_ruclip_filter_set_context);
   trans_class->transform_ip = GST_DEBUG_FUNCPTR (gst_ruclip_filter_transform_ip);
   trans_class->transform_caps = GST_DEBUG_FUNCPTR (gst_ruclip_filter_transform_caps);
   GST_VIDEO_FILTER_CLASS (klass)->set_info = GST_DEBUG_FUNCPTR (gst_ruclip_filter_set_info);
