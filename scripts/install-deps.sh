@@ -44,6 +44,9 @@ packages=(
   # `ruclip index` / `ruclip search` (tools/ruclip/index_command.cpp): the index is one
   # SQLite file; FAISS serves the approximate search past what an exact scan serves
   libsqlite3-dev libfaiss-dev
+  # the index shared by many machines (index/src/postgres_store.cpp): libpq; the
+  # tests start their own PostgreSQL server (tests/postgres_server.py)
+  libpq-dev postgresql-15
   # tests (clang and its runtime: the libFuzzer targets, scripts/fuzz.sh)
   libgtest-dev valgrind fortunes-ru clang libclang-rt-14-dev
 )

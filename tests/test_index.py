@@ -54,8 +54,9 @@ def gst(*pipeline):
 def dump(db):
     """Everything a search reads, in a comparable form."""
     con = sqlite3.connect(db)
-    files = con.execute("SELECT id, path, size, mtime_ns, every, duration, samples FROM files ORDER BY id").fetchall()
-    samples = con.execute("SELECT id, file_id, time, embedding, thumbnail FROM samples ORDER BY id").fetchall()
+    files = con.execute("SELECT id, name, size, mtime_ns, every, duration, samples FROM sources WHERE kind = 'file' "
+                        "ORDER BY id").fetchall()
+    samples = con.execute("SELECT id, source_id, time, embedding, thumbnail FROM samples ORDER BY id").fetchall()
     info = dict(con.execute("SELECT key, value FROM index_info").fetchall())
     con.close()
     return files, samples, info
@@ -159,22 +160,28 @@ class Index(unittest.TestCase):
         vectors = db + ".f32.vectors"
         self.assertTrue(os.path.exists(vectors))
         made = os.stat(vectors).st_mtime_ns
+        self.assertEqual(first["synced"], 16)  # read from the database
         again = search(db, "синий фон")  # from the mapped file
+        self.assertEqual(again.pop("synced"), 0)
+        first.pop("synced")
         self.assertEqual(again, first)
         self.assertEqual(os.stat(vectors).st_mtime_ns, made)  # not rewritten
         # float16 has its own file, and the same first hit.
         half = search(db, "синий фон", "--storage", "float16")
         self.assertTrue(os.path.exists(db + ".f16.vectors"))
         self.assertEqual(half["hits"][0]["start"], first["hits"][0]["start"])
-        # New samples: the file is remade for them.
+        # New samples: only they are read, and the file is remade with them.
         index(db, self.video)
         out = search(db, "синий фон")
+        self.assertEqual(out.pop("synced"), 16)
         self.assertEqual(out["samples"], 32)
         self.assertNotEqual(os.stat(vectors).st_mtime_ns, made)
         # A damaged (truncated) file is not used: the search reads the database and remakes it.
         with open(vectors, "r+b") as f:
             f.truncate(5000)
-        self.assertEqual(search(db, "синий фон"), out)
+        again = search(db, "синий фон")
+        self.assertEqual(again.pop("synced"), 32)
+        self.assertEqual(again, out)
         self.assertGreater(os.path.getsize(vectors), 5000)
 
     def test_image_query_finds_the_same_scene(self):

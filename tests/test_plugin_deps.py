@@ -2,7 +2,8 @@
 """Each element loads only its own dependencies: a pipeline of ruclipoverlay
 and ruclippublish, without ruclipfilter, maps no LibTorch into the process
 (read from /proc/self/maps after the pipeline ran), the overlay no
-libmosquitto and the publisher no Pango. A pipeline with ruclipfilter, the
+libmosquitto and the publisher no Pango; ruclipindex its store's libraries
+(libpq, SQLite) and no LibTorch. A pipeline with ruclipfilter, the
 control, does map LibTorch: the check can tell."""
 import json
 import os
@@ -66,6 +67,11 @@ class PluginDependencies(unittest.TestCase):
         self.assertTrue(has(publish, "libmosquitto"), publish)
         self.assertFalse(has(publish, "libpango"), publish)
         self.assertFalse(has(publish, "libtorch"), publish)
+        index = mapped(f"videotestsrc num-buffers=2 ! ruclipindex location={self.tmp.name}/i.db ! fakesink")
+        self.assertTrue(has(index, "libgstruclipindex"), index)
+        self.assertTrue(has(index, "libpq"), index)
+        self.assertFalse(has(index, "libtorch"), index)
+        self.assertFalse(has(index, "libmosquitto"), index)
 
     def test_control_ruclipfilter_loads_libtorch(self):
         libs = mapped("videotestsrc num-buffers=2 ! video/x-raw,width=64,height=48 ! "

@@ -169,3 +169,41 @@ TEST(VectorMatrix, AViewScansLikeTheOwner) {
 }
 
 }  // namespace
+
+// --camera / --since: the scan skips the rows the mask leaves out, and finds
+// what a scan of only the kept rows finds.
+TEST(VectorMatrix, KeepMaskScansOnlyTheKeptRows) {
+  const int dim = 32;
+  const size_t rows = 3000;
+  const std::vector<float> data = random_unit_rows(rows, dim, 7);
+  const std::vector<float> query = random_unit_rows(1, dim, 8);
+  for (const auto storage : {VectorStorage::kFloat32, VectorStorage::kFloat16}) {
+    VectorMatrix all(dim, storage), kept(dim, storage);
+    std::vector<uint8_t> keep(rows);
+    std::vector<size_t> kept_rows;
+    for (size_t r = 0; r < rows; ++r) {
+      all.add(&data[r * dim]);
+      keep[r] = r % 3 == 1;
+      if (keep[r]) {
+        kept.add(&data[r * dim]);
+        kept_rows.push_back(r);
+      }
+    }
+    for (const int threads : {1, 2}) {
+      const auto masked = all.top(query.data(), 15, threads, keep.data());
+      const auto alone = kept.top(query.data(), 15, threads);
+      ASSERT_EQ(masked.size(), alone.size());
+      for (size_t k = 0; k < masked.size(); ++k) {
+        EXPECT_EQ(masked[k].row, kept_rows[alone[k].row]);
+        EXPECT_EQ(masked[k].score, alone[k].score);
+      }
+    }
+    // add_rows copies rows as stored: the copy scans like the original.
+    VectorMatrix copy(dim, storage);
+    copy.add_rows(all);
+    EXPECT_EQ(copy.rows(), rows);
+    const auto a = all.top(query.data(), 10, 1), b = copy.top(query.data(), 10, 1);
+    for (size_t k = 0; k < a.size(); ++k) EXPECT_EQ(a[k].row, b[k].row);
+    EXPECT_EQ(a[0].score, b[0].score);
+  }
+}

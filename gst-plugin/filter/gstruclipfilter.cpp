@@ -726,6 +726,19 @@ gst_ruclip_filter_stop (GstBaseTransform * trans)
   return TRUE;
 }
 
+// ruclipindex downstream asks for the embeddings (ruclipmeta.h).
+static gboolean
+gst_ruclip_filter_src_event (GstBaseTransform * trans, GstEvent * event)
+{
+  if (ruclip_event_is_attach_embedding (event)) {
+    GST_INFO_OBJECT (trans, "attaching embeddings: an element downstream asked for them");
+    GST_RUCLIP_FILTER (trans)->state->knobs.attach_embedding = true;
+    gst_event_unref (event);
+    return TRUE;
+  }
+  return GST_BASE_TRANSFORM_CLASS (parent_class)->src_event (trans, event);
+}
+
 static void
 gst_ruclip_filter_set_context (GstElement * element, GstContext * context)
 {
@@ -1432,6 +1445,7 @@ gst_ruclip_filter_class_init (GstRuClipFilterClass * klass)
   trans_class->transform_caps = GST_DEBUG_FUNCPTR (gst_ruclip_filter_transform_caps);
   GST_VIDEO_FILTER_CLASS (klass)->set_info = GST_DEBUG_FUNCPTR (gst_ruclip_filter_set_info);
   trans_class->sink_event = GST_DEBUG_FUNCPTR (gst_ruclip_filter_sink_event);
+  trans_class->src_event = GST_DEBUG_FUNCPTR (gst_ruclip_filter_src_event);
   trans_class->transform_ip_on_passthrough = FALSE;
 
   gst_type_mark_as_plugin_api (GST_TYPE_RUCLIP_MODE, (GstPluginAPIFlags) 0);

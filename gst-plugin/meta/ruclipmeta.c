@@ -395,3 +395,16 @@ ruclip_segment_parse (const GstStructure * s, RuClipSegment * seg)
   seg->peak_score = double_field (s, "peak-score");
   return TRUE;
 }
+
+GstEvent *
+ruclip_attach_embedding_event_new (void)
+{
+  return gst_event_new_custom (GST_EVENT_CUSTOM_UPSTREAM, gst_structure_new_empty (RUCLIP_ATTACH_EMBEDDING_EVENT));
+}
+
+gboolean
+ruclip_event_is_attach_embedding (GstEvent * event)
+{
+  return GST_EVENT_TYPE (event) == GST_EVENT_CUSTOM_UPSTREAM &&
+      gst_event_has_name (event, RUCLIP_ATTACH_EMBEDDING_EVENT);
+}

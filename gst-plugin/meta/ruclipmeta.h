@@ -40,6 +40,11 @@
  * Each classified GstVideoRegionOfInterestMeta also gets a param structure
  * named "ruclip" with that region's labels/scores/cosines/model.
  *
+ * The attach-embedding request ("ruclip-attach-embedding", a custom upstream
+ * event, no fields): an element downstream that needs the embeddings
+ * (ruclipindex) sends it, and ruclipfilter attaches them from then on, as
+ * with attach-embedding=true.
+ *
  * The segment structure ("ruclip-segment" element message and custom
  * downstream event, posted/sent when a label starts or stops holding):
  *   event (string "start"|"end"), label (string), start-pts, end-pts,
@@ -122,6 +127,13 @@ void ruclip_result_init_regions (GstStructure * result);
 void ruclip_result_take_region (GstStructure * result, GstStructure * region);
 /* A new "ruclip-region" structure with a box; add labels with ruclip_result_set_labels. */
 GstStructure *ruclip_region_new (gint id, const gchar * roi_type, guint x, guint y, guint w, guint h);
+
+/* ---- the attach-embedding request ---- */
+
+#define RUCLIP_ATTACH_EMBEDDING_EVENT "ruclip-attach-embedding"
+/* A new custom upstream event asking ruclipfilter for embeddings. */
+GstEvent *ruclip_attach_embedding_event_new (void);
+gboolean ruclip_event_is_attach_embedding (GstEvent * event);
 
 /* ---- segments ---- */
 

@@ -1,21 +1,25 @@
-// `ruclip index` and `ruclip search`: text (or image) search over video.
+// `ruclip index`, `ruclip search` and `ruclip prune`: text (or image) search
+// over video files and live cameras (the ruclipindex element writes those).
 //
 // index: each video is decoded by GStreamer and sampled as ruclipfilter's
 // interval-time samples it (a frame is taken when it is --every seconds or
 // more past the last one taken, by PTS); a pad probe drops the other frames
 // before colour conversion, so only samples are converted to RGB. Samples are
 // embedded in batches by the model and stored with a JPEG thumbnail in the
-// SQLite index (video_index.h). Files already indexed and unchanged (same
-// size, modification time and --every) are skipped.
+// index (ruclip/index/store.h: a SQLite file or PostgreSQL). Files already
+// indexed and unchanged (same size, modification time and --every) are
+// skipped.
 //
 // search: the query's normalized embedding (a text through the templates,
 // as a label is; or an image) against every stored sample by an exact SIMD
 // scan (vector_search.h); from the best sample down, each hit grows over the
-// neighbouring samples of its file that score above the cut (--cut).
-// --approximate takes the candidates from a FAISS IVF index kept next to the
+// neighbouring samples of its source (a file; a camera, in wall-clock time)
+// that score above the cut (--cut); --camera, --since and --until restrict
+// the rows scanned. --approximate takes the candidates from a FAISS IVF index kept next to the
 // database (FILE.faiss; approximate_index.h) instead of the exact scan. The
-// embeddings are read out of SQLite once and kept beside it as a matrix file
-// that later searches map (FILE.f32.vectors / .f16.vectors; vector_cache.h).
+// embeddings are read out of the index once and kept as a matrix file that
+// later searches map and bring up to date with the rows added since
+// (synced_rows.h). prune removes camera samples older than a time.
 #include <gst/app/gstappsink.h>
 #include <gst/gst.h>
 #include <gst/video/video.h>
@@ -38,9 +42,10 @@
 #include "ruclip/image.h"
 #include "ruclip/tools/vector_search.h"
 #include "ruclip/zero_shot.h"
+#include "ruclip/index/store.h"
+#include "synced_rows.h"
 #include "vector_cache.h"
 #include "video_files.h"
-#include "video_index.h"
 #include "video_frame.h"
 #ifdef RUCLIP_HAVE_FAISS
 #include "approximate_index.h"
@@ -50,6 +55,8 @@ namespace ruclip_cli {
 namespace {
 
 namespace fs = std::filesystem;
+using ruclip::index::Store;
+using ruclip::index::SampleRow;
 
 constexpr int kThumbnailWidth = 192;
 constexpr int kBatch = 8;
@@ -88,7 +95,7 @@ std::vector<float> model_probe(ruclip::Model& model) {
 }
 
 // Throws when the index was built with another model than `model`.
-void check_model(const VideoIndex& db, ruclip::Model& model, const std::string& model_dir) {
+void check_model(Store& db, ruclip::Model& model, const std::string& model_dir) {
   const auto stored = db.info("model_probe");
   if (!stored) return;
   const std::string built_with = db.info("model").value_or("?");
@@ -102,15 +109,19 @@ void check_model(const VideoIndex& db, ruclip::Model& model, const std::string& 
     same = cos >= kSameModelCosine;
   }
   if (!same)
-    throw ruclip::Error("--db '" + db.path() + "' was built with the model '" + built_with + "'; --model '" +
+    throw ruclip::Error("--db '" + db.location() + "' was built with the model '" + built_with + "'; --model '" +
                         model_dir + "' is another model (its embeddings differ): index into a new --db");
 }
 
-void record_model(VideoIndex& db, ruclip::Model& model, const std::string& model_dir) {
-  if (db.info("model_probe")) return;
-  db.set_info("model", fs::absolute(model_dir).lexically_normal().string());
-  db.set_info("dim", std::to_string(model.config().embed_dim));
-  db.set_info("model_probe", json(model_probe(model)).dump());
+// The first writer's model is the index's (ruclipindex elements record the
+// folder and dimension only: they have no model of their own to probe).
+void record_model(Store& db, ruclip::Model& model, const std::string& model_dir) {
+  db.info_or_set("model", fs::absolute(model_dir).lexically_normal().string());
+  const std::string dim = db.info_or_set("dim", std::to_string(model.config().embed_dim));
+  if (dim != std::to_string(model.config().embed_dim))
+    throw ruclip::Error("--db '" + db.location() + "' holds " + dim + "-dimensional embeddings; --model '" +
+                        model_dir + "' makes " + std::to_string(model.config().embed_dim) + ": index into a new --db");
+  db.info_or_set("model_probe", json(model_probe(model)).dump());
 }
 
 // ---- index -------------------------------------------------------------------
@@ -144,7 +155,7 @@ struct IndexSettings {
 };
 
 // The samples of one video; throws ruclip::Error with the user's reason.
-std::vector<IndexedSample> sample_video(const std::string& file, ruclip::Model& model, const IndexSettings& s,
+std::vector<ruclip::index::Sample> sample_video(const std::string& file, ruclip::Model& model, const IndexSettings& s,
                                         double* duration) {
   VideoPipeline p("index");
   GstElement* convert = gst_element_factory_make("videoconvert", nullptr);
@@ -167,7 +178,7 @@ std::vector<IndexedSample> sample_video(const std::string& file, ruclip::Model& 
   std::unique_ptr<GstBus, void (*)(GstBus*)> bus_ref(bus, [](GstBus* b) { gst_object_unref(b); });
   gst_element_set_state(p.pipeline, GST_STATE_PLAYING);
 
-  std::vector<IndexedSample> out;
+  std::vector<ruclip::index::Sample> out;
   std::vector<GstSample*> batch;
   auto flush = [&]() {
     if (batch.empty()) return;
@@ -186,7 +197,7 @@ std::vector<IndexedSample> sample_video(const std::string& file, ruclip::Model& 
       ruclip::Embeddings e = model.encode_frames(views);
       e.normalize_rows();
       for (size_t i = 0; i < batch.size(); ++i) {
-        IndexedSample sample;
+        ruclip::index::Sample sample;
         // Running time, not PTS: the time from the file's start, as `ruclip tag` reports it (an
         // MPEG-TS file's PTS and stream time start at its mux delay).
         const GstClockTime pts = GST_BUFFER_PTS(gst_sample_get_buffer(batch[i]));
@@ -265,7 +276,8 @@ int index(const Args& args) {
   if (files.empty()) throw UsageError("no video files (give files or folders of them)");
 
   auto model = load_model(args);
-  VideoIndex db(db_path, /*create=*/true);
+  std::unique_ptr<Store> store = Store::open(db_path, /*create=*/true);
+  Store& db = *store;
   check_model(db, *model, model_dir);
   record_model(db, *model, model_dir);
   gst_init(nullptr, nullptr);
@@ -277,8 +289,8 @@ int index(const Args& args) {
     const std::string path = fs::absolute(file).lexically_normal().string();
     json entry{{"file", file}};
     std::error_code ec;
-    IndexedFile record;
-    record.path = path;
+    ruclip::index::Source record;
+    record.name = path;
     record.every = s.every;
     if (!fs::is_regular_file(file, ec)) {
       entry["status"] = "failed";
@@ -293,7 +305,7 @@ int index(const Args& args) {
         std::cerr << "ruclip index: [" << i + 1 << "/" << files.size() << "] " << file << ": unchanged, skipped\n";
       } else {
         try {
-          const std::vector<IndexedSample> samples = sample_video(file, *model, s, &record.duration);
+          const std::vector<ruclip::index::Sample> samples = sample_video(file, *model, s, &record.duration);
           db.put_file(record, samples);
           entry["status"] = old ? "updated" : "indexed";
           entry["samples"] = samples.size();
@@ -301,7 +313,7 @@ int index(const Args& args) {
                     << " samples\n";
         } catch (const ruclip::Error& e) {
           const std::string what = e.what();
-          if (what.rfind("--db", 0) == 0) throw;  // the database itself failed: stop
+          if (what.rfind("index '", 0) == 0) throw;  // the database itself failed: stop
           entry["status"] = "failed";
           entry["error"] = file + ": " + what;
         }
@@ -313,15 +325,17 @@ int index(const Args& args) {
     }
     report.push_back(std::move(entry));
   }
-  std::cout << json{{"db", db_path}, {"samples", db.sample_count()}, {"files", report}}.dump() << "\n";
+  std::cout << json{{"db", db.location()}, {"samples", db.sample_count()}, {"files", report}}.dump() << "\n";
   return failed ? 1 : 0;
 }
 
 // ---- search ------------------------------------------------------------------
 
+// A hit: a run of neighbouring samples of one source (a file, or a camera
+// in time) above the cut, around its best one.
 struct Hit {
-  int64_t file_id = 0;
-  size_t first = 0, last = 0, peak = 0;  // rows of the matrix
+  int64_t source_id = 0;
+  size_t first = 0, last = 0, peak = 0;  // positions in the (source, time) order
   float score = 0;
 };
 
@@ -359,7 +373,7 @@ void write_file(const fs::path& path, const void* data, size_t size, const std::
 
 // OUT.html and its thumbnails in OUT_files/, referenced relatively: the
 // page opens from the disk, offline, wherever the pair is moved.
-void write_html(const std::string& out, const std::string& query, const json& hits, const VideoIndex& db) {
+void write_html(const std::string& out, const std::string& query, const json& hits, Store& db) {
   const fs::path page(out);
   const fs::path folder_name = page.stem().string() + "_files";
   const fs::path folder = page.parent_path() / folder_name;
@@ -374,81 +388,47 @@ void write_html(const std::string& out, const std::string& query, const json& hi
     write_file(folder / name, jpeg.data(), jpeg.size(), "html");
     char score[32];
     std::snprintf(score, sizeof score, "%.3f", h["score"].get<double>());
+    const std::string where =
+        h.contains("camera") ? html_escape(h["camera"].get<std::string>()) + "<br>" +
+                                   html_escape(h["start_wall_time"].get<std::string>()) + " – " +
+                                   html_escape(h["end_wall_time"].get<std::string>())
+                             : html_escape(fs::path(h["file"].get<std::string>()).filename().string()) + "<br>" +
+                                   clock_text(h["start"]) + " – " + clock_text(h["end"]);
     body += "<figure><img src=\"" + html_escape((folder_name / name).string()) + "\" alt=\"\"><figcaption><b>" +
-            std::to_string(n) + ".</b> " + html_escape(fs::path(h["file"].get<std::string>()).filename().string()) +
-            "<br>" + clock_text(h["start"]) + " – " + clock_text(h["end"]) + " · " + score + "</figcaption></figure>\n";
+            std::to_string(n) + ".</b> " + where + " · " + score + "</figcaption></figure>\n";
   }
   const std::string html =
       "<!DOCTYPE html>\n<html lang=\"ru\"><head><meta charset=\"utf-8\"><title>ruclip search: " + html_escape(query) +
       "</title>\n<style>body{font-family:sans-serif;margin:1.5em}figure{display:inline-block;margin:.5em;"
       "vertical-align:top;width:200px}img{width:192px;border:1px solid #ccc}figcaption{font-size:90%}</style>"
       "</head>\n<body><h1>" + html_escape(query) + "</h1>\n<p>" + std::to_string(hits.size()) + " hits in " +
-      html_escape(db.path()) + "</p>\n" + body + "</body></html>\n";
+      html_escape(db.location()) + "</p>\n" + body + "</body></html>\n";
   write_file(page, html.data(), html.size(), "html");
 }
 
-// What the files derived from the samples (FILE.faiss, FILE.*.vectors) were
-// made for: the samples' count, ids and dimension. Samples are only ever
-// added, or a file's replaced with new ids, so any change changes it.
-std::string samples_key(const std::vector<SampleRef>& refs, int dim) {
-  int64_t id_sum = 0, id_max = 0;
-  for (const auto& r : refs) {
-    id_sum += r.id;
-    id_max = std::max(id_max, r.id);
-  }
-  return std::to_string(refs.size()) + " " + std::to_string(id_max) + " " + std::to_string(id_sum) + " " +
-         std::to_string(dim);
-}
-
-// The stored embeddings as a matrix of `storage`: the vector file beside the
-// database, mapped, when it was made for these samples; otherwise read out of
-// SQLite and the vector file (re)written for the next search.
-MappedVectors load_vectors(const VideoIndex& db, const std::vector<SampleRef>& refs, const std::string& key, int dim,
-                           ruclip::VectorStorage storage) {
-  const std::string path =
-      db.path() + (storage == ruclip::VectorStorage::kFloat16 ? ".f16.vectors" : ".f32.vectors");
-  if (auto mapped = map_vectors(path, key, storage, refs.size(), dim)) return std::move(*mapped);
-  MappedVectors out{ruclip::VectorMatrix(dim, storage), std::vector<double>(dim, 0.0)};
-  out.matrix.reserve(refs.size());
-  const std::vector<SampleRef> read = db.read_embeddings(dim, [&](const float* e) {
-    out.matrix.add(e);
-    for (int i = 0; i < dim; ++i) out.column_sum[i] += e[i];
-  });
-  if (read.size() != refs.size() || !std::equal(read.begin(), read.end(), refs.begin(), [](auto& a, auto& b) {
-        return a.id == b.id;
-      }))
-    throw ruclip::Error("--db '" + db.path() + "' changed while it was read (is an index run writing it?)");
-  if (!refs.empty()) {
-    try {
-      write_vectors(path, key, out.matrix, out.column_sum);
-    } catch (const ruclip::Error& e) {
-      std::cerr << "ruclip search: warning: " << e.what() << " (the next search reads the database again)\n";
-    }
-  }
-  return out;
-}
-
 // The best `n` rows by the approximate index next to the database (built,
-// and saved for the next search, when missing or made for other samples).
-std::vector<ruclip::VectorHit> approximate_candidates(const std::string& path, const std::vector<SampleRef>& refs,
-                                                      const std::string& key, const ruclip::VectorMatrix& matrix,
-                                                      const std::vector<float>& query, size_t n, int nprobe) {
+// and saved for the next search, when missing or made for other rows).
+std::vector<ruclip::VectorHit> approximate_candidates(const std::string& path, const std::vector<SampleRow>& rows,
+                                                      const ruclip::VectorMatrix& matrix, const std::vector<float>& query,
+                                                      size_t n, int nprobe, int64_t generation) {
 #ifdef RUCLIP_HAVE_FAISS
-  if (refs.empty()) return {};
+  if (rows.empty()) return {};
   const int dim = matrix.dim();
+  const std::string key = "generation " + std::to_string(generation) + " rows " + std::to_string(rows.size()) +
+                          " last " + std::to_string(rows.back().id) + " dim " + std::to_string(dim);
   std::unique_ptr<ApproximateIndex> index = ApproximateIndex::load(path, key);
   if (!index) {
-    std::cerr << "ruclip search: building the approximate index of " << refs.size() << " samples (" << path << ")\n";
+    std::cerr << "ruclip search: building the approximate index of " << rows.size() << " samples (" << path << ")\n";
     std::vector<int64_t> ids;
-    for (const auto& r : refs) ids.push_back(r.id);
-    std::vector<float> rows(refs.size() * dim);  // FAISS takes float32
+    for (const auto& r : rows) ids.push_back(r.id);
+    std::vector<float> values(rows.size() * dim);  // FAISS takes float32
     if (matrix.storage() == ruclip::VectorStorage::kFloat32) {
-      std::memcpy(rows.data(), matrix.data(), rows.size() * sizeof(float));
+      std::memcpy(values.data(), matrix.data(), values.size() * sizeof(float));
     } else {
       const auto* halves = static_cast<const uint16_t*>(matrix.data());
-      for (size_t i = 0; i < rows.size(); ++i) rows[i] = ruclip::half_to_float(halves[i]);
+      for (size_t i = 0; i < values.size(); ++i) values[i] = ruclip::half_to_float(halves[i]);
     }
-    index = ApproximateIndex::build(rows.data(), ids.data(), refs.size(), dim);
+    index = ApproximateIndex::build(values.data(), ids.data(), rows.size(), dim);
     try {
       index->save(path, key);
     } catch (const ruclip::Error& e) {
@@ -457,7 +437,7 @@ std::vector<ruclip::VectorHit> approximate_candidates(const std::string& path, c
   }
   if (nprobe > 0) index->set_nprobe(nprobe);
   std::unordered_map<int64_t, size_t> row_of;
-  for (size_t i = 0; i < refs.size(); ++i) row_of[refs[i].id] = i;
+  for (size_t i = 0; i < rows.size(); ++i) row_of[rows[i].id] = i;
   // Scored again by the exact scan's kernel and put in its order (ties: lower
   // row first), so that where the candidates are the same, so are the hits.
   std::vector<ruclip::VectorHit> out;
@@ -470,9 +450,14 @@ std::vector<ruclip::VectorHit> approximate_candidates(const std::string& path, c
   });
   return out;
 #else
-  (void)path, (void)refs, (void)key, (void)matrix, (void)query, (void)n, (void)nprobe;
+  (void)path, (void)rows, (void)matrix, (void)query, (void)n, (void)nprobe, (void)generation;
   throw ruclip::Error("--approximate: this ruclip was built without FAISS (Debian libfaiss-dev)");
 #endif
+}
+
+// A camera sample's place in time: its wall-clock time; a file's: its offset.
+double order_time(const SampleRow& r) {
+  return r.wall_time != ruclip::index::kNoWallTime ? r.wall_time / 1e6 : r.time;
 }
 
 int search(const Args& args) {
@@ -490,10 +475,16 @@ int search(const Args& args) {
   } catch (const ruclip::Error& e) {
     throw UsageError(std::string("option --storage: ") + e.what());
   }
+  const int64_t now = ruclip::index::wall_clock_now();
+  const std::string since_text = args.one("since"), until_text = args.one("until");
+  const int64_t since = since_text.empty() ? INT64_MIN : ruclip::index::parse_time(since_text, now, "--since");
+  const int64_t until = until_text.empty() ? INT64_MAX : ruclip::index::parse_time(until_text, now, "--until");
+  const std::vector<std::string> cameras = args.all("camera");
 
-  VideoIndex db(db_path, /*create=*/false);
+  std::unique_ptr<Store> store = Store::open(db_path, /*create=*/false);
+  Store& db = *store;
   const auto stored_model = db.info("model");
-  if (!stored_model) throw ruclip::Error("--db '" + db_path + "' holds no samples yet (ruclip index adds them)");
+  if (!stored_model) throw ruclip::Error("--db '" + db.location() + "' holds no samples yet (ruclip index or ruclipindex add them)");
   const std::string model_dir = args.one("model", *stored_model);
   auto model = ruclip::Model::load(model_dir, model_options(args));
   print_warnings(*model);
@@ -512,59 +503,110 @@ int search(const Args& args) {
     query.assign(e.row(0), e.row(0) + dim);
   }
 
-  const std::vector<SampleRef> refs = db.read_refs();
-  const std::string key = samples_key(refs, dim);
-  const MappedVectors vectors = load_vectors(db, refs, key, dim, storage);
-  const ruclip::VectorMatrix& matrix = vectors.matrix;
-  const std::vector<double>& sum = vectors.column_sum;
-  const bool approximate = args.flag("approximate");
-  std::map<int64_t, IndexedFile> files;
-  for (auto& f : db.files()) files[f.id] = f;
+  const int64_t generation = db.generation();
+  const SyncedRows synced = sync_rows(db, rows_cache_base(db_path, db), dim, storage);
+  const std::vector<SampleRow>& rows = synced.rows;
+  const ruclip::VectorMatrix& matrix = synced.vectors.matrix;
+  const std::vector<double>& sum = synced.vectors.column_sum;
+  std::map<int64_t, ruclip::index::Source> sources;
+  for (auto& src : db.sources()) sources[src.id] = src;
+  for (const std::string& c : cameras) {
+    const bool known = std::any_of(sources.begin(), sources.end(), [&](const auto& s) {
+      return s.second.kind == ruclip::index::Source::Kind::kCamera && s.second.name == c;
+    });
+    if (!known) throw ruclip::Error("--camera '" + c + "': no such camera in --db '" + db.location() + "'");
+  }
 
+  // The rows the filters keep (--camera, --since/--until: cameras only).
+  const bool filtered = !cameras.empty() || !since_text.empty() || !until_text.empty();
+  std::vector<uint8_t> keep;
+  if (filtered) {
+    keep.resize(rows.size());
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const SampleRow& r = rows[i];
+      const auto& src = sources[r.source_id];
+      bool k = cameras.empty() || (src.kind == ruclip::index::Source::Kind::kCamera &&
+                                   std::find(cameras.begin(), cameras.end(), src.name) != cameras.end());
+      if (!since_text.empty() || !until_text.empty())
+        k = k && r.wall_time != ruclip::index::kNoWallTime && r.wall_time >= since && r.wall_time <= until;
+      keep[i] = k;
+    }
+  }
+  // Neighbours in time: the rows in (source, time, id) order.
+  std::vector<size_t> order(rows.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    const SampleRow &x = rows[a], &y = rows[b];
+    if (x.source_id != y.source_id) return x.source_id < y.source_id;
+    const double tx = order_time(x), ty = order_time(y);
+    return tx != ty ? tx < ty : x.id < y.id;
+  });
+  std::vector<size_t> position(rows.size());
+  for (size_t i = 0; i < order.size(); ++i) position[order[i]] = i;
+
+  const bool approximate = args.flag("approximate");
+  if (approximate && filtered) throw UsageError("--approximate takes no --camera, --since or --until");
   // The cut: given, or halfway between the best sample and the average one
   // (the mean embedding's score), so that it adapts to how far apart a
   // model's matching and unrelated scores lie, for texts and images alike.
   const size_t wanted = std::max<size_t>(64, static_cast<size_t>(top) * 16);
   const std::vector<ruclip::VectorHit> candidates =
-      approximate ? approximate_candidates(db_path + ".faiss", refs, key, matrix, query, wanted, args.integer("nprobe", 0))
-                  : matrix.top(query.data(), wanted);
+      approximate ? approximate_candidates(rows_cache_base(db_path, db) + ".faiss", rows, matrix, query, wanted,
+                                           args.integer("nprobe", 0), generation)
+                  : matrix.top(query.data(), wanted, 0, filtered ? keep.data() : nullptr);
   float cut = static_cast<float>(args.number("cut", -2));
   if (cut < -1 && !candidates.empty()) {
     double mean = 0;
-    for (int i = 0; i < dim; ++i) mean += sum[i] / refs.size() * query[i];
+    for (int i = 0; i < dim; ++i) mean += sum[i] / rows.size() * query[i];
     cut = static_cast<float>((candidates[0].score + mean) / 2);
   }
   // Peaks first; a peak above the cut grows over the neighbouring samples of
-  // its file above it; a peak already inside an earlier hit is part of it.
+  // its source above it; a peak already inside an earlier hit is part of it.
   std::vector<Hit> hits;
-  std::vector<bool> used(refs.size(), false);
-  auto joins = [&](size_t row, int64_t file_id) {
-    return refs[row].file_id == file_id && !used[row] && matrix.dot(row, query.data()) >= cut;
+  std::vector<bool> used(rows.size(), false);  // by position
+  auto joins = [&](size_t pos, int64_t source_id) {
+    const size_t row = order[pos];
+    return rows[row].source_id == source_id && !used[pos] && (!filtered || keep[row]) &&
+           matrix.dot(row, query.data()) >= cut;
   };
   for (const ruclip::VectorHit& c : candidates) {
     if (static_cast<int>(hits.size()) >= top) break;
-    if (used[c.row]) continue;
-    Hit h{refs[c.row].file_id, c.row, c.row, c.row, c.score};
+    const size_t p = position[c.row];
+    if (used[p]) continue;
+    Hit h{rows[c.row].source_id, p, p, p, c.score};
     if (c.score >= cut) {
-      while (h.first > 0 && joins(h.first - 1, h.file_id)) --h.first;
-      while (h.last + 1 < refs.size() && joins(h.last + 1, h.file_id)) ++h.last;
+      while (h.first > 0 && joins(h.first - 1, h.source_id)) --h.first;
+      while (h.last + 1 < rows.size() && joins(h.last + 1, h.source_id)) ++h.last;
     }
-    for (size_t r = h.first; r <= h.last; ++r) used[r] = true;
+    for (size_t q = h.first; q <= h.last; ++q) used[q] = true;
     hits.push_back(h);
   }
 
   json out_hits = json::array();
   for (const Hit& h : hits) {
-    const IndexedFile& f = files.at(h.file_id);
-    // A hit lasts until the next sample would have been taken (or the end).
-    double end = refs[h.last].time + f.every;
-    if (f.duration > 0) end = std::min(end, f.duration);
-    out_hits.push_back({{"file", f.path}, {"start", refs[h.first].time}, {"end", end}, {"time", refs[h.peak].time},
-                        {"score", h.score}, {"samples", h.last - h.first + 1}, {"sample", refs[h.peak].id}});
+    const ruclip::index::Source& src = sources.at(h.source_id);
+    const SampleRow &first = rows[order[h.first]], &last = rows[order[h.last]], &peak = rows[order[h.peak]];
+    json hit{{"score", h.score}, {"samples", h.last - h.first + 1}, {"sample", peak.id}};
+    if (src.kind == ruclip::index::Source::Kind::kCamera) {
+      hit["camera"] = src.name;
+      hit["wall_time"] = ruclip::index::iso8601(peak.wall_time);
+      hit["start_wall_time"] = ruclip::index::iso8601(first.wall_time);
+      hit["end_wall_time"] = ruclip::index::iso8601(last.wall_time);
+      hit["labels"] = db.labels(peak.id);
+    } else {
+      // A hit lasts until the next sample would have been taken (or the end).
+      double end = last.time + src.every;
+      if (src.duration > 0) end = std::min(end, src.duration);
+      hit["file"] = src.name;
+      hit["start"] = first.time;
+      hit["end"] = end;
+      hit["time"] = peak.time;
+    }
+    out_hits.push_back(std::move(hit));
   }
   if (!args.one("html").empty()) write_html(args.one("html"), query_text, out_hits, db);
-  json out{{"db", db_path}, {"model", model_dir}, {"samples", refs.size()}, {"storage", ruclip::vector_storage_name(storage)},
-           {"hits", out_hits}};
+  json out{{"db", db.location()}, {"model", model_dir}, {"samples", rows.size()},
+           {"storage", ruclip::vector_storage_name(storage)}, {"synced", synced.read_from_store}, {"hits", out_hits}};
   if (image.empty())
     out["query"] = query_text;
   else
@@ -573,17 +615,42 @@ int search(const Args& args) {
   return 0;
 }
 
+// ---- prune ---------------------------------------------------------------------
+
+int prune(const Args& args) {
+  const std::string db_path = args.required("db");
+  const std::string older = args.required("older-than");
+  const int64_t before = ruclip::index::parse_time(older, ruclip::index::wall_clock_now(), "--older-than");
+  std::unique_ptr<Store> db = Store::open(db_path, /*create=*/false);
+  const std::string camera = args.one("camera");
+  if (!camera.empty()) {
+    const auto all = db->sources();
+    if (std::none_of(all.begin(), all.end(), [&](const auto& s) {
+          return s.kind == ruclip::index::Source::Kind::kCamera && s.name == camera;
+        }))
+      throw ruclip::Error("--camera '" + camera + "': no such camera in --db '" + db->location() + "'");
+  }
+  const int64_t removed = db->prune(before, camera);
+  std::cout << json{{"db", db->location()}, {"removed", removed}, {"before", ruclip::index::iso8601(before)},
+                    {"samples", db->sample_count()}}.dump()
+            << "\n";
+  return 0;
+}
+
 }  // namespace
 
 const Command kIndex{"index",
-                     "ruclip index --model DIR --db FILE [--every SECONDS] VIDEO|FOLDER...",
+                     "ruclip index --model DIR --db FILE|URI [--every SECONDS] VIDEO|FOLDER...",
                      {"model", "db", "every", "device", "threads", "precision"},
                      index};
 const Command kSearch{"search",
-                      "ruclip search --db FILE (TEXT | --image FILE) [--top N] [--html OUT.html] [--template T]... "
-                      "[--cut COSINE] [--storage float32|float16] [--approximate [--nprobe N]] [--model DIR]",
+                      "ruclip search --db FILE|URI (TEXT | --image FILE) [--camera NAME]... [--since TIME] "
+                      "[--until TIME] [--top N] [--html OUT.html] [--template T]... [--cut COSINE] "
+                      "[--storage float32|float16] [--approximate [--nprobe N]] [--model DIR]",
                       {"db", "image", "top", "html", "template", "cut", "storage", "nprobe", "model", "device",
-                       "threads", "precision"},
+                       "threads", "precision", "camera", "since", "until"},
                       search, {"approximate"}};
+const Command kPrune{"prune", "ruclip prune --db FILE|URI --older-than AGE|TIME [--camera NAME]",
+                     {"db", "older-than", "camera"}, prune};
 
 }  // namespace ruclip_cli

@@ -21,7 +21,7 @@
 #include "ruclip/cpu.h"
 #include "ruclip/tools/vector_search.h"
 #include "vector_cache.h"
-#include "video_index.h"
+#include "ruclip/index/store.h"
 #ifdef RUCLIP_HAVE_FAISS
 #include "approximate_index.h"
 #endif
@@ -161,28 +161,30 @@ int bench_search(const Args& args) {
       const std::string path = (std::filesystem::temp_directory_path() / "ruclip-bench-search.db").string();
       std::filesystem::remove(path);
       {
-        VideoIndex db(path, true);
-        std::vector<IndexedSample> samples;
+        std::unique_ptr<ruclip::index::Store> db = ruclip::index::Store::open(path, true);
+        std::vector<ruclip::index::Sample> samples;
         for (size_t r = 0; r < count; ++r) {
-          IndexedSample s;
+          ruclip::index::Sample s;
           s.time = static_cast<double>(r % 600);
           s.embedding.assign(&data.rows[r * dim], &data.rows[(r + 1) * dim]);
           samples.push_back(std::move(s));
           if (samples.size() == 600 || r + 1 == count) {
-            IndexedFile f;
-            f.path = "/video/" + std::to_string(r / 600) + ".mp4";
+            ruclip::index::Source f;
+            f.name = "/video/" + std::to_string(r / 600) + ".mp4";
             f.every = 1;
-            db.put_file(f, samples);
+            db->put_file(f, samples);
             samples.clear();
           }
         }
       }
-      VideoIndex db(path, false);
+      std::unique_ptr<ruclip::index::Store> db = ruclip::index::Store::open(path, false);
       const auto t = Clock::now();
       ruclip::VectorMatrix m(dim, ruclip::VectorStorage::kFloat16);
       m.reserve(count);
       std::vector<double> sum(dim, 0.0);
-      const auto refs = db.read_embeddings(dim, [&](const float* e) {
+      std::vector<ruclip::index::SampleRow> refs;
+      db->read_since(0, dim, [&](const ruclip::index::SampleRow& row, const float* e) {
+        refs.push_back(row);
         m.add(e);
         for (int i = 0; i < dim; ++i) sum[i] += e[i];
       });

@@ -219,6 +219,16 @@ void VectorMatrix::add(const float* row) {
   ++rows_;
 }
 
+void VectorMatrix::add_rows(const VectorMatrix& from) {
+  if (view_) throw Error("a VectorMatrix view can't grow");
+  if (from.dim_ != dim_ || from.storage_ != storage_) throw Error("add_rows: another dimension or storage");
+  if (storage_ == VectorStorage::kFloat32)
+    f32_.insert(f32_.end(), from.f32_rows(), from.f32_rows() + from.rows_ * dim_);
+  else
+    f16_.insert(f16_.end(), from.f16_rows(), from.f16_rows() + from.rows_ * dim_);
+  rows_ += from.rows_;
+}
+
 size_t VectorMatrix::bytes() const {
   return rows_ * dim_ * (storage_ == VectorStorage::kFloat32 ? sizeof(float) : sizeof(uint16_t));
 }
@@ -232,7 +242,7 @@ float VectorMatrix::dot(size_t row, const float* query) const {
                                              : kernels().f16(f16_rows() + at, query, dim_);
 }
 
-std::vector<VectorHit> VectorMatrix::top(const float* query, size_t n, int threads) const {
+std::vector<VectorHit> VectorMatrix::top(const float* query, size_t n, int threads, const uint8_t* keep) const {
   n = std::min(n, rows_);
   if (n == 0) return {};
   const Kernels& k = kernels();
@@ -243,6 +253,7 @@ std::vector<VectorHit> VectorMatrix::top(const float* query, size_t n, int threa
     heap->reserve(n + 1);
     auto worse_on_top = [](const VectorHit& a, const VectorHit& b) { return better(a, b); };
     for (size_t r = begin; r < end; ++r) {
+      if (keep && !keep[r]) continue;
       const float s = storage_ == VectorStorage::kFloat32 ? k.f32(f32 + r * dim_, query, dim_)
                                                           : k.f16(f16 + r * dim_, query, dim_);
       if (heap->size() < n) {

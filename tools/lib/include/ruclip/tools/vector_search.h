@@ -36,6 +36,8 @@ class VectorMatrix {
 
   void reserve(size_t rows);
   void add(const float* row);  // `dim` floats, converted to the storage type
+  // Every row of `from` (same dim and storage), copied as stored.
+  void add_rows(const VectorMatrix& from);
   const void* data() const;    // the rows, contiguous
   size_t rows() const { return rows_; }
   int dim() const { return dim_; }
@@ -45,8 +47,9 @@ class VectorMatrix {
   float dot(size_t row, const float* query) const;
   // The `n` rows with the largest inner product, best first (ties: lower
   // row first). threads 0: all online CPUs, used only when the matrix is
-  // large enough for threads to pay off.
-  std::vector<VectorHit> top(const float* query, size_t n, int threads = 0) const;
+  // large enough for threads to pay off. `keep` (one byte per row, 0: skip
+  // the row) restricts the scan to some rows.
+  std::vector<VectorHit> top(const float* query, size_t n, int threads = 0, const uint8_t* keep = nullptr) const;
   // Name of the dot-product kernel this CPU runs ("avx512", "avx2", "portable").
   const char* kernel() const;
 

@@ -1,0 +1,29 @@
+// What `ruclip search` scans: every row of an index (ruclip/index/store.h)
+// with its vector, kept in files of its own (CACHE.rows, CACHE.f32.vectors or
+// .f16.vectors; vector_cache.h) and brought up to date by reading only the
+// rows the store has added since (by id). A deletion in the store (prune, a
+// file indexed again) changes its generation, and the cache starts again.
+//
+// The cache of a SQLite index lies beside it; of a PostgreSQL index, in
+// $RUCLIP_CACHE_DIR, else $XDG_CACHE_HOME/ruclip, else ~/.cache/ruclip.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "ruclip/index/store.h"
+#include "vector_cache.h"
+
+namespace ruclip_cli {
+
+struct SyncedRows {
+  std::vector<ruclip::index::SampleRow> rows;  // ascending id; rows[i] is the matrix's row i
+  MappedVectors vectors;
+  size_t read_from_store = 0;  // rows this sync read from the store
+};
+
+// Where the cache of `location` lives, without the extensions.
+std::string rows_cache_base(const std::string& location, const ruclip::index::Store& db);
+
+SyncedRows sync_rows(ruclip::index::Store& db, const std::string& cache_base, int dim, ruclip::VectorStorage storage);
+
+}  // namespace ruclip_cli
