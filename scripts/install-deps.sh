@@ -47,6 +47,9 @@ packages=(
   # the index shared by many machines (index/src/postgres_store.cpp): libpq; the
   # tests start their own PostgreSQL server (tests/postgres_server.py)
   libpq-dev postgresql-15
+  # `ruclip serve` (tools/ruclip/serve_command.cpp): HTTP through libsoup 3; its page is
+  # tested in headless Chromium over the DevTools protocol (python3-websocket)
+  libsoup-3.0-dev chromium python3-websocket
   # tests (clang and its runtime: the libFuzzer targets, scripts/fuzz.sh)
   libgtest-dev valgrind fortunes-ru clang libclang-rt-14-dev
 )

@@ -136,7 +136,7 @@ struct Command {
 // Each command file defines one of these.
 extern const Command kTokenize, kEmbed, kClassify, kRank, kSimilarity, kTrain, kEval, kSynth, kBench;
 #ifdef RUCLIP_HAVE_GST
-extern const Command kTag, kIndex, kSearch, kPrune, kBenchSearch;  // tag_command.cpp, index_command.cpp: built where GStreamer is
+extern const Command kTag, kIndex, kSearch, kPrune, kServe, kBenchSearch, kBenchIndex;  // tag_command.cpp, index_command.cpp: built where GStreamer is
 #endif
 
 }  // namespace ruclip_cli

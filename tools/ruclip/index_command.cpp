@@ -10,16 +10,8 @@
 // indexed and unchanged (same size, modification time and --every) are
 // skipped.
 //
-// search: the query's normalized embedding (a text through the templates,
-// as a label is; or an image) against every stored sample by an exact SIMD
-// scan (vector_search.h); from the best sample down, each hit grows over the
-// neighbouring samples of its source (a file; a camera, in wall-clock time)
-// that score above the cut (--cut); --camera, --since and --until restrict
-// the rows scanned. --approximate takes the candidates from a FAISS IVF index kept next to the
-// database (FILE.faiss; approximate_index.h) instead of the exact scan. The
-// embeddings are read out of the index once and kept as a matrix file that
-// later searches map and bring up to date with the rows added since
-// (synced_rows.h). prune removes camera samples older than a time.
+// search: index_search.h (shared with `ruclip serve`), with --html writing a
+// page of the hits. prune removes camera samples older than a time.
 #include <gst/app/gstappsink.h>
 #include <gst/gst.h>
 #include <gst/video/video.h>
@@ -35,94 +27,24 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include <unordered_map>
-
 #include "cli.h"
+#include "index_search.h"
 #include "ruclip/error.h"
 #include "ruclip/image.h"
-#include "ruclip/tools/vector_search.h"
-#include "ruclip/zero_shot.h"
 #include "ruclip/index/store.h"
-#include "synced_rows.h"
-#include "vector_cache.h"
+#include "ruclip/tools/image_files.h"
+#include "ruclip/tools/vector_search.h"
 #include "video_files.h"
 #include "video_frame.h"
-#ifdef RUCLIP_HAVE_FAISS
-#include "approximate_index.h"
-#endif
 
 namespace ruclip_cli {
 namespace {
 
 namespace fs = std::filesystem;
 using ruclip::index::Store;
-using ruclip::index::SampleRow;
 
 constexpr int kThumbnailWidth = 192;
 constexpr int kBatch = 8;
-// A stored probe and the model's own agree to this cosine or better when the
-// model is the same (whatever its precision: bf16 keeps >= 0.99); another
-// model lands far below.
-constexpr float kSameModelCosine = 0.98f;
-
-// ---- the model an index is built with ---------------------------------------
-
-// Embeddings of a fixed text and a fixed picture: what identifies the model
-// (its folder may move, its file names differ between families).
-std::vector<float> model_probe(ruclip::Model& model) {
-  ruclip::Embeddings text = model.encode_text({"проверка модели: красный круг на синем фоне"});
-  text.normalize_rows();
-  const int w = 64, h = 48;
-  std::vector<uint8_t> rgb(w * h * 3);
-  for (int y = 0; y < h; ++y)
-    for (int x = 0; x < w; ++x) {
-      uint8_t* p = &rgb[(y * w + x) * 3];
-      p[0] = static_cast<uint8_t>(x * 4);
-      p[1] = static_cast<uint8_t>(y * 5);
-      p[2] = static_cast<uint8_t>((x * y) & 0xFF);
-    }
-  ruclip::FrameView view;
-  view.format = ruclip::PixelFormat::RGB;
-  view.width = w;
-  view.height = h;
-  view.planes[0] = rgb.data();
-  view.strides[0] = w * 3;
-  ruclip::Embeddings image = model.encode_frames({view});
-  image.normalize_rows();
-  std::vector<float> out(text.data);
-  out.insert(out.end(), image.data.begin(), image.data.end());
-  return out;
-}
-
-// Throws when the index was built with another model than `model`.
-void check_model(Store& db, ruclip::Model& model, const std::string& model_dir) {
-  const auto stored = db.info("model_probe");
-  if (!stored) return;
-  const std::string built_with = db.info("model").value_or("?");
-  const std::vector<float> want = json::parse(*stored).get<std::vector<float>>();
-  const std::vector<float> got = model_probe(model);
-  const int dim = model.config().embed_dim;
-  bool same = want.size() == got.size() && static_cast<int>(got.size()) == 2 * dim;
-  for (int part = 0; same && part < 2; ++part) {
-    float cos = 0;
-    for (int i = 0; i < dim; ++i) cos += want[part * dim + i] * got[part * dim + i];
-    same = cos >= kSameModelCosine;
-  }
-  if (!same)
-    throw ruclip::Error("--db '" + db.location() + "' was built with the model '" + built_with + "'; --model '" +
-                        model_dir + "' is another model (its embeddings differ): index into a new --db");
-}
-
-// The first writer's model is the index's (ruclipindex elements record the
-// folder and dimension only: they have no model of their own to probe).
-void record_model(Store& db, ruclip::Model& model, const std::string& model_dir) {
-  db.info_or_set("model", fs::absolute(model_dir).lexically_normal().string());
-  const std::string dim = db.info_or_set("dim", std::to_string(model.config().embed_dim));
-  if (dim != std::to_string(model.config().embed_dim))
-    throw ruclip::Error("--db '" + db.location() + "' holds " + dim + "-dimensional embeddings; --model '" +
-                        model_dir + "' makes " + std::to_string(model.config().embed_dim) + ": index into a new --db");
-  db.info_or_set("model_probe", json(model_probe(model)).dump());
-}
 
 // ---- index -------------------------------------------------------------------
 
@@ -331,14 +253,6 @@ int index(const Args& args) {
 
 // ---- search ------------------------------------------------------------------
 
-// A hit: a run of neighbouring samples of one source (a file, or a camera
-// in time) above the cut, around its best one.
-struct Hit {
-  int64_t source_id = 0;
-  size_t first = 0, last = 0, peak = 0;  // positions in the (source, time) order
-  float score = 0;
-};
-
 std::string clock_text(double t) {
   const long long ms = std::llround(std::max(0.0, t) * 1000);
   char buf[32];
@@ -406,60 +320,6 @@ void write_html(const std::string& out, const std::string& query, const json& hi
   write_file(page, html.data(), html.size(), "html");
 }
 
-// The best `n` rows by the approximate index next to the database (built,
-// and saved for the next search, when missing or made for other rows).
-std::vector<ruclip::VectorHit> approximate_candidates(const std::string& path, const std::vector<SampleRow>& rows,
-                                                      const ruclip::VectorMatrix& matrix, const std::vector<float>& query,
-                                                      size_t n, int nprobe, int64_t generation) {
-#ifdef RUCLIP_HAVE_FAISS
-  if (rows.empty()) return {};
-  const int dim = matrix.dim();
-  const std::string key = "generation " + std::to_string(generation) + " rows " + std::to_string(rows.size()) +
-                          " last " + std::to_string(rows.back().id) + " dim " + std::to_string(dim);
-  std::unique_ptr<ApproximateIndex> index = ApproximateIndex::load(path, key);
-  if (!index) {
-    std::cerr << "ruclip search: building the approximate index of " << rows.size() << " samples (" << path << ")\n";
-    std::vector<int64_t> ids;
-    for (const auto& r : rows) ids.push_back(r.id);
-    std::vector<float> values(rows.size() * dim);  // FAISS takes float32
-    if (matrix.storage() == ruclip::VectorStorage::kFloat32) {
-      std::memcpy(values.data(), matrix.data(), values.size() * sizeof(float));
-    } else {
-      const auto* halves = static_cast<const uint16_t*>(matrix.data());
-      for (size_t i = 0; i < values.size(); ++i) values[i] = ruclip::half_to_float(halves[i]);
-    }
-    index = ApproximateIndex::build(values.data(), ids.data(), rows.size(), dim);
-    try {
-      index->save(path, key);
-    } catch (const ruclip::Error& e) {
-      std::cerr << "ruclip search: warning: " << e.what() << " (it is built again next time)\n";
-    }
-  }
-  if (nprobe > 0) index->set_nprobe(nprobe);
-  std::unordered_map<int64_t, size_t> row_of;
-  for (size_t i = 0; i < rows.size(); ++i) row_of[rows[i].id] = i;
-  // Scored again by the exact scan's kernel and put in its order (ties: lower
-  // row first), so that where the candidates are the same, so are the hits.
-  std::vector<ruclip::VectorHit> out;
-  for (const auto& h : index->top(query.data(), n)) {
-    const size_t row = row_of.at(h.id);
-    out.push_back({row, matrix.dot(row, query.data())});
-  }
-  std::sort(out.begin(), out.end(), [](const ruclip::VectorHit& a, const ruclip::VectorHit& b) {
-    return a.score > b.score || (a.score == b.score && a.row < b.row);
-  });
-  return out;
-#else
-  (void)path, (void)rows, (void)matrix, (void)query, (void)n, (void)nprobe, (void)generation;
-  throw ruclip::Error("--approximate: this ruclip was built without FAISS (Debian libfaiss-dev)");
-#endif
-}
-
-// A camera sample's place in time: its wall-clock time; a file's: its offset.
-double order_time(const SampleRow& r) {
-  return r.wall_time != ruclip::index::kNoWallTime ? r.wall_time / 1e6 : r.time;
-}
-
 int search(const Args& args) {
   const std::string db_path = args.required("db");
   const std::string image = args.one("image");
@@ -468,145 +328,36 @@ int search(const Args& args) {
                                              : "search takes one TEXT (quote it); got " +
                                                    std::to_string(args.positional.size()) + " arguments");
   if (!image.empty() && !args.positional.empty()) throw UsageError("give a TEXT or --image, not both");
-  const int top = args.integer("top", 10);
+  SearchFilters filters;
+  filters.top = args.integer("top", 10);
+  filters.cameras = args.all("camera");
+  filters.since = args.one("since");
+  filters.until = args.one("until");
+  filters.cut = static_cast<float>(args.number("cut", -2));
+  filters.approximate = args.flag("approximate");
+  filters.nprobe = args.integer("nprobe", 0);
   ruclip::VectorStorage storage;
   try {
     storage = ruclip::parse_vector_storage(args.one("storage", "float32"));
   } catch (const ruclip::Error& e) {
     throw UsageError(std::string("option --storage: ") + e.what());
   }
-  const int64_t now = ruclip::index::wall_clock_now();
-  const std::string since_text = args.one("since"), until_text = args.one("until");
-  const int64_t since = since_text.empty() ? INT64_MIN : ruclip::index::parse_time(since_text, now, "--since");
-  const int64_t until = until_text.empty() ? INT64_MAX : ruclip::index::parse_time(until_text, now, "--until");
-  const std::vector<std::string> cameras = args.all("camera");
 
-  std::unique_ptr<Store> store = Store::open(db_path, /*create=*/false);
-  Store& db = *store;
-  const auto stored_model = db.info("model");
-  if (!stored_model) throw ruclip::Error("--db '" + db.location() + "' holds no samples yet (ruclip index or ruclipindex add them)");
-  const std::string model_dir = args.one("model", *stored_model);
-  auto model = ruclip::Model::load(model_dir, model_options(args));
-  print_warnings(*model);
-  check_model(db, *model, model_dir);
-  const int dim = model->config().embed_dim;
-
+  IndexSearcher searcher(db_path, args.one("model"), model_options(args), storage, args.all("template"));
+  print_warnings(searcher.model());
   std::vector<float> query;
   std::string query_text;
   if (image.empty()) {
     query_text = args.positional[0];
-    const auto set = ruclip::build_label_set(*model, {query_text}, args.all("template"));
-    query.assign(set->text.row(0), set->text.row(0) + dim);
+    query = searcher.text_query(query_text);
   } else {
     query_text = image;
-    const ruclip::Embeddings e = image_embeddings(*model, {image});
-    query.assign(e.row(0), e.row(0) + dim);
+    query = searcher.image_query(ruclip::load_image(image).view());
   }
-
-  const int64_t generation = db.generation();
-  const SyncedRows synced = sync_rows(db, rows_cache_base(db_path, db), dim, storage);
-  const std::vector<SampleRow>& rows = synced.rows;
-  const ruclip::VectorMatrix& matrix = synced.vectors.matrix;
-  const std::vector<double>& sum = synced.vectors.column_sum;
-  std::map<int64_t, ruclip::index::Source> sources;
-  for (auto& src : db.sources()) sources[src.id] = src;
-  for (const std::string& c : cameras) {
-    const bool known = std::any_of(sources.begin(), sources.end(), [&](const auto& s) {
-      return s.second.kind == ruclip::index::Source::Kind::kCamera && s.second.name == c;
-    });
-    if (!known) throw ruclip::Error("--camera '" + c + "': no such camera in --db '" + db.location() + "'");
-  }
-
-  // The rows the filters keep (--camera, --since/--until: cameras only).
-  const bool filtered = !cameras.empty() || !since_text.empty() || !until_text.empty();
-  std::vector<uint8_t> keep;
-  if (filtered) {
-    keep.resize(rows.size());
-    for (size_t i = 0; i < rows.size(); ++i) {
-      const SampleRow& r = rows[i];
-      const auto& src = sources[r.source_id];
-      bool k = cameras.empty() || (src.kind == ruclip::index::Source::Kind::kCamera &&
-                                   std::find(cameras.begin(), cameras.end(), src.name) != cameras.end());
-      if (!since_text.empty() || !until_text.empty())
-        k = k && r.wall_time != ruclip::index::kNoWallTime && r.wall_time >= since && r.wall_time <= until;
-      keep[i] = k;
-    }
-  }
-  // Neighbours in time: the rows in (source, time, id) order.
-  std::vector<size_t> order(rows.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    const SampleRow &x = rows[a], &y = rows[b];
-    if (x.source_id != y.source_id) return x.source_id < y.source_id;
-    const double tx = order_time(x), ty = order_time(y);
-    return tx != ty ? tx < ty : x.id < y.id;
-  });
-  std::vector<size_t> position(rows.size());
-  for (size_t i = 0; i < order.size(); ++i) position[order[i]] = i;
-
-  const bool approximate = args.flag("approximate");
-  if (approximate && filtered) throw UsageError("--approximate takes no --camera, --since or --until");
-  // The cut: given, or halfway between the best sample and the average one
-  // (the mean embedding's score), so that it adapts to how far apart a
-  // model's matching and unrelated scores lie, for texts and images alike.
-  const size_t wanted = std::max<size_t>(64, static_cast<size_t>(top) * 16);
-  const std::vector<ruclip::VectorHit> candidates =
-      approximate ? approximate_candidates(rows_cache_base(db_path, db) + ".faiss", rows, matrix, query, wanted,
-                                           args.integer("nprobe", 0), generation)
-                  : matrix.top(query.data(), wanted, 0, filtered ? keep.data() : nullptr);
-  float cut = static_cast<float>(args.number("cut", -2));
-  if (cut < -1 && !candidates.empty()) {
-    double mean = 0;
-    for (int i = 0; i < dim; ++i) mean += sum[i] / rows.size() * query[i];
-    cut = static_cast<float>((candidates[0].score + mean) / 2);
-  }
-  // Peaks first; a peak above the cut grows over the neighbouring samples of
-  // its source above it; a peak already inside an earlier hit is part of it.
-  std::vector<Hit> hits;
-  std::vector<bool> used(rows.size(), false);  // by position
-  auto joins = [&](size_t pos, int64_t source_id) {
-    const size_t row = order[pos];
-    return rows[row].source_id == source_id && !used[pos] && (!filtered || keep[row]) &&
-           matrix.dot(row, query.data()) >= cut;
-  };
-  for (const ruclip::VectorHit& c : candidates) {
-    if (static_cast<int>(hits.size()) >= top) break;
-    const size_t p = position[c.row];
-    if (used[p]) continue;
-    Hit h{rows[c.row].source_id, p, p, p, c.score};
-    if (c.score >= cut) {
-      while (h.first > 0 && joins(h.first - 1, h.source_id)) --h.first;
-      while (h.last + 1 < rows.size() && joins(h.last + 1, h.source_id)) ++h.last;
-    }
-    for (size_t q = h.first; q <= h.last; ++q) used[q] = true;
-    hits.push_back(h);
-  }
-
-  json out_hits = json::array();
-  for (const Hit& h : hits) {
-    const ruclip::index::Source& src = sources.at(h.source_id);
-    const SampleRow &first = rows[order[h.first]], &last = rows[order[h.last]], &peak = rows[order[h.peak]];
-    json hit{{"score", h.score}, {"samples", h.last - h.first + 1}, {"sample", peak.id}};
-    if (src.kind == ruclip::index::Source::Kind::kCamera) {
-      hit["camera"] = src.name;
-      hit["wall_time"] = ruclip::index::iso8601(peak.wall_time);
-      hit["start_wall_time"] = ruclip::index::iso8601(first.wall_time);
-      hit["end_wall_time"] = ruclip::index::iso8601(last.wall_time);
-      hit["labels"] = db.labels(peak.id);
-    } else {
-      // A hit lasts until the next sample would have been taken (or the end).
-      double end = last.time + src.every;
-      if (src.duration > 0) end = std::min(end, src.duration);
-      hit["file"] = src.name;
-      hit["start"] = first.time;
-      hit["end"] = end;
-      hit["time"] = peak.time;
-    }
-    out_hits.push_back(std::move(hit));
-  }
-  if (!args.one("html").empty()) write_html(args.one("html"), query_text, out_hits, db);
-  json out{{"db", db.location()}, {"model", model_dir}, {"samples", rows.size()},
-           {"storage", ruclip::vector_storage_name(storage)}, {"synced", synced.read_from_store}, {"hits", out_hits}};
+  json out = searcher.search(query, filters);
+  if (!args.one("html").empty()) write_html(args.one("html"), query_text, out["hits"], searcher.store());
+  out["db"] = searcher.store().location();
+  out["model"] = searcher.model_dir();
   if (image.empty())
     out["query"] = query_text;
   else
@@ -614,6 +365,7 @@ int search(const Args& args) {
   std::cout << out.dump() << "\n";
   return 0;
 }
+
 
 // ---- prune ---------------------------------------------------------------------
 

@@ -19,7 +19,8 @@ const ruclip_cli::Command* const kCommands[] = {
     &ruclip_cli::kSynth,
     &ruclip_cli::kBench,
 #ifdef RUCLIP_HAVE_GST
-    &ruclip_cli::kTag, &ruclip_cli::kIndex, &ruclip_cli::kSearch, &ruclip_cli::kPrune, &ruclip_cli::kBenchSearch,
+    &ruclip_cli::kTag, &ruclip_cli::kIndex, &ruclip_cli::kSearch, &ruclip_cli::kPrune, &ruclip_cli::kServe,
+    &ruclip_cli::kBenchSearch, &ruclip_cli::kBenchIndex,
 #endif
 };
 

@@ -86,6 +86,31 @@ FrameView Image::view() const {
   return v;
 }
 
+namespace {
+
+// A decoded picture in our layout; `what` names it in errors.
+Image from_mat(const cv::Mat& m, const std::string& what) {
+  Image img;
+  img.width = m.cols;
+  img.height = m.rows;
+  switch (m.channels()) {
+    case 1:
+    case 2: img.format = PixelFormat::GRAY8; break;
+    case 3: img.format = PixelFormat::RGB; break;
+    case 4: img.format = PixelFormat::RGBA; break;
+    default:
+      throw Error("cannot read image " + what + ": unsupported number of channels " + std::to_string(m.channels()));
+  }
+  switch (m.depth()) {
+    case CV_8U: copy_pixels<uint8_t>(m, &img); break;
+    case CV_16U: copy_pixels<uint16_t>(m, &img); break;
+    default: throw Error("cannot read image " + what + ": unsupported sample type (only 8- and 16-bit unsigned)");
+  }
+  return img;
+}
+
+}  // namespace
+
 Image load_image(const std::string& path) {
   cv::Mat m;
   try {
@@ -97,26 +122,19 @@ Image load_image(const std::string& path) {
     throw Error("cannot read image '" + path + "': not an image or unsupported format (" + e.what() + ")");
   }
   if (m.empty()) throw_unreadable(path);
+  return from_mat(m, "'" + path + "'");
+}
 
-  Image img;
-  img.width = m.cols;
-  img.height = m.rows;
-  switch (m.channels()) {
-    case 1:
-    case 2: img.format = PixelFormat::GRAY8; break;
-    case 3: img.format = PixelFormat::RGB; break;
-    case 4: img.format = PixelFormat::RGBA; break;
-    default:
-      throw Error("cannot read image '" + path + "': unsupported number of channels " +
-                  std::to_string(m.channels()));
+Image decode_image(const std::vector<uint8_t>& bytes, const std::string& what) {
+  cv::Mat m;
+  try {
+    if (!bytes.empty())
+      m = cv::imdecode(bytes, cv::IMREAD_UNCHANGED | cv::IMREAD_IGNORE_ORIENTATION);
+  } catch (const cv::Exception& e) {
+    throw Error("cannot read image " + what + ": not an image or unsupported format (" + e.what() + ")");
   }
-  switch (m.depth()) {
-    case CV_8U: copy_pixels<uint8_t>(m, &img); break;
-    case CV_16U: copy_pixels<uint16_t>(m, &img); break;
-    default:
-      throw Error("cannot read image '" + path + "': unsupported sample type (only 8- and 16-bit unsigned)");
-  }
-  return img;
+  if (m.empty()) throw Error("cannot read image " + what + ": not an image or unsupported format");
+  return from_mat(m, what);
 }
 
 }  // namespace ruclip

@@ -20,5 +20,7 @@ struct Image {
 
 // Decodes PNG, JPEG, ... (OpenCV). Throws ruclip::Error naming the file.
 Image load_image(const std::string& path);
+// The same from a file's bytes (an upload); `what` names it in errors.
+Image decode_image(const std::vector<uint8_t>& bytes, const std::string& what);
 
 }  // namespace ruclip

@@ -1,0 +1,331 @@
+#include "index_search.h"
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <unordered_map>
+
+#include "ruclip/error.h"
+#include "ruclip/zero_shot.h"
+#include "synced_rows.h"
+#ifdef RUCLIP_HAVE_FAISS
+#include "approximate_index.h"
+#endif
+
+namespace ruclip_cli {
+
+using json = nlohmann::json;
+using ruclip::index::SampleRow;
+using ruclip::index::Store;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A stored probe and the model's own agree to this cosine or better when the
+// model is the same (whatever its precision: bf16 keeps >= 0.99); another
+// model lands far below.
+constexpr float kSameModelCosine = 0.98f;
+
+// A hit: a run of neighbouring samples of one source (a file, or a camera
+// in time) above the cut, around its best one.
+struct Hit {
+  int64_t source_id = 0;
+  size_t first = 0, last = 0, peak = 0;  // positions in the (source, time) order
+  float score = 0;
+};
+
+
+// Embeddings of a fixed text and a fixed picture: what identifies the model
+// (its folder may move, its file names differ between families).
+std::vector<float> model_probe(ruclip::Model& model) {
+  ruclip::Embeddings text = model.encode_text({"проверка модели: красный круг на синем фоне"});
+  text.normalize_rows();
+  const int w = 64, h = 48;
+  std::vector<uint8_t> rgb(w * h * 3);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      uint8_t* p = &rgb[(y * w + x) * 3];
+      p[0] = static_cast<uint8_t>(x * 4);
+      p[1] = static_cast<uint8_t>(y * 5);
+      p[2] = static_cast<uint8_t>((x * y) & 0xFF);
+    }
+  ruclip::FrameView view;
+  view.format = ruclip::PixelFormat::RGB;
+  view.width = w;
+  view.height = h;
+  view.planes[0] = rgb.data();
+  view.strides[0] = w * 3;
+  ruclip::Embeddings image = model.encode_frames({view});
+  image.normalize_rows();
+  std::vector<float> out(text.data);
+  out.insert(out.end(), image.data.begin(), image.data.end());
+  return out;
+}
+
+// The best `n` rows by the approximate index next to the database (built,
+// and saved for the next search, when missing or made for other rows).
+std::vector<ruclip::VectorHit> approximate_candidates(const std::string& path, const std::vector<SampleRow>& rows,
+                                                      const ruclip::VectorMatrix& matrix, const std::vector<float>& query,
+                                                      size_t n, int nprobe, int64_t generation) {
+#ifdef RUCLIP_HAVE_FAISS
+  if (rows.empty()) return {};
+  const int dim = matrix.dim();
+  const std::string key = "generation " + std::to_string(generation) + " rows " + std::to_string(rows.size()) +
+                          " last " + std::to_string(rows.back().id) + " dim " + std::to_string(dim);
+  std::unique_ptr<ApproximateIndex> index = ApproximateIndex::load(path, key);
+  if (!index) {
+    std::cerr << "ruclip search: building the approximate index of " << rows.size() << " samples (" << path << ")\n";
+    std::vector<int64_t> ids;
+    for (const auto& r : rows) ids.push_back(r.id);
+    std::vector<float> values(rows.size() * dim);  // FAISS takes float32
+    if (matrix.storage() == ruclip::VectorStorage::kFloat32) {
+      std::memcpy(values.data(), matrix.data(), values.size() * sizeof(float));
+    } else {
+      const auto* halves = static_cast<const uint16_t*>(matrix.data());
+      for (size_t i = 0; i < values.size(); ++i) values[i] = ruclip::half_to_float(halves[i]);
+    }
+    index = ApproximateIndex::build(values.data(), ids.data(), rows.size(), dim);
+    try {
+      index->save(path, key);
+    } catch (const ruclip::Error& e) {
+      std::cerr << "ruclip search: warning: " << e.what() << " (it is built again next time)\n";
+    }
+  }
+  if (nprobe > 0) index->set_nprobe(nprobe);
+  std::unordered_map<int64_t, size_t> row_of;
+  for (size_t i = 0; i < rows.size(); ++i) row_of[rows[i].id] = i;
+  // Scored again by the exact scan's kernel and put in its order (ties: lower
+  // row first), so that where the candidates are the same, so are the hits.
+  std::vector<ruclip::VectorHit> out;
+  for (const auto& h : index->top(query.data(), n)) {
+    const size_t row = row_of.at(h.id);
+    out.push_back({row, matrix.dot(row, query.data())});
+  }
+  std::sort(out.begin(), out.end(), [](const ruclip::VectorHit& a, const ruclip::VectorHit& b) {
+    return a.score > b.score || (a.score == b.score && a.row < b.row);
+  });
+  return out;
+#else
+  (void)path, (void)rows, (void)matrix, (void)query, (void)n, (void)nprobe, (void)generation;
+  throw ruclip::Error("--approximate: this ruclip was built without FAISS (Debian libfaiss-dev)");
+#endif
+}
+
+// A camera sample's place in time: its wall-clock time; a file's: its offset.
+double order_time(const SampleRow& r) {
+  return r.wall_time != ruclip::index::kNoWallTime ? r.wall_time / 1e6 : r.time;
+}
+
+}  // namespace
+
+// Throws when the index was built with another model than `model`.
+void check_model(Store& db, ruclip::Model& model, const std::string& model_dir) {
+  const auto stored = db.info("model_probe");
+  if (!stored) return;
+  const std::string built_with = db.info("model").value_or("?");
+  const std::vector<float> want = json::parse(*stored).get<std::vector<float>>();
+  const std::vector<float> got = model_probe(model);
+  const int dim = model.config().embed_dim;
+  bool same = want.size() == got.size() && static_cast<int>(got.size()) == 2 * dim;
+  for (int part = 0; same && part < 2; ++part) {
+    float cos = 0;
+    for (int i = 0; i < dim; ++i) cos += want[part * dim + i] * got[part * dim + i];
+    same = cos >= kSameModelCosine;
+  }
+  if (!same)
+    throw ruclip::Error("--db '" + db.location() + "' was built with the model '" + built_with + "'; --model '" +
+                        model_dir + "' is another model (its embeddings differ): index into a new --db");
+}
+
+// The first writer's model is the index's (ruclipindex elements record the
+// folder and dimension only: they have no model of their own to probe).
+void record_model(Store& db, ruclip::Model& model, const std::string& model_dir) {
+  db.info_or_set("model", fs::absolute(model_dir).lexically_normal().string());
+  const std::string dim = db.info_or_set("dim", std::to_string(model.config().embed_dim));
+  if (dim != std::to_string(model.config().embed_dim))
+    throw ruclip::Error("--db '" + db.location() + "' holds " + dim + "-dimensional embeddings; --model '" +
+                        model_dir + "' makes " + std::to_string(model.config().embed_dim) + ": index into a new --db");
+  db.info_or_set("model_probe", json(model_probe(model)).dump());
+}
+
+
+IndexSearcher::IndexSearcher(const std::string& db, const std::string& model_dir, const ruclip::ModelOptions& options,
+                             ruclip::VectorStorage storage, std::vector<std::string> templates)
+    : db_path_(db), store_(Store::open(db, /*create=*/false)), storage_(storage), templates_(std::move(templates)) {
+  const auto stored_model = store_->info("model");
+  if (!stored_model)
+    throw ruclip::Error("--db '" + store_->location() + "' holds no samples yet (ruclip index or ruclipindex add them)");
+  model_dir_ = model_dir.empty() ? *stored_model : model_dir;
+  model_ = ruclip::Model::load(model_dir_, options);
+  dim_ = model_->config().embed_dim;
+  check_model(*store_, *model_, model_dir_);
+}
+
+IndexSearcher::IndexSearcher(const std::string& db, int dim, ruclip::VectorStorage storage)
+    : db_path_(db), store_(Store::open(db, /*create=*/false)), dim_(dim), storage_(storage) {}
+
+std::vector<float> IndexSearcher::text_query(const std::string& text) {
+  if (!model_) throw ruclip::Error("this search has no model");
+  const auto set = ruclip::build_label_set(*model_, {text}, templates_);
+  return std::vector<float>(set->text.row(0), set->text.row(0) + model_->config().embed_dim);
+}
+
+std::vector<float> IndexSearcher::image_query(const ruclip::FrameView& picture) {
+  if (!model_) throw ruclip::Error("this search has no model");
+  ruclip::Embeddings e = model_->encode_frames({picture});
+  e.normalize_rows();
+  return std::vector<float>(e.row(0), e.row(0) + e.dim);
+}
+
+json IndexSearcher::sources() {
+  json out = json::array();
+  std::vector<ruclip::index::Source> all = store_->sources();
+  std::stable_partition(all.begin(), all.end(),
+                        [](const auto& s) { return s.kind == ruclip::index::Source::Kind::kCamera; });
+  for (const auto& s : all)
+    out.push_back({{"name", s.name},
+                   {"kind", s.kind == ruclip::index::Source::Kind::kCamera ? "camera" : "file"},
+                   {"samples", s.samples}});
+  return out;
+}
+
+json IndexSearcher::neighbours(int64_t sample, int n) {
+  const SyncedRows synced = sync_rows(*store_, rows_cache_base(db_path_, *store_), dim_, storage_);
+  const auto found = std::find_if(synced.rows.begin(), synced.rows.end(),
+                                  [&](const SampleRow& r) { return r.id == sample; });
+  if (found == synced.rows.end()) throw ruclip::Error("no sample " + std::to_string(sample));
+  std::vector<const SampleRow*> same;
+  for (const SampleRow& r : synced.rows)
+    if (r.source_id == found->source_id) same.push_back(&r);
+  std::sort(same.begin(), same.end(), [](const SampleRow* a, const SampleRow* b) {
+    return order_time(*a) != order_time(*b) ? order_time(*a) < order_time(*b) : a->id < b->id;
+  });
+  const auto at = std::find(same.begin(), same.end(), &*found) - same.begin();
+  json out = json::array();
+  for (auto i = std::max<std::ptrdiff_t>(0, at - n); i < std::min<std::ptrdiff_t>(same.size(), at + n + 1); ++i) {
+    const SampleRow& r = *same[i];
+    if (r.wall_time != ruclip::index::kNoWallTime)
+      out.push_back({{"sample", r.id}, {"wall_time", ruclip::index::iso8601(r.wall_time)}});
+    else
+      out.push_back({{"sample", r.id}, {"time", r.time}});
+  }
+  return out;
+}
+
+json IndexSearcher::search(const std::vector<float>& query, const SearchFilters& f) {
+  Store& db = *store_;
+  const int dim = dim_;
+  const int64_t now = ruclip::index::wall_clock_now();
+  const int64_t since = f.since.empty() ? INT64_MIN : ruclip::index::parse_time(f.since, now, "--since");
+  const int64_t until = f.until.empty() ? INT64_MAX : ruclip::index::parse_time(f.until, now, "--until");
+  const std::vector<std::string>& cameras = f.cameras;
+  const std::string& since_text = f.since;
+  const std::string& until_text = f.until;
+  const int64_t generation = db.generation();
+  const SyncedRows synced = sync_rows(db, rows_cache_base(db_path_, db), dim, storage_);
+  const std::vector<SampleRow>& rows = synced.rows;
+  const ruclip::VectorMatrix& matrix = synced.vectors.matrix;
+  const std::vector<double>& sum = synced.vectors.column_sum;
+  std::map<int64_t, ruclip::index::Source> sources;
+  for (auto& src : db.sources()) sources[src.id] = src;
+  for (const std::string& c : cameras) {
+    const bool known = std::any_of(sources.begin(), sources.end(), [&](const auto& s) {
+      return s.second.kind == ruclip::index::Source::Kind::kCamera && s.second.name == c;
+    });
+    if (!known) throw ruclip::Error("--camera '" + c + "': no such camera in --db '" + db.location() + "'");
+  }
+
+  // The rows the filters keep (--camera, --since/--until: cameras only).
+  const bool filtered = !cameras.empty() || !since_text.empty() || !until_text.empty();
+  std::vector<uint8_t> keep;
+  if (filtered) {
+    keep.resize(rows.size());
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const SampleRow& r = rows[i];
+      const auto& src = sources[r.source_id];
+      bool k = cameras.empty() || (src.kind == ruclip::index::Source::Kind::kCamera &&
+                                   std::find(cameras.begin(), cameras.end(), src.name) != cameras.end());
+      if (!since_text.empty() || !until_text.empty())
+        k = k && r.wall_time != ruclip::index::kNoWallTime && r.wall_time >= since && r.wall_time <= until;
+      keep[i] = k;
+    }
+  }
+  // Neighbours in time: the rows in (source, time, id) order.
+  std::vector<size_t> order(rows.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    const SampleRow &x = rows[a], &y = rows[b];
+    if (x.source_id != y.source_id) return x.source_id < y.source_id;
+    const double tx = order_time(x), ty = order_time(y);
+    return tx != ty ? tx < ty : x.id < y.id;
+  });
+  std::vector<size_t> position(rows.size());
+  for (size_t i = 0; i < order.size(); ++i) position[order[i]] = i;
+
+  const bool approximate = f.approximate;
+  if (approximate && filtered) throw ruclip::Error("--approximate takes no --camera, --since or --until");
+  // The cut: given, or halfway between the best sample and the average one
+  // (the mean embedding's score), so that it adapts to how far apart a
+  // model's matching and unrelated scores lie, for texts and images alike.
+  const size_t wanted = std::max<size_t>(64, static_cast<size_t>(f.top) * 16);
+  const std::vector<ruclip::VectorHit> candidates =
+      approximate ? approximate_candidates(rows_cache_base(db_path_, db) + ".faiss", rows, matrix, query, wanted,
+                                           f.nprobe, generation)
+                  : matrix.top(query.data(), wanted, 0, filtered ? keep.data() : nullptr);
+  float cut = f.cut;
+  if (cut < -1 && !candidates.empty()) {
+    double mean = 0;
+    for (int i = 0; i < dim; ++i) mean += sum[i] / rows.size() * query[i];
+    cut = static_cast<float>((candidates[0].score + mean) / 2);
+  }
+  // Peaks first; a peak above the cut grows over the neighbouring samples of
+  // its source above it; a peak already inside an earlier hit is part of it.
+  std::vector<Hit> hits;
+  std::vector<bool> used(rows.size(), false);  // by position
+  auto joins = [&](size_t pos, int64_t source_id) {
+    const size_t row = order[pos];
+    return rows[row].source_id == source_id && !used[pos] && (!filtered || keep[row]) &&
+           matrix.dot(row, query.data()) >= cut;
+  };
+  for (const ruclip::VectorHit& c : candidates) {
+    if (static_cast<int>(hits.size()) >= f.top) break;
+    const size_t p = position[c.row];
+    if (used[p]) continue;
+    Hit h{rows[c.row].source_id, p, p, p, c.score};
+    if (c.score >= cut) {
+      while (h.first > 0 && joins(h.first - 1, h.source_id)) --h.first;
+      while (h.last + 1 < rows.size() && joins(h.last + 1, h.source_id)) ++h.last;
+    }
+    for (size_t q = h.first; q <= h.last; ++q) used[q] = true;
+    hits.push_back(h);
+  }
+
+  json out_hits = json::array();
+  for (const Hit& h : hits) {
+    const ruclip::index::Source& src = sources.at(h.source_id);
+    const SampleRow &first = rows[order[h.first]], &last = rows[order[h.last]], &peak = rows[order[h.peak]];
+    json hit{{"score", h.score}, {"samples", h.last - h.first + 1}, {"sample", peak.id}};
+    if (src.kind == ruclip::index::Source::Kind::kCamera) {
+      hit["camera"] = src.name;
+      hit["wall_time"] = ruclip::index::iso8601(peak.wall_time);
+      hit["start_wall_time"] = ruclip::index::iso8601(first.wall_time);
+      hit["end_wall_time"] = ruclip::index::iso8601(last.wall_time);
+      hit["labels"] = db.labels(peak.id);
+    } else {
+      // A hit lasts until the next sample would have been taken (or the end).
+      double end = last.time + src.every;
+      if (src.duration > 0) end = std::min(end, src.duration);
+      hit["file"] = src.name;
+      hit["start"] = first.time;
+      hit["end"] = end;
+      hit["time"] = peak.time;
+    }
+    out_hits.push_back(std::move(hit));
+  }
+  return json{{"samples", rows.size()}, {"storage", ruclip::vector_storage_name(storage_)},
+              {"synced", synced.read_from_store}, {"hits", out_hits}};
+}
+
+}  // namespace ruclip_cli
