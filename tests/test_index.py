@@ -160,6 +160,7 @@ class Index(unittest.TestCase):
         vectors = db + ".f32.vectors"
         self.assertTrue(os.path.exists(vectors))
         made = os.stat(vectors).st_mtime_ns
+        inode = os.stat(vectors).st_ino
         self.assertEqual(first["synced"], 16)  # read from the database
         again = search(db, "синий фон")  # from the mapped file
         self.assertEqual(again.pop("synced"), 0)
@@ -170,12 +171,19 @@ class Index(unittest.TestCase):
         half = search(db, "синий фон", "--storage", "float16")
         self.assertTrue(os.path.exists(db + ".f16.vectors"))
         self.assertEqual(half["hits"][0]["start"], first["hits"][0]["start"])
-        # New samples: only they are read, and the file is remade with them.
+        # New samples: only they are read, and appended to the file in place.
         index(db, self.video)
         out = search(db, "синий фон")
         self.assertEqual(out.pop("synced"), 16)
         self.assertEqual(out["samples"], 32)
         self.assertNotEqual(os.stat(vectors).st_mtime_ns, made)
+        self.assertEqual(os.stat(vectors).st_ino, inode)
+        # The same as a cache made from scratch.
+        for ext in (".f32.vectors", ".rows"):
+            os.remove(db + ext)
+        fresh = search(db, "синий фон")
+        self.assertEqual(fresh.pop("synced"), 32)
+        self.assertEqual(fresh, out)
         # A damaged (truncated) file is not used: the search reads the database and remakes it.
         with open(vectors, "r+b") as f:
             f.truncate(5000)

@@ -32,8 +32,9 @@ constexpr float kSameModelCosine = 0.98f;
 // in time) above the cut, around its best one.
 struct Hit {
   int64_t source_id = 0;
-  size_t first = 0, last = 0, peak = 0;  // positions in the (source, time) order
+  size_t first = 0, last = 0, peak = 0;  // rows
   float score = 0;
+  size_t samples = 1;
 };
 
 
@@ -113,10 +114,6 @@ std::vector<ruclip::VectorHit> approximate_candidates(const std::string& path, c
 #endif
 }
 
-// A camera sample's place in time: its wall-clock time; a file's: its offset.
-double order_time(const SampleRow& r) {
-  return r.wall_time != ruclip::index::kNoWallTime ? r.wall_time / 1e6 : r.time;
-}
 
 }  // namespace
 
@@ -196,20 +193,18 @@ json IndexSearcher::neighbours(int64_t sample, int n) {
   const auto found = std::find_if(synced.rows.begin(), synced.rows.end(),
                                   [&](const SampleRow& r) { return r.id == sample; });
   if (found == synced.rows.end()) throw ruclip::Error("no sample " + std::to_string(sample));
-  std::vector<const SampleRow*> same;
-  for (const SampleRow& r : synced.rows)
-    if (r.source_id == found->source_id) same.push_back(&r);
-  std::sort(same.begin(), same.end(), [](const SampleRow* a, const SampleRow* b) {
-    return order_time(*a) != order_time(*b) ? order_time(*a) < order_time(*b) : a->id < b->id;
-  });
-  const auto at = std::find(same.begin(), same.end(), &*found) - same.begin();
+  const int64_t at = found - synced.rows.begin();
+  int64_t first = at;
+  for (int i = 0; i < n && synced.previous[first] != kNoRow; ++i) first = synced.previous[first];
   json out = json::array();
-  for (auto i = std::max<std::ptrdiff_t>(0, at - n); i < std::min<std::ptrdiff_t>(same.size(), at + n + 1); ++i) {
-    const SampleRow& r = *same[i];
-    if (r.wall_time != ruclip::index::kNoWallTime)
-      out.push_back({{"sample", r.id}, {"wall_time", ruclip::index::iso8601(r.wall_time)}});
+  int after = -1;  // rows taken from the sample on
+  for (int64_t r = first; r != kNoRow && after < n; r = synced.next[r]) {
+    const SampleRow& row = synced.rows[r];
+    if (row.wall_time != ruclip::index::kNoWallTime)
+      out.push_back({{"sample", row.id}, {"wall_time", ruclip::index::iso8601(row.wall_time)}});
     else
-      out.push_back({{"sample", r.id}, {"time", r.time}});
+      out.push_back({{"sample", row.id}, {"time", row.time}});
+    if (after >= 0 || r == at) ++after;
   }
   return out;
 }
@@ -252,17 +247,9 @@ json IndexSearcher::search(const std::vector<float>& query, const SearchFilters&
       keep[i] = k;
     }
   }
-  // Neighbours in time: the rows in (source, time, id) order.
-  std::vector<size_t> order(rows.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    const SampleRow &x = rows[a], &y = rows[b];
-    if (x.source_id != y.source_id) return x.source_id < y.source_id;
-    const double tx = order_time(x), ty = order_time(y);
-    return tx != ty ? tx < ty : x.id < y.id;
-  });
-  std::vector<size_t> position(rows.size());
-  for (size_t i = 0; i < order.size(); ++i) position[order[i]] = i;
+  // Neighbours in time: each row's previous and next of its source (synced_rows.h).
+  const std::vector<int64_t>& previous = synced.previous;
+  const std::vector<int64_t>& next = synced.next;
 
   const bool approximate = f.approximate;
   if (approximate && filtered) throw ruclip::Error("--approximate takes no --camera, --since or --until");
@@ -283,30 +270,30 @@ json IndexSearcher::search(const std::vector<float>& query, const SearchFilters&
   // Peaks first; a peak above the cut grows over the neighbouring samples of
   // its source above it; a peak already inside an earlier hit is part of it.
   std::vector<Hit> hits;
-  std::vector<bool> used(rows.size(), false);  // by position
-  auto joins = [&](size_t pos, int64_t source_id) {
-    const size_t row = order[pos];
-    return rows[row].source_id == source_id && !used[pos] && (!filtered || keep[row]) &&
-           matrix.dot(row, query.data()) >= cut;
+  std::vector<bool> used(rows.size(), false);
+  auto joins = [&](int64_t row) {
+    return row != kNoRow && !used[row] && (!filtered || keep[row]) && matrix.dot(row, query.data()) >= cut;
   };
   for (const ruclip::VectorHit& c : candidates) {
     if (static_cast<int>(hits.size()) >= f.top) break;
-    const size_t p = position[c.row];
-    if (used[p]) continue;
-    Hit h{rows[c.row].source_id, p, p, p, c.score};
+    if (used[c.row]) continue;
+    Hit h{rows[c.row].source_id, c.row, c.row, c.row, c.score, 1};
     if (c.score >= cut) {
-      while (h.first > 0 && joins(h.first - 1, h.source_id)) --h.first;
-      while (h.last + 1 < rows.size() && joins(h.last + 1, h.source_id)) ++h.last;
+      while (joins(previous[h.first])) h.first = previous[h.first], ++h.samples;
+      while (joins(next[h.last])) h.last = next[h.last], ++h.samples;
     }
-    for (size_t q = h.first; q <= h.last; ++q) used[q] = true;
+    for (int64_t r = static_cast<int64_t>(h.first);; r = next[r]) {
+      used[r] = true;
+      if (r == static_cast<int64_t>(h.last)) break;
+    }
     hits.push_back(h);
   }
 
   json out_hits = json::array();
   for (const Hit& h : hits) {
     const ruclip::index::Source& src = sources.at(h.source_id);
-    const SampleRow &first = rows[order[h.first]], &last = rows[order[h.last]], &peak = rows[order[h.peak]];
-    json hit{{"score", h.score}, {"samples", h.last - h.first + 1}, {"sample", peak.id}};
+    const SampleRow &first = rows[h.first], &last = rows[h.last], &peak = rows[h.peak];
+    json hit{{"score", h.score}, {"samples", h.samples}, {"sample", peak.id}};
     if (src.kind == ruclip::index::Source::Kind::kCamera) {
       hit["camera"] = src.name;
       hit["wall_time"] = ruclip::index::iso8601(peak.wall_time);

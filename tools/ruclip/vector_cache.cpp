@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -77,6 +78,30 @@ void write_vectors(const std::string& path, const std::string& key, const ruclip
     return std::fwrite(header.data(), 1, header.size(), f) == header.size() &&
            std::fwrite(matrix.data(), 1, matrix.bytes(), f) == matrix.bytes();
   });
+}
+
+bool append_vectors(const std::string& path, const std::string& old_key, size_t old_rows, const std::string& new_key,
+                    const ruclip::VectorMatrix& added, const std::vector<double>& column_sum) {
+  const int dim = added.dim();
+  const ruclip::VectorStorage storage = added.storage();
+  const std::string old_header = header_text(old_key, storage, old_rows, dim);
+  std::string new_header = header_text(new_key, storage, old_rows + added.rows(), dim);
+  if (old_header.size() > kHeader || new_header.size() > kHeader) return false;
+  const int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return false;
+  const size_t old_size = rows_offset(dim) + old_rows * dim * value_size(storage);
+  std::string seen(old_header.size() + 1, '\0');
+  struct stat st {};
+  bool ok = fstat(fd, &st) == 0 && static_cast<size_t>(st.st_size) == old_size &&
+            pread(fd, seen.data(), seen.size(), 0) == static_cast<ssize_t>(seen.size()) &&
+            seen.compare(0, old_header.size(), old_header) == 0 && seen.back() == '\0';
+  // The rows first, then the sums and the header that make them part of the file.
+  ok = ok && pwrite(fd, added.data(), added.bytes(), old_size) == static_cast<ssize_t>(added.bytes());
+  ok = ok && pwrite(fd, column_sum.data(), dim * sizeof(double), kHeader) == static_cast<ssize_t>(dim * sizeof(double));
+  new_header.resize(std::max(new_header.size() + 1, old_header.size() + 1), '\0');
+  ok = ok && pwrite(fd, new_header.data(), new_header.size(), 0) == static_cast<ssize_t>(new_header.size());
+  close(fd);
+  return ok;
 }
 
 void write_file_atomically(const std::string& path, const std::string& what,

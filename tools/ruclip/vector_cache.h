@@ -33,6 +33,12 @@ std::optional<MappedVectors> map_vectors(const std::string& path, const std::str
 void write_vectors(const std::string& path, const std::string& key, const ruclip::VectorMatrix& matrix,
                    const std::vector<double>& column_sum);
 
+// Appends `added` (with the column sums of all rows now) to the file made
+// for `old_key` with `old_rows` rows, in place, and gives it `new_key`.
+// False, with the file untouched, when it is not that file.
+bool append_vectors(const std::string& path, const std::string& old_key, size_t old_rows, const std::string& new_key,
+                    const ruclip::VectorMatrix& added, const std::vector<double>& column_sum);
+
 // Writes `path` through `write` (true: all written) into PATH.part, renamed
 // over `path` when complete: a reader sees the old file or the new one, never
 // half of one. Throws ruclip::Error "PATH: cannot write WHAT" otherwise.
