@@ -7,7 +7,8 @@ Two machines with three cameras each write into one PostgreSQL index, and a
 Russian query finds each camera's scene on that camera within the time it
 ran; the server restarted mid-stream loses nothing the writers acknowledged;
 a writer killed with SIGKILL loses at most its queue; min-change stores a
-static scene once; prune removes a camera's rows; the same on SQLite."""
+static scene once; prune removes a camera's rows; `ruclip index` adds a file
+to the same PostgreSQL index the cameras write; the same on SQLite."""
 import datetime
 import json
 import os
@@ -21,7 +22,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from postgres_server import PostgresServer  # noqa: E402
-from shipped_model import skip_under_asan  # noqa: E402
+from shipped_model import MODEL, skip_under_asan  # noqa: E402
 
 skip_under_asan()
 RUCLIP = os.environ["RUCLIP_EXE"]
@@ -177,6 +178,23 @@ class LiveIndex(unittest.TestCase):
         p = self.ruclip("prune", "--db", uri, "--older-than", "yesterday", check=False)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("--older-than", p.stderr)
+
+    def test_files_and_cameras_in_one_postgresql_index(self):
+        uri = self.database("files_and_cameras")
+        video = os.path.join(self.tmp, "blue.webm")
+        subprocess.run(["gst-launch-1.0", "-q", "videotestsrc", "pattern=solid-color", "foreground-color=0xff1e50dc",
+                        "num-buffers=30", "!", "video/x-raw,width=160,height=120,framerate=10/1", "!", "vp8enc",
+                        "deadline=1", "!", "webmmux", "!", "filesink", f"location={video}"], check=True,
+                       capture_output=True, timeout=120)
+        self.finish(self.writer(uri, dict(list(MACHINE_A.items())[:1]), 2))
+        report = self.ruclip("index", "--model", MODEL, "--db", uri, "--every", "0.5", video)
+        self.assertEqual(report["files"][0]["status"], "indexed")
+        self.assertEqual(self.pg_counts("files_and_cameras")[video], report["files"][0]["samples"])
+        hit = self.ruclip("search", "--db", uri, "синий фон")["hits"][0]
+        self.assertEqual(hit["file"], video)
+        self.assertEqual(hit["start"], 0)
+        hit = self.ruclip("search", "--db", uri, "красный фон")["hits"][0]
+        self.assertEqual(hit["camera"], "a-red")
 
     def test_sqlite_index(self):
         db = os.path.join(self.tmp, "live.db")
