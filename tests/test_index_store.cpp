@@ -98,6 +98,7 @@ TEST_P(Engines, MissingIndexIsRefusedUnlessCreated) {
   auto db = open();
   EXPECT_EQ(db->info("format").value_or(""), "ruclip-index 2");
   EXPECT_EQ(db->sample_count(), 0);
+  EXPECT_EQ(db->last_id(), 0);
   EXPECT_EQ(db->generation(), 0);
 }
 
@@ -120,6 +121,7 @@ TEST_P(Engines, CameraSamplesComeBackInCommitOrder) {
   EXPECT_EQ(rows[0].row.source_id, gate);
   EXPECT_EQ(rows[2].row.source_id, yard);
   EXPECT_EQ(rows[1].row.wall_time, 2000);
+  EXPECT_EQ(db->last_id(), rows[2].row.id);
   // Incremental: only what came after.
   const auto later = read_all(*db, rows[1].row.id);
   ASSERT_EQ(later.size(), 1u);
@@ -336,6 +338,7 @@ class StandInStore : public Store {
   std::vector<uint8_t> thumbnail(int64_t) override { return {}; }
   std::string labels(int64_t) override { return ""; }
   int64_t sample_count() override { return 0; }
+  int64_t last_id() override { return 0; }
   int64_t generation() override { return 0; }
   int64_t prune(int64_t, const std::string&) override { return 0; }
 

@@ -209,6 +209,25 @@ class SearchPage(unittest.TestCase):
         self.assertEqual(body[:2], b"\xff\xd8")
         self.assertEqual(self.server.p.poll(), None)  # still serving
 
+    def test_rows_added_while_serving_are_found(self):
+        db = os.path.join(self.tmp, "growing.db")
+        subprocess.run([sys.executable, WRITER, "--location", db, "--seconds", "1", "--camera", "gate:e11e1e"],
+                       check=True, capture_output=True, timeout=300)
+        server = Serve(db)
+        try:
+            query = "/api/search?q=" + urllib.parse.quote("фиолетовый фон")
+            first = json.loads(server.get(query)[1])
+            self.assertEqual({h["camera"] for h in first["hits"]}, {"gate"})
+            self.assertEqual(json.loads(server.get(query)[1])["synced"], 0)  # nothing new: nothing read
+            subprocess.run([sys.executable, WRITER, "--location", db, "--seconds", "1", "--camera", "porch:8c32be"],
+                           check=True, capture_output=True, timeout=300)
+            grown = json.loads(server.get(query)[1])
+            self.assertGreater(grown["synced"], 0)
+            self.assertEqual(grown["samples"], first["samples"] + grown["synced"])
+            self.assertEqual(grown["hits"][0]["camera"], "porch")
+        finally:
+            server.stop()
+
     def test_token_is_checked_on_every_request(self):
         server = Serve(self.db, "--token", "s3cret-токен")
         try:

@@ -286,6 +286,8 @@ class PostgresStore final : public Store {
 
   int64_t sample_count() override { return query("SELECT count(*) FROM samples").integer(0, 0); }
 
+  int64_t last_id() override { return query("SELECT coalesce(max(id), 0) FROM samples").integer(0, 0); }
+
   int64_t generation() override { return std::stoll(info("generation").value_or("0")); }
 
   int64_t prune(int64_t wall_time, const std::string& camera) override {

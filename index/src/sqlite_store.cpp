@@ -270,6 +270,12 @@ class SqliteStore final : public Store {
     return st.column_integer(0);
   }
 
+  int64_t last_id() override {
+    Statement st(db_, "SELECT coalesce(max(id), 0) FROM samples", origin_);
+    st.step();
+    return st.column_integer(0);
+  }
+
   int64_t generation() override { return std::stoll(info("generation").value_or("0")); }
 
   int64_t prune(int64_t wall_time, const std::string& camera) override {

@@ -189,7 +189,8 @@ json IndexSearcher::sources() {
 }
 
 json IndexSearcher::neighbours(int64_t sample, int n) {
-  const SyncedRows synced = sync_rows(*store_, rows_cache_base(db_path_, *store_), dim_, storage_);
+  synced_ = sync_rows(*store_, rows_cache_base(db_path_, *store_), dim_, storage_, std::move(synced_));
+  const SyncedRows& synced = synced_;
   const auto found = std::find_if(synced.rows.begin(), synced.rows.end(),
                                   [&](const SampleRow& r) { return r.id == sample; });
   if (found == synced.rows.end()) throw ruclip::Error("no sample " + std::to_string(sample));
@@ -219,7 +220,8 @@ json IndexSearcher::search(const std::vector<float>& query, const SearchFilters&
   const std::string& since_text = f.since;
   const std::string& until_text = f.until;
   const int64_t generation = db.generation();
-  const SyncedRows synced = sync_rows(db, rows_cache_base(db_path_, db), dim, storage_);
+  synced_ = sync_rows(db, rows_cache_base(db_path_, db), dim, storage_, std::move(synced_));
+  const SyncedRows& synced = synced_;
   const std::vector<SampleRow>& rows = synced.rows;
   const ruclip::VectorMatrix& matrix = synced.vectors.matrix;
   const std::vector<double>& sum = synced.vectors.column_sum;

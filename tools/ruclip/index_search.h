@@ -21,6 +21,7 @@
 #include "ruclip/model.h"
 #include "ruclip/options.h"
 #include "ruclip/tools/vector_search.h"
+#include "synced_rows.h"
 
 namespace ruclip_cli {
 
@@ -70,6 +71,8 @@ class IndexSearcher {
   int dim_ = 0;
   ruclip::VectorStorage storage_;
   std::vector<std::string> templates_;
+  // The rows as of the last search: the next one reads only what came since.
+  SyncedRows synced_;
 };
 
 // The model an index is built with: its probe embeddings (a fixed text and a

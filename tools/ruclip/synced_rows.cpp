@@ -155,13 +155,22 @@ std::string rows_cache_base(const std::string& location, const ruclip::index::St
   return (dir / name).string();
 }
 
-SyncedRows sync_rows(ruclip::index::Store& db, const std::string& cache_base, int dim, ruclip::VectorStorage storage) {
-  CacheLock lock(cache_base + ".lock");
+SyncedRows sync_rows(ruclip::index::Store& db, const std::string& cache_base, int dim, ruclip::VectorStorage storage,
+                     SyncedRows previous) {
   const int64_t generation = db.generation();
+  // Nothing new since this process's last sync: no file read at all.
+  if (previous.generation == generation && previous.vectors.matrix.dim() == dim &&
+      previous.vectors.matrix.storage() == storage && previous.vectors.matrix.rows() == previous.rows.size()) {
+    if (db.last_id() == (previous.rows.empty() ? 0 : previous.rows.back().id)) {
+      previous.read_from_store = 0;
+      return previous;
+    }
+  }
+  CacheLock lock(cache_base + ".lock");
   const std::string rows_path = cache_base + ".rows";
   const std::string vectors_path =
       cache_base + (storage == ruclip::VectorStorage::kFloat16 ? ".f16.vectors" : ".f32.vectors");
-  SyncedRows out{{}, {}, {}, {ruclip::VectorMatrix(dim, storage), std::vector<double>(dim, 0.0)}, 0};
+  SyncedRows out{{}, {}, {}, {ruclip::VectorMatrix(dim, storage), std::vector<double>(dim, 0.0)}, 0, generation};
   if (auto cached = read_rows(rows_path, generation, dim)) {
     if (auto mapped = map_vectors(vectors_path, vectors_key(generation, cached->rows, dim), storage,
                                   cached->rows.size(), dim)) {

@@ -30,11 +30,16 @@ struct SyncedRows {
   std::vector<int64_t> previous, next;         // the same source's neighbouring row, or kNoRow
   MappedVectors vectors;
   size_t read_from_store = 0;  // rows this sync read from the store
+  int64_t generation = -1;     // the store's, when synced
 };
 
 // Where the cache of `location` lives, without the extensions.
 std::string rows_cache_base(const std::string& location, const ruclip::index::Store& db);
 
-SyncedRows sync_rows(ruclip::index::Store& db, const std::string& cache_base, int dim, ruclip::VectorStorage storage);
+// `previous`: what an earlier sync of this process returned (a server keeps
+// it between requests), used instead of the files while the store's
+// generation is the same.
+SyncedRows sync_rows(ruclip::index::Store& db, const std::string& cache_base, int dim, ruclip::VectorStorage storage,
+                     SyncedRows previous = {});
 
 }  // namespace ruclip_cli

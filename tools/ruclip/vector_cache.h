@@ -20,7 +20,7 @@
 namespace ruclip_cli {
 
 struct MappedVectors {
-  ruclip::VectorMatrix matrix;     // a view of the mapping
+  ruclip::VectorMatrix matrix{1, ruclip::VectorStorage::kFloat32};  // a view of the mapping (none yet: empty)
   std::vector<double> column_sum;  // dim values
 };
 

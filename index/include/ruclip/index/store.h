@@ -100,6 +100,9 @@ class Store {
   virtual std::vector<uint8_t> thumbnail(int64_t sample_id) = 0;
   virtual std::string labels(int64_t sample_id) = 0;
   virtual int64_t sample_count() = 0;
+  // The highest sample id (0 when there is none): what a reader that has
+  // synced up to it has all of.
+  virtual int64_t last_id() = 0;
   // Changes with every deletion of rows.
   virtual int64_t generation() = 0;
   // Removes the camera samples taken before `wall_time`, of the camera
