@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
+#include <map>
 
 #include "ruclip/index/store.h"
 #include "ruclipmeta.h"
@@ -146,6 +148,37 @@ TEST_F(IndexElement, UnchangedFramesAreCountedNotStored) {
   EXPECT_EQ(stored, 1u);
   EXPECT_EQ(unchanged, 3u);
   EXPECT_EQ(ruclip::index::Store::open(db_, false)->sample_count(), 1);
+}
+
+TEST_F(IndexElement, MaxAgeRemovesTheCamerasOldRows) {
+  {
+    // An old row of this camera and one of another camera, before the element runs.
+    auto store = ruclip::index::Store::open(db_, true);
+    ruclip::index::Sample old;
+    old.wall_time = kUnix2020Us;
+    old.embedding = embedding_of(1);
+    store->add_samples(store->camera("gate"), {old});
+    store->add_samples(store->camera("other"), {old});
+  }
+  const std::string launch = "ruclipindex location=" + db_ + " camera=gate min-change=0 max-age=86400000000000";
+  GstHarness* h = gst_harness_new_parse(launch.c_str());
+  gst_harness_set_src_caps_str(h, "video/x-raw,format=RGB,width=64,height=48,framerate=10/1");
+  // Frames of now (no capture-time meta: the clock).
+  GstBuffer* b = gst_harness_create_buffer(h, kWidth * kHeight * 3);
+  GST_BUFFER_PTS(b) = 0;
+  add_result(b, 0, 0, true);
+  ASSERT_EQ(gst_harness_push(h, b), GST_FLOW_OK);
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+  gst_harness_teardown(h);
+  auto store = ruclip::index::Store::open(db_, false);
+  std::map<int64_t, std::string> camera_of;
+  for (const auto& s : store->sources()) camera_of[s.id] = s.name;
+  std::vector<std::pair<std::string, bool>> left;  // camera, taken now
+  const int64_t now = ruclip::index::wall_clock_now();
+  store->read_since(0, kDim, [&](const ruclip::index::SampleRow& r, const float*) {
+    left.push_back({camera_of[r.source_id], std::llabs(r.wall_time - now) < 3600LL * 1000000});
+  });
+  EXPECT_EQ(left, (std::vector<std::pair<std::string, bool>>{{"other", false}, {"gate", true}}));
 }
 
 TEST_F(IndexElement, NoLocationIsAnErrorNamingTheProperty) {
