@@ -19,6 +19,8 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.parse
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from postgres_server import PostgresServer  # noqa: E402
@@ -195,6 +197,25 @@ class LiveIndex(unittest.TestCase):
         self.assertEqual(hit["start"], 0)
         hit = self.ruclip("search", "--db", uri, "красный фон")["hits"][0]
         self.assertEqual(hit["camera"], "a-red")
+
+    def test_serve_answers_again_after_the_server_restarts(self):
+        uri = self.database("serve_restart")
+        self.finish(self.writer(uri, dict(list(MACHINE_A.items())[:1]), 2))
+        serve = subprocess.Popen([RUCLIP, "serve", "--db", uri, "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, env=self.env)
+        try:
+            url = json.loads(serve.stdout.readline())["listening"]
+            query = url + "api/search?q=" + urllib.parse.quote("красный фон")
+            with urllib.request.urlopen(query, timeout=60) as r:
+                self.assertEqual(json.load(r)["hits"][0]["camera"], "a-red")
+            self.pg.restart()
+            with urllib.request.urlopen(query, timeout=60) as r:  # a new connection, once
+                self.assertEqual(json.load(r)["hits"][0]["camera"], "a-red")
+        finally:
+            serve.terminate()
+            serve.wait(timeout=30)
+            serve.stdout.close()
+            serve.stderr.close()
 
     def test_sqlite_index(self):
         db = os.path.join(self.tmp, "live.db")

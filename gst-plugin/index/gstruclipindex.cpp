@@ -424,6 +424,14 @@ gst_ruclip_index_transform_ip (GstBaseTransform * trans, GstBuffer * buffer)
     }
   }
   ruclip::index::Writer *writer = st->writer.get ();  // only stop() resets it, after streaming
+  {
+    // The index is reachable again: the next outage gets its own warning.
+    std::lock_guard<std::mutex> guard (st->lock);
+    if (st->connection_warned && writer->stats ().connected) {
+      st->connection_warned = false;
+      GST_INFO_OBJECT (self, "the index is reachable again");
+    }
+  }
   // The analysed frame's time: this buffer's, less how far behind it the
   // result arrived (async mode).
   const GstClockTime pts = GST_BUFFER_PTS (buffer);

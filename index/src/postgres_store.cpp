@@ -122,10 +122,16 @@ class PostgresStore final : public Store {
  public:
   PostgresStore(const std::string& uri, const std::string& printable, bool create)
       : Store(printable), origin_("index '" + printable + "'") {
-    // A server that doesn't answer: give up in seconds, not minutes (a
-    // connect_timeout in the URI wins).
-    const char* keys[] = {"dbname", "connect_timeout", nullptr};
-    const char* values[] = {uri.c_str(), "5", nullptr};
+    // A server that doesn't answer: give up in seconds, not minutes. A peer
+    // that vanished mid-batch (its machine off the network) must not hold
+    // the samples lock for hours: keepalives and a TCP timeout end its
+    // connection, and the server ends a transaction left idle or a lock
+    // waited on too long (the batch goes back to the writer's queue).
+    // Settings in the URI win: it comes last.
+    const char* keys[] = {"connect_timeout", "keepalives", "keepalives_idle", "tcp_user_timeout", "options",
+                          "dbname", nullptr};
+    const char* values[] = {"5", "1", "10", "30000",
+                            "-c lock_timeout=30s -c idle_in_transaction_session_timeout=60s", uri.c_str(), nullptr};
     conn_ = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
     if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
       const std::string msg = conn_ ? first_line(PQerrorMessage(conn_)) : "out of memory";

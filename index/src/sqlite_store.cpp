@@ -111,11 +111,20 @@ class SqliteStore final : public Store {
         // few-KiB thumbnail) shares its page with others instead of leaving
         // half of a 4 KiB page empty, and a search reads the file in long runs.
         exec("PRAGMA page_size = 65536");
-        exec("BEGIN IMMEDIATE");
-        exec(kSchema);
-        set_info("format", kFormat);
-        set_info("generation", "0");
-        exec("COMMIT");
+        Transaction t(this);
+        // Counted again under the write lock: another writer may have made it.
+        int64_t now = 0;
+        {
+          Statement again(db_, "SELECT count(*) FROM sqlite_master WHERE type = 'table'", origin_);
+          again.step();
+          now = again.column_integer(0);
+        }
+        if (now == 0) {
+          exec(kSchema);
+          set_info("format", kFormat);
+          set_info("generation", "0");
+        }
+        t.commit();
       }
       std::optional<std::string> format;
       try {

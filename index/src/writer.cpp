@@ -32,7 +32,8 @@ bool Writer::changed(const std::vector<float>& embedding, int64_t wall_time) {
   std::lock_guard<std::mutex> guard(lock_);
   bool take = last_embedding_.size() != embedding.size() || options_.min_change <= 0 ||
               last_wall_time_ == kNoWallTime || wall_time == kNoWallTime ||
-              wall_time - last_wall_time_ >= options_.keep_every;
+              wall_time - last_wall_time_ >= options_.keep_every ||
+              wall_time < last_wall_time_;  // the clock stepped back: start again from this frame
   if (!take) {
     double cosine = 0;
     for (size_t i = 0; i < embedding.size(); ++i) cosine += static_cast<double>(embedding[i]) * last_embedding_[i];

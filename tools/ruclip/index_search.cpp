@@ -160,6 +160,8 @@ IndexSearcher::IndexSearcher(const std::string& db, const std::string& model_dir
   check_model(*store_, *model_, model_dir_);
 }
 
+void IndexSearcher::reopen() { store_ = Store::open(db_path_, /*create=*/false); }
+
 IndexSearcher::IndexSearcher(const std::string& db, int dim, ruclip::VectorStorage storage)
     : db_path_(db), store_(Store::open(db, /*create=*/false)), dim_(dim), storage_(storage) {}
 
@@ -293,6 +295,8 @@ json IndexSearcher::search(const std::vector<float>& query, const SearchFilters&
 
   json out_hits = json::array();
   for (const Hit& h : hits) {
+    // A source pruned or indexed again since the sync: its rows are gone.
+    if (!sources.count(h.source_id)) continue;
     const ruclip::index::Source& src = sources.at(h.source_id);
     const SampleRow &first = rows[h.first], &last = rows[h.last], &peak = rows[h.peak];
     json hit{{"score", h.score}, {"samples", h.samples}, {"sample", peak.id}};
@@ -301,7 +305,11 @@ json IndexSearcher::search(const std::vector<float>& query, const SearchFilters&
       hit["wall_time"] = ruclip::index::iso8601(peak.wall_time);
       hit["start_wall_time"] = ruclip::index::iso8601(first.wall_time);
       hit["end_wall_time"] = ruclip::index::iso8601(last.wall_time);
-      hit["labels"] = db.labels(peak.id);
+      try {
+        hit["labels"] = db.labels(peak.id);
+      } catch (const ruclip::Error&) {
+        continue;  // pruned since the sync
+      }
     } else {
       // A hit lasts until the next sample would have been taken (or the end).
       double end = last.time + src.every;

@@ -59,6 +59,8 @@ class IndexSearcher {
   // time order. Throws ruclip::Error for an unknown sample.
   nlohmann::json neighbours(int64_t sample, int n);
 
+  // Opens the index again (a server whose PostgreSQL connection was lost).
+  void reopen();
   ruclip::index::Store& store() { return *store_; }
   ruclip::Model& model() { return *model_; }
   const std::string& model_dir() const { return model_dir_; }

@@ -17,10 +17,14 @@
 // address needs --token (or --token-file), which every request must carry:
 // "Authorization: Bearer TOKEN", the cookie it sets, or ?token=TOKEN (the
 // page's address; answered with the cookie, so later requests carry it).
+// Without a token, only requests addressed to 127.0.0.1 or localhost are
+// answered (a page that rebinds its DNS name to 127.0.0.1 is refused).
+// Both are checked before a request's body is read, which is at most 32 MiB.
 // Requests are served one at a time on the main loop.
 #include <libsoup/soup.h>
 
 #include <cstring>
+#include <functional>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -36,6 +40,7 @@ namespace ruclip_cli {
 namespace {
 
 constexpr const char* kCookie = "ruclip_token";
+constexpr goffset kMaxUpload = 32 << 20;
 
 struct Server {
   IndexSearcher* searcher;
@@ -71,8 +76,23 @@ bool same_secret(const std::string& a, const std::string& b) {
   return diff == 0;
 }
 
+// Without a token the server trusts being on loopback, so it answers only
+// requests addressed to a loopback name: a web page that rebinds its own
+// DNS name to 127.0.0.1 sends its own name as Host and is refused.
+bool loopback_host(SoupServerMessage* msg) {
+  const char* host = soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "Host");
+  if (!host) return false;
+  std::string name = host;
+  if (!name.empty() && name.front() == '[') {
+    name = name.substr(0, name.find(']') + 1);
+  } else if (const size_t colon = name.rfind(':'); colon != std::string::npos) {
+    name.resize(colon);
+  }
+  return name == "127.0.0.1" || name == "localhost" || name == "[::1]";
+}
+
 bool authorized(const Server& s, SoupServerMessage* msg, const std::multimap<std::string, std::string>& params) {
-  if (s.token.empty()) return true;
+  if (s.token.empty()) return loopback_host(msg);
   SoupMessageHeaders* headers = soup_server_message_get_request_headers(msg);
   if (const char* auth = soup_message_headers_get_one(headers, "Authorization");
       auth && g_str_has_prefix(auth, "Bearer ") && same_secret(auth + 7, s.token))
@@ -102,7 +122,8 @@ void reply(SoupServerMessage* msg, unsigned status, const char* type, const std:
 }
 
 void reply_json(SoupServerMessage* msg, unsigned status, const json& body) {
-  reply(msg, status, "application/json; charset=utf-8", body.dump());
+  // A file name that is not UTF-8 (Linux allows any bytes) must not fail the answer.
+  reply(msg, status, "application/json; charset=utf-8", body.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
 SearchFilters filters_of(const std::multimap<std::string, std::string>& params) {
@@ -122,14 +143,40 @@ SearchFilters filters_of(const std::multimap<std::string, std::string>& params) 
   return f;
 }
 
+// Before the body is read: who asks, and how much it sends. Setting a
+// status here answers at once; the body is never read.
+void check_early(SoupServer*, SoupServerMessage* msg, const char*, GHashTable*, gpointer data) {
+  const Server& s = *static_cast<Server*>(data);
+  if (!authorized(s, msg, query_params(msg))) {
+    reply_json(msg, s.token.empty() ? SOUP_STATUS_FORBIDDEN : SOUP_STATUS_UNAUTHORIZED,
+               {{"error", s.token.empty() ? "requests must name this server as 127.0.0.1 or localhost"
+                                          : "a token is needed (ruclip serve --token)"}});
+    return;
+  }
+  SoupMessageHeaders* headers = soup_server_message_get_request_headers(msg);
+  const SoupEncoding encoding = soup_message_headers_get_encoding(headers);
+  if (encoding == SOUP_ENCODING_CHUNKED || encoding == SOUP_ENCODING_EOF)
+    reply_json(msg, SOUP_STATUS_LENGTH_REQUIRED, {{"error", "send the picture with a Content-Length"}});
+  else if (encoding == SOUP_ENCODING_CONTENT_LENGTH && soup_message_headers_get_content_length(headers) > kMaxUpload)
+    reply_json(msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, {{"error", "a picture of at most 32 MiB"}});
+}
+
+// A search, once more on a new connection where PostgreSQL's was lost (the
+// server restarted).
+json search_once_more(IndexSearcher* searcher, const std::function<json()>& search) {
+  try {
+    return search();
+  } catch (const ruclip::Error& e) {
+    if (std::string(e.what()).find("connection lost") == std::string::npos) throw;
+    searcher->reopen();
+    return search();
+  }
+}
+
 void handle(SoupServer*, SoupServerMessage* msg, const char* path, GHashTable*, gpointer data) {
   const Server& s = *static_cast<Server*>(data);
   const auto params = query_params(msg);
   const std::string method = soup_server_message_get_method(msg);
-  if (!authorized(s, msg, params)) {
-    reply_json(msg, SOUP_STATUS_UNAUTHORIZED, {{"error", "a token is needed (ruclip serve --token)"}});
-    return;
-  }
   const std::string p = path;
   try {
     if (p == "/" && method == "GET") {
@@ -146,17 +193,19 @@ void handle(SoupServer*, SoupServerMessage* msg, const char* path, GHashTable*, 
         const std::vector<uint8_t> upload(data, data + size);
         g_bytes_unref(bytes);
         query = s.searcher->image_query(ruclip::decode_image(upload, "(the uploaded picture)").view());
-        out = s.searcher->search(query, f);
+        out = search_once_more(s.searcher, [&] { return s.searcher->search(query, f); });
         out["image"] = "(uploaded)";
       } else {
         const std::string text = param(params, "q");
         if (text.empty()) throw ruclip::Error("q: empty (the text to search for)");
-        out = s.searcher->search(s.searcher->text_query(text), f);
+        const std::vector<float> query_vector = s.searcher->text_query(text);
+        out = search_once_more(s.searcher, [&] { return s.searcher->search(query_vector, f); });
         out["query"] = text;
       }
       reply_json(msg, SOUP_STATUS_OK, out);
     } else if (p == "/api/cameras" && method == "GET") {
-      reply_json(msg, SOUP_STATUS_OK, {{"sources", s.searcher->sources()}});
+      reply_json(msg, SOUP_STATUS_OK,
+                 search_once_more(s.searcher, [&] { return json{{"sources", s.searcher->sources()}}; }));
     } else if (p == "/api/neighbours" && method == "GET") {
       const std::string id = param(params, "sample");
       const std::string n = param(params, "n");
@@ -223,6 +272,7 @@ int serve(const Args& args) {
 
   Server state{&searcher, token};
   SoupServer* server = soup_server_new("server-header", "ruclip-serve", nullptr);
+  soup_server_add_early_handler(server, nullptr, check_early, &state, nullptr);
   soup_server_add_handler(server, nullptr, handle, &state, nullptr);
   GInetAddress* address = host == "localhost" ? g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4)
                                               : g_inet_address_new_from_string(host.c_str());

@@ -1,6 +1,7 @@
 #include "synced_rows.h"
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -54,6 +55,10 @@ std::optional<RowsFile> read_rows(const std::string& path, int64_t generation, i
   }
   std::fclose(f);
   if (!ok) return std::nullopt;
+  // Links to rows that are not there: not this cache's file.
+  for (const StoredRow& r : stored)
+    for (const int64_t link : {r.previous, r.next})
+      if (link != kNoRow && (link < 0 || link >= h.count)) return std::nullopt;
   RowsFile out;
   out.rows.reserve(stored.size());
   out.previous.reserve(stored.size());
@@ -142,14 +147,20 @@ class CacheLock {
 std::string rows_cache_base(const std::string& location, const ruclip::index::Store& db) {
   if (!ruclip::index::Store::is_postgresql(location)) return location;
   fs::path dir;
-  if (const char* d = std::getenv("RUCLIP_CACHE_DIR"); d && *d)
+  if (const char* d = std::getenv("RUCLIP_CACHE_DIR"); d && *d) {
     dir = d;
-  else if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x)
+  } else if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) {
     dir = fs::path(x) / "ruclip";
-  else
-    dir = fs::path(std::getenv("HOME") ? std::getenv("HOME") : "/tmp") / ".cache" / "ruclip";
+  } else {
+    // The user's own home, never a shared folder (/tmp) another user could
+    // prepare: without HOME, the password database's.
+    const char* home = std::getenv("HOME");
+    const passwd* pw = home && *home ? nullptr : getpwuid(getuid());
+    dir = fs::path(home && *home ? home : pw ? pw->pw_dir : "/nonexistent") / ".cache" / "ruclip";
+  }
   std::error_code ec;
   fs::create_directories(dir, ec);
+  fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace, ec);
   char name[40];
   std::snprintf(name, sizeof name, "pg-%016llx", static_cast<unsigned long long>(fnv1a(db.location())));
   return (dir / name).string();
@@ -223,6 +234,10 @@ SyncedRows sync_rows(ruclip::index::Store& db, const std::string& cache_base, in
     // not used (the key), so a reader never pairs the wrong two.
     write_vectors(vectors_path, new_key, out.vectors.matrix, out.vectors.column_sum);
     write_rows(rows_path, generation, out, dim);
+    // Scanned from the file as every later search is (the same bytes, laid
+    // out alike: the same scores to the last bit).
+    if (auto mapped = map_vectors(vectors_path, new_key, storage, out.rows.size(), dim))
+      out.vectors = std::move(*mapped);
   } catch (const ruclip::Error& e) {
     std::cerr << "ruclip search: warning: " << e.what() << " (the next search reads the index again)\n";
     if (out.vectors.matrix.rows() != out.rows.size()) {  // the in-place path failed midway
