@@ -24,16 +24,18 @@ p.add_argument("--camera", action="append", required=True, help="NAME:RRGGBB")
 p.add_argument("--seconds", type=float, default=4)
 p.add_argument("--min-change", type=float, default=0.0)
 p.add_argument("--queue-size", type=int, default=256)
+p.add_argument("--size", default="160x120", help="WIDTHxHEIGHT of the cameras' frames")
 args = p.parse_args()
 
 Gst.init(None)
 fps = 10
+width, height = args.size.split("x")
 branches = []
 for spec in args.camera:
     name, rgb = spec.split(":")
     branches.append(
         f"videotestsrc is-live=true pattern=solid-color foreground-color=0xff{rgb} "
-        f"num-buffers={int(args.seconds * fps)} ! video/x-raw,width=160,height=120,framerate={fps}/1 ! "
+        f"num-buffers={int(args.seconds * fps)} ! video/x-raw,width={width},height={height},framerate={fps}/1 ! "
         f"ruclipfilter model={MODEL} labels=\"красный фон;синий фон\" interval-time=200000000 mode=async ! "
         f"ruclipindex name={name} camera={name} location=\"{args.location}\" min-change={args.min_change} "
         f"queue-size={args.queue_size} ! fakesink sync=false")

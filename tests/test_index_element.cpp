@@ -56,6 +56,19 @@ void add_result(GstBuffer* b, GstClockTime source_pts, guint64 frame, bool fresh
   ruclip_result_set_embedding(r, kDim, e.data());
 }
 
+// One frame of `caps` (`bytes` long, no capture-time meta: the clock's
+// time) with a fresh result, through `launch`, then EOS.
+void index_one_frame(const std::string& launch, const char* caps, gsize bytes) {
+  GstHarness* h = gst_harness_new_parse(launch.c_str());
+  gst_harness_set_src_caps_str(h, caps);
+  GstBuffer* b = gst_harness_create_buffer(h, bytes);
+  GST_BUFFER_PTS(b) = 0;
+  add_result(b, 0, 0, true);
+  ASSERT_EQ(gst_harness_push(h, b), GST_FLOW_OK);
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));  // waits for the queue to be stored
+  gst_harness_teardown(h);
+}
+
 class IndexElement : public testing::Test {
  protected:
   void SetUp() override {
@@ -119,12 +132,41 @@ TEST_F(IndexElement, StoresEachResultOnceAtItsCaptureTime) {
     ASSERT_GT(jpeg.size(), 100u);
     EXPECT_EQ(jpeg[0], 0xFF);
     EXPECT_EQ(jpeg[1], 0xD8);  // a JPEG
+    // No larger frame: the frames are narrower than the thumbnail's 192.
+    EXPECT_TRUE(store->frame(rows[k].id).empty());
   }
   EXPECT_EQ(ruclip::index::iso8601(rows[1].wall_time), "2020-01-01T00:00:00.200Z");
   const auto sources = store->sources();
   ASSERT_EQ(sources.size(), 1u);
   EXPECT_EQ(sources[0].name, "gate");
   EXPECT_EQ(sources[0].samples, 3);
+}
+
+// The JPEG's size, from its SOF0 marker.
+std::pair<int, int> jpeg_size(const std::vector<uint8_t>& j) {
+  for (size_t i = 2; i + 9 < j.size();) {
+    if (j[i] != 0xFF) return {0, 0};
+    const int marker = j[i + 1], length = j[i + 2] << 8 | j[i + 3];
+    if (marker >= 0xC0 && marker <= 0xC2) return {j[i + 7] << 8 | j[i + 8], j[i + 5] << 8 | j[i + 6]};
+    i += 2 + length;
+  }
+  return {0, 0};
+}
+
+TEST_F(IndexElement, KeepsALargerFrameBesideTheThumbnail) {
+  for (const guint frame_width : {640u, 0u}) {
+    fs::remove(db_);
+    index_one_frame("ruclipindex location=" + db_ + " camera=gate frame-width=" + std::to_string(frame_width),
+                    "video/x-raw,format=I420,width=1280,height=720,framerate=10/1", 1280 * 720 * 3 / 2);
+    auto store = ruclip::index::Store::open(db_, false);
+    int64_t id = 0;
+    store->read_since(0, kDim, [&](const ruclip::index::SampleRow& r, const float*) { id = r.id; });
+    EXPECT_EQ(jpeg_size(store->thumbnail(id)), std::make_pair(192, 108));
+    if (frame_width)
+      EXPECT_EQ(jpeg_size(store->frame(id)), std::make_pair(640, 360));
+    else
+      EXPECT_TRUE(store->frame(id).empty());
+  }
 }
 
 TEST_F(IndexElement, UnchangedFramesAreCountedNotStored) {
@@ -160,16 +202,8 @@ TEST_F(IndexElement, MaxAgeRemovesTheCamerasOldRows) {
     store->add_samples(store->camera("gate"), {old});
     store->add_samples(store->camera("other"), {old});
   }
-  const std::string launch = "ruclipindex location=" + db_ + " camera=gate min-change=0 max-age=86400000000000";
-  GstHarness* h = gst_harness_new_parse(launch.c_str());
-  gst_harness_set_src_caps_str(h, "video/x-raw,format=RGB,width=64,height=48,framerate=10/1");
-  // Frames of now (no capture-time meta: the clock).
-  GstBuffer* b = gst_harness_create_buffer(h, kWidth * kHeight * 3);
-  GST_BUFFER_PTS(b) = 0;
-  add_result(b, 0, 0, true);
-  ASSERT_EQ(gst_harness_push(h, b), GST_FLOW_OK);
-  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
-  gst_harness_teardown(h);
+  index_one_frame("ruclipindex location=" + db_ + " camera=gate min-change=0 max-age=86400000000000",
+                  "video/x-raw,format=RGB,width=64,height=48,framerate=10/1", kWidth * kHeight * 3);
   auto store = ruclip::index::Store::open(db_, false);
   std::map<int64_t, std::string> camera_of;
   for (const auto& s : store->sources()) camera_of[s.id] = s.name;

@@ -38,6 +38,7 @@ Sample make_sample(int n, int64_t wall_time = kNoWallTime) {
   s.embedding[n % kDim] = 1.0f;
   s.embedding[(n + 1) % kDim] = static_cast<float>(n);  // tells samples apart
   s.thumbnail = {0xFF, 0xD8, static_cast<uint8_t>(n)};
+  if (n % 2 == 0) s.frame = {0xFF, 0xD8, 0xFF, static_cast<uint8_t>(n)};  // some with a larger frame
   return s;
 }
 
@@ -127,6 +128,7 @@ TEST_P(Engines, CameraSamplesComeBackInCommitOrder) {
   ASSERT_EQ(later.size(), 1u);
   EXPECT_EQ(later[0].row.id, rows[2].row.id);
   EXPECT_EQ(db->thumbnail(rows[2].row.id), make_sample(2).thumbnail);
+  EXPECT_EQ(db->frame(rows[2].row.id), make_sample(2).frame);
   EXPECT_EQ(db->labels(rows[0].row.id), "кадр 0");
   int cameras = 0;
   for (const Source& s : db->sources())
@@ -336,6 +338,7 @@ class StandInStore : public Store {
   }
   void read_since(int64_t, int, const std::function<void(const SampleRow&, const float*)>&) override {}
   std::vector<uint8_t> thumbnail(int64_t) override { return {}; }
+  std::vector<uint8_t> frame(int64_t) override { return {}; }
   std::string labels(int64_t) override { return ""; }
   int64_t sample_count() override { return 0; }
   int64_t last_id() override { return 0; }

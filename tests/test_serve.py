@@ -148,7 +148,7 @@ class SearchPage(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="ruclip-serve-")
         cls.db = os.path.join(cls.tmp, "cameras.db")
-        args = [sys.executable, WRITER, "--location", cls.db, "--seconds", "2"]
+        args = [sys.executable, WRITER, "--location", cls.db, "--seconds", "2", "--size", "320x240"]
         for name, rgb in CAMERAS.items():
             args += ["--camera", f"{name}:{rgb}"]
         subprocess.run(args, check=True, capture_output=True, timeout=300)
@@ -184,6 +184,11 @@ class SearchPage(unittest.TestCase):
             browser.click(".hit")
             strip = wait_for("neighbours", lambda: browser.eval("document.querySelectorAll('#viewer .strip img').length"))
             self.assertGreaterEqual(strip, 2)
+            # The larger frame: 320 pixels wide as the camera's, where the thumbnail is 192.
+            large = wait_for("the larger frame", lambda: browser.eval(
+                "(() => { const i = document.querySelector('#viewer img.large');"
+                " return i.complete && i.naturalWidth; })()"))
+            self.assertEqual(large, 320)
             # The address alone repeats a search.
             browser.open(self.server.url + "?q=" + urllib.parse.quote("зелёный фон"))
             hits = wait_for("hits from the address", lambda: browser.hits())

@@ -3,10 +3,11 @@
  * @title: ruclipindex
  *
  * Adds the frames ruclipfilter analysed to a search index: per frame its
- * camera, wall-clock time (UTC), PTS, image embedding, labels and a small
- * JPEG thumbnail. `ruclip search --db LOCATION "красная машина" --camera gate
- * --since 2h` and `ruclip serve` find them from another process. Buffers pass
- * through untouched. In mode=async a result rides on a buffer a few frames
+ * camera, wall-clock time (UTC), PTS, image embedding, labels, a small JPEG
+ * thumbnail and the frame larger (frame-width) for the search page.
+ * `ruclip search --db LOCATION "красная машина" --camera gate --since 2h`
+ * and `ruclip serve` find them from another process. Buffers pass through
+ * untouched. In mode=async a result rides on a buffer a few frames
  * after the one analysed: its time is the analysed frame's, its thumbnail
  * the frame it arrived on.
  *
@@ -57,6 +58,7 @@ enum {
   PROP_QUEUE_SIZE,
   PROP_MAX_AGE,
   PROP_FLUSH_TIMEOUT,
+  PROP_FRAME_WIDTH,
   PROP_ROWS_STORED,
   PROP_ROWS_UNCHANGED,
   PROP_ROWS_DROPPED,
@@ -70,6 +72,7 @@ struct Settings {
   guint queue_size = 256;
   guint64 max_age = 0;
   guint64 flush_timeout = 5 * GST_SECOND;
+  guint frame_width = 640;
 };
 
 }  // namespace
@@ -88,6 +91,8 @@ struct RuClipIndexState {
   bool have_info = false;
   GstVideoConverter *converter = nullptr;  // to the thumbnail's RGB
   GstVideoInfo thumb_info;
+  GstVideoConverter *frame_converter = nullptr;  // to the larger frame's RGB (frame-width)
+  GstVideoInfo frame_info;
   bool asked_for_embeddings = false;
   guint64 results_without_embedding = 0;
   guint64 last_frame = G_MAXUINT64;  // the analysed frame whose result was taken last
@@ -255,7 +260,7 @@ make_writer (GstRuClipIndex * self, int dim, const std::string & model)
   o.max_age = (int64_t) (s.max_age / 1000);
   o.model = model;
   o.dim = dim;
-  o.encode_thumbnail = [](const ruclip::index::Sample & sample) { return encode_jpeg (sample.thumbnail); };
+  o.encode_jpeg = [](const std::vector<uint8_t> & pixels) { return encode_jpeg (pixels); };
   o.on_error = [self](const std::string & message, bool fatal) { on_writer_error (self, message, fatal); };
   auto writer = std::make_unique<ruclip::index::Writer> (std::move (o));
   GST_INFO_OBJECT (self, "indexing camera '%s' into %s (%d-dimensional embeddings)", st->camera.c_str (),
@@ -282,6 +287,55 @@ flush_writer (GstRuClipIndex * self)
     GST_ELEMENT_WARNING (self, RESOURCE, WRITE, ("%" G_GUINT64_FORMAT " frames not stored in the index in time",
             stats.pending), ("flush-timeout %" GST_TIME_FORMAT, GST_TIME_ARGS (timeout)));
   }
+}
+
+// A converter from `in` to RGB at most `width` wide, the aspect kept; its
+// output described in `out`.
+static GstVideoConverter *
+make_converter (const GstVideoInfo * in, int width, GstVideoInfo * out)
+{
+  const int w = std::max (1, std::min (width, GST_VIDEO_INFO_WIDTH (in)));
+  const int h = std::max (1, (int) ((gint64) GST_VIDEO_INFO_HEIGHT (in) * w / std::max (1, GST_VIDEO_INFO_WIDTH (in))));
+  gst_video_info_set_format (out, GST_VIDEO_FORMAT_RGB, w, h);
+  // The converter scales and converts colour, never frame rate or interlacing.
+  GST_VIDEO_INFO_FPS_N (out) = GST_VIDEO_INFO_FPS_N (in);
+  GST_VIDEO_INFO_FPS_D (out) = GST_VIDEO_INFO_FPS_D (in);
+  GST_VIDEO_INFO_INTERLACE_MODE (out) = GST_VIDEO_INFO_INTERLACE_MODE (in);
+  return gst_video_converter_new (const_cast<GstVideoInfo *> (in), out, nullptr);
+}
+
+static void
+free_converters (RuClipIndexState * st)
+{
+  for (GstVideoConverter ** c : {&st->converter, &st->frame_converter}) {
+    if (*c)
+      gst_video_converter_free (*c);
+    *c = nullptr;
+  }
+}
+
+// The frame scaled into `out`'s RGB, with its size in front (encode_jpeg).
+static std::vector<uint8_t>
+scaled_pixels (GstVideoConverter * converter, GstVideoInfo * in_info, GstVideoInfo * out_info, GstBuffer * buffer)
+{
+  GstVideoFrame in;
+  if (!converter || !gst_video_frame_map (&in, in_info, buffer, GST_MAP_READ))
+    return {};
+  const guint32 wh[2] = { (guint32) GST_VIDEO_INFO_WIDTH (out_info), (guint32) GST_VIDEO_INFO_HEIGHT (out_info) };
+  std::vector<uint8_t> out (sizeof wh + out_info->size);
+  std::memcpy (out.data (), wh, sizeof wh);
+  GstBuffer *target = gst_buffer_new_wrapped_full ((GstMemoryFlags) 0, out.data () + sizeof wh,
+      out_info->size, 0, out_info->size, nullptr, nullptr);
+  GstVideoFrame scaled;
+  if (gst_video_frame_map (&scaled, out_info, target, GST_MAP_WRITE)) {
+    gst_video_converter_frame (converter, &in, &scaled);
+    gst_video_frame_unmap (&scaled);
+  } else {
+    out.clear ();
+  }
+  gst_buffer_unref (target);
+  gst_video_frame_unmap (&in);
+  return out;
 }
 
 static gboolean
@@ -322,9 +376,7 @@ gst_ruclip_index_stop (GstBaseTransform * trans)
         G_GUINT64_FORMAT ", not stored %" G_GUINT64_FORMAT, stats.stored, stats.unchanged, stats.dropped,
         stats.pending);
   }
-  if (st->converter)
-    gst_video_converter_free (st->converter);
-  st->converter = nullptr;
+  free_converters (st);
   st->have_info = false;
   return TRUE;
 }
@@ -339,17 +391,14 @@ gst_ruclip_index_set_caps (GstBaseTransform * trans, GstCaps * incaps, GstCaps *
     return FALSE;
   }
   st->have_info = true;
-  const int width = std::min (kThumbnailWidth, GST_VIDEO_INFO_WIDTH (&st->info));
-  const int height = std::max (1, (int) ((gint64) GST_VIDEO_INFO_HEIGHT (&st->info) * width /
-          std::max (1, GST_VIDEO_INFO_WIDTH (&st->info))));
-  gst_video_info_set_format (&st->thumb_info, GST_VIDEO_FORMAT_RGB, width, height);
-  // The converter scales and converts colour, never frame rate or interlacing.
-  GST_VIDEO_INFO_FPS_N (&st->thumb_info) = GST_VIDEO_INFO_FPS_N (&st->info);
-  GST_VIDEO_INFO_FPS_D (&st->thumb_info) = GST_VIDEO_INFO_FPS_D (&st->info);
-  GST_VIDEO_INFO_INTERLACE_MODE (&st->thumb_info) = GST_VIDEO_INFO_INTERLACE_MODE (&st->info);
-  if (st->converter)
-    gst_video_converter_free (st->converter);
-  st->converter = gst_video_converter_new (&st->info, &st->thumb_info, nullptr);
+  free_converters (st);
+  st->converter = make_converter (&st->info, kThumbnailWidth, &st->thumb_info);
+  // The larger frame only where it is larger than the thumbnail.
+  const guint frame_width = copy_settings (st).frame_width;
+  const guint thumb_width = (guint) GST_VIDEO_INFO_WIDTH (&st->thumb_info);
+  if (frame_width > thumb_width && (guint) GST_VIDEO_INFO_WIDTH (&st->info) > thumb_width)
+    st->frame_converter = make_converter (&st->info, (int) frame_width, &st->frame_info);
+  const int width = GST_VIDEO_INFO_WIDTH (&st->thumb_info), height = GST_VIDEO_INFO_HEIGHT (&st->thumb_info);
   GST_DEBUG_OBJECT (self, "thumbnails %dx%d from %" GST_PTR_FORMAT, width, height, incaps);
   // ruclipfilter upstream attaches the embeddings from now on.
   if (!st->asked_for_embeddings) {
@@ -357,31 +406,6 @@ gst_ruclip_index_set_caps (GstBaseTransform * trans, GstCaps * incaps, GstCaps *
     gst_pad_push_event (trans->sinkpad, ruclip_attach_embedding_event_new ());
   }
   return st->converter != nullptr;
-}
-
-// The frame scaled into the thumbnail's RGB, with its size in front (encode_jpeg).
-static std::vector<uint8_t>
-thumbnail_pixels (RuClipIndexState * st, GstBuffer * buffer)
-{
-  GstVideoFrame in;
-  if (!st->converter || !gst_video_frame_map (&in, &st->info, buffer, GST_MAP_READ))
-    return {};
-  const guint32 wh[2] = { (guint32) GST_VIDEO_INFO_WIDTH (&st->thumb_info),
-    (guint32) GST_VIDEO_INFO_HEIGHT (&st->thumb_info) };
-  std::vector<uint8_t> out (sizeof wh + st->thumb_info.size);
-  std::memcpy (out.data (), wh, sizeof wh);
-  GstBuffer *target = gst_buffer_new_wrapped_full ((GstMemoryFlags) 0, out.data () + sizeof wh,
-      st->thumb_info.size, 0, st->thumb_info.size, nullptr, nullptr);
-  GstVideoFrame thumb;
-  if (gst_video_frame_map (&thumb, &st->thumb_info, target, GST_MAP_WRITE)) {
-    gst_video_converter_frame (st->converter, &in, &thumb);
-    gst_video_frame_unmap (&thumb);
-  } else {
-    out.clear ();
-  }
-  gst_buffer_unref (target);
-  gst_video_frame_unmap (&in);
-  return out;
 }
 
 static GstFlowReturn
@@ -449,7 +473,9 @@ gst_ruclip_index_transform_ip (GstBaseTransform * trans, GstBuffer * buffer)
   for (guint i = 0; i < ruclip_result_n_labels (result); ++i)
     sample.labels += std::string (i ? ";" : "") + ruclip_result_label (result, i);
   sample.embedding = std::move (embedding);
-  sample.thumbnail = thumbnail_pixels (st, buffer);
+  sample.thumbnail = scaled_pixels (st->converter, &st->info, &st->thumb_info, buffer);
+  if (st->frame_converter)
+    sample.frame = scaled_pixels (st->frame_converter, &st->info, &st->frame_info, buffer);
   writer->add (std::move (sample));
   return GST_FLOW_OK;
 }
@@ -476,6 +502,7 @@ gst_ruclip_index_set_property (GObject * object, guint prop_id, const GValue * v
     case PROP_QUEUE_SIZE: s.queue_size = g_value_get_uint (value); break;
     case PROP_MAX_AGE: s.max_age = g_value_get_uint64 (value); break;
     case PROP_FLUSH_TIMEOUT: s.flush_timeout = g_value_get_uint64 (value); break;
+    case PROP_FRAME_WIDTH: s.frame_width = g_value_get_uint (value); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec); break;
   }
 }
@@ -494,6 +521,7 @@ gst_ruclip_index_get_property (GObject * object, guint prop_id, GValue * value, 
     case PROP_QUEUE_SIZE: g_value_set_uint (value, s.queue_size); break;
     case PROP_MAX_AGE: g_value_set_uint64 (value, s.max_age); break;
     case PROP_FLUSH_TIMEOUT: g_value_set_uint64 (value, s.flush_timeout); break;
+    case PROP_FRAME_WIDTH: g_value_set_uint (value, s.frame_width); break;
     case PROP_ROWS_STORED: g_value_set_uint64 (value, stats.stored); break;
     case PROP_ROWS_UNCHANGED: g_value_set_uint64 (value, stats.unchanged); break;
     case PROP_ROWS_DROPPED: g_value_set_uint64 (value, stats.dropped); break;
@@ -505,8 +533,7 @@ static void
 gst_ruclip_index_finalize (GObject * object)
 {
   GstRuClipIndex *self = GST_RUCLIP_INDEX (object);
-  if (self->state->converter)
-    gst_video_converter_free (self->state->converter);
+  free_converters (self->state);
   delete self->state;
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
@@ -552,6 +579,9 @@ gst_ruclip_index_class_init (GstRuClipIndexClass * klass)
   g_object_class_install_property (gobject_class, PROP_FLUSH_TIMEOUT,
       g_param_spec_uint64 ("flush-timeout", "Flush timeout", "At EOS, wait this long (ns) for the queue to be "
           "stored", 0, G_MAXUINT64, 5 * GST_SECOND, rw_ready));
+  g_object_class_install_property (gobject_class, PROP_FRAME_WIDTH,
+      g_param_spec_uint ("frame-width", "Frame width", "Also keep the frame this wide (pixels, as a JPEG) for the "
+          "search page's viewer; 0 keeps the thumbnail only", 0, 4096, 640, rw_ready));
   g_object_class_install_property (gobject_class, PROP_ROWS_STORED,
       g_param_spec_uint64 ("rows-stored", "Rows stored", "Frames committed to the index", 0, G_MAXUINT64, 0, ro));
   g_object_class_install_property (gobject_class, PROP_ROWS_UNCHANGED,

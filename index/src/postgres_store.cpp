@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS samples(
   wall_time BIGINT,
   labels TEXT NOT NULL DEFAULT '',
   embedding BYTEA NOT NULL,
-  thumbnail BYTEA NOT NULL);
+  thumbnail BYTEA NOT NULL,
+  frame BYTEA NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS samples_by_source ON samples(source_id, time);
 CREATE INDEX IF NOT EXISTS samples_by_wall_time ON samples(wall_time);
 )sql";
@@ -275,9 +276,13 @@ class PostgresStore final : public Store {
     }
   }
 
-  std::vector<uint8_t> thumbnail(int64_t sample_id) override {
-    Result r(PQexecParams(conn_, "SELECT thumbnail FROM samples WHERE id = $1::bigint", 1, nullptr,
-                          Params().integer(sample_id).values(), nullptr, nullptr, 1));
+  std::vector<uint8_t> thumbnail(int64_t sample_id) override { return column("thumbnail", sample_id); }
+  std::vector<uint8_t> frame(int64_t sample_id) override { return column("frame", sample_id); }
+
+  // A bytea column of one sample, in binary.
+  std::vector<uint8_t> column(const char* name, int64_t sample_id) {
+    const std::string sql = std::string("SELECT ") + name + " FROM samples WHERE id = $1::bigint";
+    Result r(PQexecParams(conn_, sql.c_str(), 1, nullptr, Params().integer(sample_id).values(), nullptr, nullptr, 1));
     check(r, PGRES_TUPLES_OK);
     if (r.rows() == 0) throw Error(origin_ + ": no sample " + std::to_string(sample_id));
     const auto* data = reinterpret_cast<const uint8_t*>(PQgetvalue(r.get(), 0, 0));
@@ -371,8 +376,9 @@ class PostgresStore final : public Store {
         p.integer(s.wall_time);
       p.text(s.labels).binary(s.embedding.data(), s.embedding.size() * sizeof(float));
       p.binary(s.thumbnail.data(), s.thumbnail.size());
-      query("INSERT INTO samples(source_id, time, wall_time, labels, embedding, thumbnail) "
-            "VALUES ($1, $2, $3, $4, $5, $6)",
+      p.binary(s.frame.data(), s.frame.size());
+      query("INSERT INTO samples(source_id, time, wall_time, labels, embedding, thumbnail, frame) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7)",
             std::move(p));
     }
   }

@@ -30,7 +30,8 @@ CREATE TABLE samples(
   wall_time INTEGER,
   labels TEXT NOT NULL DEFAULT '',
   embedding BLOB NOT NULL,
-  thumbnail BLOB NOT NULL);
+  thumbnail BLOB NOT NULL,
+  frame BLOB NOT NULL DEFAULT x'');
 CREATE INDEX samples_by_source ON samples(source_id, time);
 CREATE INDEX samples_by_wall_time ON samples(wall_time);
 )sql";
@@ -139,7 +140,7 @@ class SqliteStore final : public Store {
         throw Error(origin_ + ": index format '" + *format + "', this ruclip reads '" + kFormat + "'");
       }
       // Integrity of the schema itself: each table this code reads.
-      exec("SELECT id, source_id, time, wall_time, labels, embedding, thumbnail FROM samples LIMIT 0");
+      exec("SELECT id, source_id, time, wall_time, labels, embedding, thumbnail, frame FROM samples LIMIT 0");
       exec("SELECT id, kind, name, size, mtime_ns, every, duration, samples FROM sources LIMIT 0");
     } catch (const Error& e) {
       sqlite3_close(db_);
@@ -266,6 +267,14 @@ class SqliteStore final : public Store {
     return std::vector<uint8_t>(data, data + sqlite3_column_bytes(st.get(), 0));
   }
 
+  std::vector<uint8_t> frame(int64_t sample_id) override {
+    Statement st(db_, "SELECT frame FROM samples WHERE id = ?", origin_);
+    st.integer(1, sample_id);
+    if (st.step() != SQLITE_ROW) throw Error(origin_ + ": no sample " + std::to_string(sample_id));
+    const auto* data = static_cast<const uint8_t*>(sqlite3_column_blob(st.get(), 0));
+    return std::vector<uint8_t>(data, data + sqlite3_column_bytes(st.get(), 0));
+  }
+
   std::string labels(int64_t sample_id) override {
     Statement st(db_, "SELECT labels FROM samples WHERE id = ?", origin_);
     st.integer(1, sample_id);
@@ -342,8 +351,8 @@ class SqliteStore final : public Store {
 
   void insert_samples(int64_t source_id, const std::vector<Sample>& samples) {
     Statement put(db_,
-                  "INSERT INTO samples(source_id, time, wall_time, labels, embedding, thumbnail) "
-                  "VALUES (?, ?, ?, ?, ?, ?)",
+                  "INSERT INTO samples(source_id, time, wall_time, labels, embedding, thumbnail, frame) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?)",
                   origin_);
     for (const Sample& s : samples) {
       put.reset();
@@ -356,6 +365,7 @@ class SqliteStore final : public Store {
       put.text(4, s.labels);
       put.blob(5, s.embedding.data(), s.embedding.size() * sizeof(float));
       put.blob(6, s.thumbnail.data(), s.thumbnail.size());
+      put.blob(7, s.frame.data(), s.frame.size());
       put.step();
     }
   }

@@ -51,7 +51,7 @@ bool Writer::changed(const std::vector<float>& embedding, int64_t wall_time) {
 void Writer::add(Sample sample) {
   {
     std::lock_guard<std::mutex> guard(lock_);
-    queue_.push_back({std::move(sample), !options_.encode_thumbnail});
+    queue_.push_back({std::move(sample), !options_.encode_jpeg});
     while (queue_.size() > options_.queue_size) {
       queue_.pop_front();
       ++stats_.dropped;
@@ -173,11 +173,14 @@ void Writer::run() {
       std::vector<Sample> samples;
       for (Pending& p : batch) {
         if (!p.encoded) {
-          try {
-            p.sample.thumbnail = options_.encode_thumbnail(p.sample);
-          } catch (const std::exception& e) {
-            p.sample.thumbnail.clear();  // the sample is stored without one
-            if (options_.on_error) options_.on_error(std::string("thumbnail: ") + e.what(), false);
+          for (std::vector<uint8_t>* picture : {&p.sample.thumbnail, &p.sample.frame}) {
+            if (picture->empty()) continue;
+            try {
+              *picture = options_.encode_jpeg(*picture);
+            } catch (const std::exception& e) {
+              picture->clear();  // the sample is stored without it
+              if (options_.on_error) options_.on_error(std::string("JPEG: ") + e.what(), false);
+            }
           }
           p.encoded = true;
         }

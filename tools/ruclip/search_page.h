@@ -147,7 +147,7 @@ async function search() {
 
 async function open(hit) {
   const v = $("viewer");
-  v.querySelector("img.large").src = "/api/thumbnail/" + hit.sample;
+  v.querySelector("img.large").src = "/api/frame/" + hit.sample;
   v.querySelector(".caption").textContent = where(hit) + " · " + when(hit) + " · " + hit.score.toFixed(3);
   const strip = v.querySelector(".strip");
   strip.textContent = "";
@@ -158,7 +158,7 @@ async function open(hit) {
     img.src = "/api/thumbnail/" + n.sample;
     img.title = n.wall_time ? new Date(n.wall_time).toLocaleString("ru-RU") : n.time.toFixed(1) + " с";
     if (n.sample === hit.sample) img.className = "current";
-    img.addEventListener("click", (e) => { e.stopPropagation(); v.querySelector("img.large").src = img.src; });
+    img.addEventListener("click", (e) => { e.stopPropagation(); v.querySelector("img.large").src = "/api/frame/" + n.sample; });
     strip.append(img);
   }
 }

@@ -12,6 +12,8 @@
 //   GET  /api/neighbours?sample=ID[&n=N]   the samples around one in time
 //   GET  /api/thumbnail/ID        a sample's JPEG, by id only: nothing the
 //                                 request names reaches the file system
+//   GET  /api/frame/ID            its larger frame (ruclipindex frame-width),
+//                                 or the thumbnail where none was kept
 //
 // It listens on 127.0.0.1 unless told otherwise; listening on any other
 // address needs --token (or --token-file), which every request must carry:
@@ -213,15 +215,19 @@ void handle(SoupServer*, SoupServerMessage* msg, const char* path, GHashTable*, 
         throw ruclip::Error("sample '" + id + "': expected a sample id");
       const int count = n.empty() ? 4 : std::clamp(std::atoi(n.c_str()), 0, 50);
       reply_json(msg, SOUP_STATUS_OK, {{"neighbours", s.searcher->neighbours(std::stoll(id), count)}});
-    } else if (g_str_has_prefix(p.c_str(), "/api/thumbnail/") && method == "GET") {
-      const std::string id = p.substr(std::strlen("/api/thumbnail/"));
+    } else if ((g_str_has_prefix(p.c_str(), "/api/thumbnail/") || g_str_has_prefix(p.c_str(), "/api/frame/")) &&
+               method == "GET") {
+      const bool frame = g_str_has_prefix(p.c_str(), "/api/frame/");
+      const std::string id = p.substr(p.rfind('/') + 1);
       if (id.empty() || id.size() > 18 || id.find_first_not_of("0123456789") != std::string::npos) {
         reply_json(msg, SOUP_STATUS_NOT_FOUND, {{"error", "no such thumbnail"}});
         return;
       }
       std::vector<uint8_t> jpeg;
       try {
-        jpeg = s.searcher->store().thumbnail(std::stoll(id));
+        // The larger frame where one was kept, else the thumbnail.
+        if (frame) jpeg = s.searcher->store().frame(std::stoll(id));
+        if (jpeg.empty()) jpeg = s.searcher->store().thumbnail(std::stoll(id));
       } catch (const ruclip::Error&) {
         reply_json(msg, SOUP_STATUS_NOT_FOUND, {{"error", "no such thumbnail"}});
         return;

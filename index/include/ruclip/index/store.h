@@ -53,7 +53,8 @@ struct Sample {
   int64_t wall_time = kNoWallTime;   // cameras: microseconds since 1970-01-01 UTC
   std::string labels;                // the frame's labels, best first, ';'-separated ("" when none)
   std::vector<float> embedding;      // normalized, the index's dimension
-  std::vector<uint8_t> thumbnail;    // JPEG
+  std::vector<uint8_t> thumbnail;    // JPEG, 192 pixels wide
+  std::vector<uint8_t> frame;        // JPEG, the frame larger (cameras; empty when not kept)
 };
 
 // A stored sample as search reads it.
@@ -98,6 +99,8 @@ class Store {
   virtual void read_since(int64_t after_id, int dim,
                           const std::function<void(const SampleRow&, const float*)>& row) = 0;
   virtual std::vector<uint8_t> thumbnail(int64_t sample_id) = 0;
+  // The larger frame's JPEG; empty when none was kept.
+  virtual std::vector<uint8_t> frame(int64_t sample_id) = 0;
   virtual std::string labels(int64_t sample_id) = 0;
   virtual int64_t sample_count() = 0;
   // The highest sample id (0 when there is none): what a reader that has

@@ -50,9 +50,9 @@ struct WriterOptions {
   int64_t max_age = 0;                      // us: the camera's older samples are pruned; 0 keeps them
   std::string model;                        // recorded in the index when it has none
   int dim = 0;                              // the embeddings' length; an index of another refuses
-  // Makes the JPEG of a sample whose thumbnail is not made yet (the sample's
-  // `thumbnail` holds what the caller left for it). Runs on the writer thread.
-  std::function<std::vector<uint8_t>(const Sample&)> encode_thumbnail;
+  // Makes a JPEG of what the caller left in a sample's `thumbnail` and
+  // `frame` (each, when not empty), once. Runs on the writer thread.
+  std::function<std::vector<uint8_t>(const std::vector<uint8_t>&)> encode_jpeg;
   // Hears every failure (connecting, storing, pruning), with `fatal` where
   // the writer gave up (an index of another dimension). Writer thread.
   std::function<void(const std::string& message, bool fatal)> on_error;
@@ -100,7 +100,7 @@ class Writer {
   std::condition_variable wake_, flushed_;
   struct Pending {
     Sample sample;
-    bool encoded = false;  // its thumbnail is the JPEG
+    bool encoded = false;  // its thumbnail and frame are JPEGs
   };
   std::deque<Pending> queue_;
   size_t in_flight_ = 0;
