@@ -56,6 +56,13 @@ void add_result(GstBuffer* b, GstClockTime source_pts, guint64 frame, bool fresh
   ruclip_result_set_embedding(r, kDim, e.data());
 }
 
+// ruclipindex with `properties` in a harness, fed 64x48 RGB frames.
+GstHarness* index_harness(const std::string& properties) {
+  GstHarness* h = gst_harness_new_parse(("ruclipindex " + properties).c_str());
+  gst_harness_set_src_caps_str(h, "video/x-raw,format=RGB,width=64,height=48,framerate=10/1");
+  return h;
+}
+
 // One frame of `caps` (`bytes` long, no capture-time meta: the clock's
 // time) with a fresh result, through `launch`, then EOS.
 void index_one_frame(const std::string& launch, const char* caps, gsize bytes) {
@@ -83,9 +90,7 @@ class IndexElement : public testing::Test {
 };
 
 TEST_F(IndexElement, StoresEachResultOnceAtItsCaptureTime) {
-  const std::string launch = "ruclipindex location=" + db_ + " camera=gate min-change=0";
-  GstHarness* h = gst_harness_new_parse(launch.c_str());
-  gst_harness_set_src_caps_str(h, "video/x-raw,format=RGB,width=64,height=48,framerate=10/1");
+  GstHarness* h = index_harness("location=" + db_ + " camera=gate min-change=0");
   // Async mode's shape: a result rides on the two buffers after its frame,
   // marked with its frame's PTS; frames 0, 2, 4 were analysed.
   for (int i = 0; i < 6; ++i) {
@@ -170,9 +175,7 @@ TEST_F(IndexElement, KeepsALargerFrameBesideTheThumbnail) {
 }
 
 TEST_F(IndexElement, UnchangedFramesAreCountedNotStored) {
-  const std::string launch = "ruclipindex location=" + db_ + " camera=yard min-change=0.5";
-  GstHarness* h = gst_harness_new_parse(launch.c_str());
-  gst_harness_set_src_caps_str(h, "video/x-raw,format=RGB,width=64,height=48,framerate=10/1");
+  GstHarness* h = index_harness("location=" + db_ + " camera=yard min-change=0.5");
   for (int i = 0; i < 4; ++i) {
     GstBuffer* b = frame_buffer(h, i * 100 * GST_MSECOND, i * 100);
     GstStructure* r = ruclip_buffer_add_result(b);

@@ -259,21 +259,8 @@ class SqliteStore final : public Store {
     }
   }
 
-  std::vector<uint8_t> thumbnail(int64_t sample_id) override {
-    Statement st(db_, "SELECT thumbnail FROM samples WHERE id = ?", origin_);
-    st.integer(1, sample_id);
-    if (st.step() != SQLITE_ROW) throw Error(origin_ + ": no sample " + std::to_string(sample_id));
-    const auto* data = static_cast<const uint8_t*>(sqlite3_column_blob(st.get(), 0));
-    return std::vector<uint8_t>(data, data + sqlite3_column_bytes(st.get(), 0));
-  }
-
-  std::vector<uint8_t> frame(int64_t sample_id) override {
-    Statement st(db_, "SELECT frame FROM samples WHERE id = ?", origin_);
-    st.integer(1, sample_id);
-    if (st.step() != SQLITE_ROW) throw Error(origin_ + ": no sample " + std::to_string(sample_id));
-    const auto* data = static_cast<const uint8_t*>(sqlite3_column_blob(st.get(), 0));
-    return std::vector<uint8_t>(data, data + sqlite3_column_bytes(st.get(), 0));
-  }
+  std::vector<uint8_t> thumbnail(int64_t sample_id) override { return blob_column("thumbnail", sample_id); }
+  std::vector<uint8_t> frame(int64_t sample_id) override { return blob_column("frame", sample_id); }
 
   std::string labels(int64_t sample_id) override {
     Statement st(db_, "SELECT labels FROM samples WHERE id = ?", origin_);
@@ -335,6 +322,15 @@ class SqliteStore final : public Store {
     SqliteStore* s_;
     bool done_ = false;
   };
+
+  // A blob column of one sample.
+  std::vector<uint8_t> blob_column(const char* name, int64_t sample_id) {
+    Statement st(db_, std::string("SELECT ") + name + " FROM samples WHERE id = ?", origin_);
+    st.integer(1, sample_id);
+    if (st.step() != SQLITE_ROW) throw Error(origin_ + ": no sample " + std::to_string(sample_id));
+    const auto* data = static_cast<const uint8_t*>(sqlite3_column_blob(st.get(), 0));
+    return std::vector<uint8_t>(data, data + sqlite3_column_bytes(st.get(), 0));
+  }
 
   void exec(const std::string& sql) {
     char* error = nullptr;

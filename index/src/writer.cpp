@@ -169,23 +169,25 @@ void Writer::run() {
       in_flight_ = batch.size();
     }
     if (batch.empty()) continue;
-    try {
-      std::vector<Sample> samples;
-      for (Pending& p : batch) {
-        if (!p.encoded) {
-          for (std::vector<uint8_t>* picture : {&p.sample.thumbnail, &p.sample.frame}) {
-            if (picture->empty()) continue;
-            try {
-              *picture = options_.encode_jpeg(*picture);
-            } catch (const std::exception& e) {
-              picture->clear();  // the sample is stored without it
-              if (options_.on_error) options_.on_error(std::string("JPEG: ") + e.what(), false);
-            }
+    // The samples move into the batch the store takes, and back should it fail.
+    std::vector<Sample> samples;
+    samples.reserve(batch.size());
+    for (Pending& p : batch) {
+      if (!p.encoded) {
+        for (std::vector<uint8_t>* picture : {&p.sample.thumbnail, &p.sample.frame}) {
+          if (picture->empty()) continue;
+          try {
+            *picture = options_.encode_jpeg(*picture);
+          } catch (const std::exception& e) {
+            picture->clear();  // the sample is stored without it
+            if (options_.on_error) options_.on_error(std::string("JPEG: ") + e.what(), false);
           }
-          p.encoded = true;
         }
-        samples.push_back(p.sample);
+        p.encoded = true;
       }
+      samples.push_back(std::move(p.sample));
+    }
+    try {
       store_->add_samples(camera_id_, samples);
       {
         std::lock_guard<std::mutex> guard(lock_);
@@ -196,6 +198,7 @@ void Writer::run() {
       flushed_.notify_all();
     } catch (const std::exception& e) {
       // Back to the front, oldest first; what no longer fits is dropped.
+      for (size_t i = 0; i < batch.size(); ++i) batch[i].sample = std::move(samples[i]);
       {
         std::lock_guard<std::mutex> guard(lock_);
         for (auto it = batch.rbegin(); it != batch.rend(); ++it) queue_.push_front(std::move(*it));

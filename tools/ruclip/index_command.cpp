@@ -375,13 +375,7 @@ int prune(const Args& args) {
   const int64_t before = ruclip::index::parse_time(older, ruclip::index::wall_clock_now(), "--older-than");
   std::unique_ptr<Store> db = Store::open(db_path, /*create=*/false);
   const std::string camera = args.one("camera");
-  if (!camera.empty()) {
-    const auto all = db->sources();
-    if (std::none_of(all.begin(), all.end(), [&](const auto& s) {
-          return s.kind == ruclip::index::Source::Kind::kCamera && s.name == camera;
-        }))
-      throw ruclip::Error("--camera '" + camera + "': no such camera in --db '" + db->location() + "'");
-  }
+  if (!camera.empty()) require_cameras(db->sources(), {camera}, db->location());
   const int64_t removed = db->prune(before, camera);
   std::cout << json{{"db", db->location()}, {"removed", removed}, {"before", ruclip::index::iso8601(before)},
                     {"samples", db->sample_count()}}.dump()

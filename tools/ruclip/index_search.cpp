@@ -69,12 +69,10 @@ std::vector<float> model_probe(ruclip::Model& model) {
 // and saved for the next search, when missing or made for other rows).
 std::vector<ruclip::VectorHit> approximate_candidates(const std::string& path, const std::vector<SampleRow>& rows,
                                                       const ruclip::VectorMatrix& matrix, const std::vector<float>& query,
-                                                      size_t n, int nprobe, int64_t generation) {
+                                                      size_t n, int nprobe, const std::string& key) {
 #ifdef RUCLIP_HAVE_FAISS
   if (rows.empty()) return {};
   const int dim = matrix.dim();
-  const std::string key = "generation " + std::to_string(generation) + " rows " + std::to_string(rows.size()) +
-                          " last " + std::to_string(rows.back().id) + " dim " + std::to_string(dim);
   std::unique_ptr<ApproximateIndex> index = ApproximateIndex::load(path, key);
   if (!index) {
     std::cerr << "ruclip search: building the approximate index of " << rows.size() << " samples (" << path << ")\n";
@@ -109,7 +107,7 @@ std::vector<ruclip::VectorHit> approximate_candidates(const std::string& path, c
   });
   return out;
 #else
-  (void)path, (void)rows, (void)matrix, (void)query, (void)n, (void)nprobe, (void)generation;
+  (void)path, (void)rows, (void)matrix, (void)query, (void)n, (void)nprobe, (void)key;
   throw ruclip::Error("--approximate: this ruclip was built without FAISS (Debian libfaiss-dev)");
 #endif
 }
@@ -160,6 +158,15 @@ IndexSearcher::IndexSearcher(const std::string& db, const std::string& model_dir
   check_model(*store_, *model_, model_dir_);
 }
 
+void require_cameras(const std::vector<ruclip::index::Source>& sources, const std::vector<std::string>& names,
+                     const std::string& location) {
+  for (const std::string& name : names)
+    if (std::none_of(sources.begin(), sources.end(), [&](const ruclip::index::Source& s) {
+          return s.kind == ruclip::index::Source::Kind::kCamera && s.name == name;
+        }))
+      throw ruclip::Error("--camera '" + name + "': no such camera in --db '" + location + "'");
+}
+
 void IndexSearcher::reopen() { store_ = Store::open(db_path_, /*create=*/false); }
 
 IndexSearcher::IndexSearcher(const std::string& db, int dim, ruclip::VectorStorage storage)
@@ -190,9 +197,13 @@ json IndexSearcher::sources() {
   return out;
 }
 
-json IndexSearcher::neighbours(int64_t sample, int n) {
+const SyncedRows& IndexSearcher::sync() {
   synced_ = sync_rows(*store_, rows_cache_base(db_path_, *store_), dim_, storage_, std::move(synced_));
-  const SyncedRows& synced = synced_;
+  return synced_;
+}
+
+json IndexSearcher::neighbours(int64_t sample, int n) {
+  const SyncedRows& synced = sync();
   const auto found = std::find_if(synced.rows.begin(), synced.rows.end(),
                                   [&](const SampleRow& r) { return r.id == sample; });
   if (found == synced.rows.end()) throw ruclip::Error("no sample " + std::to_string(sample));
@@ -219,34 +230,27 @@ json IndexSearcher::search(const std::vector<float>& query, const SearchFilters&
   const int64_t since = f.since.empty() ? INT64_MIN : ruclip::index::parse_time(f.since, now, "--since");
   const int64_t until = f.until.empty() ? INT64_MAX : ruclip::index::parse_time(f.until, now, "--until");
   const std::vector<std::string>& cameras = f.cameras;
-  const std::string& since_text = f.since;
-  const std::string& until_text = f.until;
-  const int64_t generation = db.generation();
-  synced_ = sync_rows(db, rows_cache_base(db_path_, db), dim, storage_, std::move(synced_));
-  const SyncedRows& synced = synced_;
+  const SyncedRows& synced = sync();
   const std::vector<SampleRow>& rows = synced.rows;
   const ruclip::VectorMatrix& matrix = synced.vectors.matrix;
   const std::vector<double>& sum = synced.vectors.column_sum;
+  const std::vector<ruclip::index::Source> listed = db.sources();
+  require_cameras(listed, cameras, db.location());
   std::map<int64_t, ruclip::index::Source> sources;
-  for (auto& src : db.sources()) sources[src.id] = src;
-  for (const std::string& c : cameras) {
-    const bool known = std::any_of(sources.begin(), sources.end(), [&](const auto& s) {
-      return s.second.kind == ruclip::index::Source::Kind::kCamera && s.second.name == c;
-    });
-    if (!known) throw ruclip::Error("--camera '" + c + "': no such camera in --db '" + db.location() + "'");
-  }
+  for (const auto& src : listed) sources[src.id] = src;
 
   // The rows the filters keep (--camera, --since/--until: cameras only).
-  const bool filtered = !cameras.empty() || !since_text.empty() || !until_text.empty();
+  const bool timed = !f.since.empty() || !f.until.empty();
+  const bool filtered = !cameras.empty() || timed;
   std::vector<uint8_t> keep;
   if (filtered) {
     keep.resize(rows.size());
     for (size_t i = 0; i < rows.size(); ++i) {
       const SampleRow& r = rows[i];
-      const auto& src = sources[r.source_id];
-      bool k = cameras.empty() || (src.kind == ruclip::index::Source::Kind::kCamera &&
-                                   std::find(cameras.begin(), cameras.end(), src.name) != cameras.end());
-      if (!since_text.empty() || !until_text.empty())
+      const auto src = sources.find(r.source_id);  // absent: pruned since the sync
+      bool k = cameras.empty() || (src != sources.end() && src->second.kind == ruclip::index::Source::Kind::kCamera &&
+                                   std::find(cameras.begin(), cameras.end(), src->second.name) != cameras.end());
+      if (timed)
         k = k && r.wall_time != ruclip::index::kNoWallTime && r.wall_time >= since && r.wall_time <= until;
       keep[i] = k;
     }
@@ -263,7 +267,7 @@ json IndexSearcher::search(const std::vector<float>& query, const SearchFilters&
   const size_t wanted = std::max<size_t>(64, static_cast<size_t>(f.top) * 16);
   const std::vector<ruclip::VectorHit> candidates =
       approximate ? approximate_candidates(rows_cache_base(db_path_, db) + ".faiss", rows, matrix, query, wanted,
-                                           f.nprobe, generation)
+                                           f.nprobe, rows_key(synced, dim))
                   : matrix.top(query.data(), wanted, 0, filtered ? keep.data() : nullptr);
   float cut = f.cut;
   if (cut < -1 && !candidates.empty()) {
@@ -296,8 +300,9 @@ json IndexSearcher::search(const std::vector<float>& query, const SearchFilters&
   json out_hits = json::array();
   for (const Hit& h : hits) {
     // A source pruned or indexed again since the sync: its rows are gone.
-    if (!sources.count(h.source_id)) continue;
-    const ruclip::index::Source& src = sources.at(h.source_id);
+    const auto found = sources.find(h.source_id);
+    if (found == sources.end()) continue;
+    const ruclip::index::Source& src = found->second;
     const SampleRow &first = rows[h.first], &last = rows[h.last], &peak = rows[h.peak];
     json hit{{"score", h.score}, {"samples", h.samples}, {"sample", peak.id}};
     if (src.kind == ruclip::index::Source::Kind::kCamera) {

@@ -73,9 +73,17 @@ class IndexSearcher {
   int dim_ = 0;
   ruclip::VectorStorage storage_;
   std::vector<std::string> templates_;
+  // Brings synced_ up to date with the store.
+  const SyncedRows& sync();
+
   // The rows as of the last search: the next one reads only what came since.
   SyncedRows synced_;
 };
+
+// Throws ruclip::Error naming --camera for a name that is not one of the
+// index's cameras.
+void require_cameras(const std::vector<ruclip::index::Source>& sources, const std::vector<std::string>& names,
+                     const std::string& location);
 
 // The model an index is built with: its probe embeddings (a fixed text and a
 // fixed picture), checked against the recorded ones and recorded by the

@@ -114,7 +114,6 @@ bool append_rows(const std::string& path, int64_t generation, const SyncedRows& 
   return ok;
 }
 
-// What the vector file was made for: these very rows.
 std::string vectors_key(int64_t generation, const std::vector<SampleRow>& rows, int dim) {
   return "generation " + std::to_string(generation) + " rows " + std::to_string(rows.size()) + " last " +
          std::to_string(rows.empty() ? 0 : rows.back().id) + " dim " + std::to_string(dim);
@@ -143,6 +142,8 @@ class CacheLock {
 };
 
 }  // namespace
+
+std::string rows_key(const SyncedRows& synced, int dim) { return vectors_key(synced.generation, synced.rows, dim); }
 
 std::string rows_cache_base(const std::string& location, const ruclip::index::Store& db) {
   if (!ruclip::index::Store::is_postgresql(location)) return location;

@@ -33,6 +33,10 @@ struct SyncedRows {
   int64_t generation = -1;     // the store's, when synced
 };
 
+// What the cache files derived from these rows are made for (the vector
+// file, search --approximate's FAISS index): a change of rows changes it.
+std::string rows_key(const SyncedRows& synced, int dim);
+
 // Where the cache of `location` lives, without the extensions.
 std::string rows_cache_base(const std::string& location, const ruclip::index::Store& db);
 
