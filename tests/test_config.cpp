@@ -86,6 +86,12 @@ TEST(Config, WrongTypes) {
   j = tiny_json();
   j["templates"] = {"{}", "без метки"};
   expect_error(j.dump(), {"\"templates\": each must be a string with {}"});
+  j.erase("templates");
+  j["background"] = "фото";
+  expect_error(j.dump(), {"\"background\" must be a non-empty array of strings"});
+  j["background"] = {"фото", " "};
+  expect_error(j.dump(), {"\"background\": each must be a non-empty string"});
+  j.erase("background");
   j = tiny_json();
   j["tokenizer"] = "wordpiece";
   expect_error(j.dump(), {"\"tokenizer\" must be"});
@@ -136,6 +142,7 @@ TEST(Config, RoundTripsThroughJson) {
   c.tokenizer = "sentencepiece";
   c.eos_id = 7;
   c.templates = {"{}", "это {}"};
+  c.background = {"фото", "пустая улица"};
   const auto back = parse_config(ruclip::config_to_json(c), "config.json");
   EXPECT_EQ(back.embed_dim, c.embed_dim);
   EXPECT_EQ(back.vision_heads, c.vision_heads);
@@ -146,6 +153,7 @@ TEST(Config, RoundTripsThroughJson) {
   EXPECT_EQ(back.tokenizer, "sentencepiece");
   EXPECT_EQ(back.eos_id, 7);
   EXPECT_EQ(back.templates, c.templates);
+  EXPECT_EQ(back.background, c.background);
   EXPECT_EQ(back.bos_id, 2);
 }
 

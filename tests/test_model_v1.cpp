@@ -262,6 +262,27 @@ TEST(ModelV1Parity, ZeroShotOverTheFixtureTexts) {
 // GPT-2 is causal and pooled at the eos: computing only up to the batch's
 // last eos, without the padding mask, equals upstream's computation over
 // the whole sequence with its padding mask.
+// Presence on v1 as on v2: the label in a softmax over itself and the
+// background, here against upstream's own logits of the same texts.
+TEST(ModelV1Parity, PresenceFromUpstreamLogits) {
+  const auto texts = v1_expected()["texts"];
+  const int label = 2, background[] = {1, 9};  // "кот"; "чашка кофе на блюдце", "были бы адекватны ..."
+  const auto set = ruclip::build_label_set(v1_model(), {texts[label]["text"].get<std::string>()}, {"{}"},
+                                           {texts[background[0]]["text"], texts[background[1]]["text"]});
+  ASSERT_EQ(set->background.rows, 2);
+  for (int i = 0; i < 5; ++i) {
+    const auto logits = v1_expected()["logits_per_image"][i];
+    const double own = std::exp(logits[label].get<double>());
+    double rest = 0;
+    for (int b : background) rest += std::exp(logits[b].get<double>());
+    const std::vector<float> latent = image_latent(i);
+    const auto scores = ruclip::score_image(*set, latent.data(), static_cast<int>(latent.size()),
+                                            v1_model().logit_scale(), 0, ruclip::Scoring::kPresence);
+    EXPECT_NEAR(scores[0].presence, own / (own + rest), 1e-3) << "image " << i;
+    EXPECT_FLOAT_EQ(scores[0].probability, 1.0f);
+  }
+}
+
 TEST(ModelV1Text, TruncatedEqualsFullContextWithThePaddingMask) {
   auto w = fixture_weights();
   c10::InferenceMode guard;

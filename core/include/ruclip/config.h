@@ -46,6 +46,9 @@ struct ModelConfig {
   // Prompt templates this model was trained with ("{}" = the label); empty:
   // upstream's six defaults. Not in the published configs; ours set it.
   std::vector<std::string> templates;
+  // Descriptions a label must beat to count as present (presence.h), in this
+  // model's words; empty: default_background(). Ours set it.
+  std::vector<std::string> background;
 };
 
 // Parses config.json text; `origin` names the file in error messages.

@@ -16,8 +16,8 @@
 // batch_timeout among the streams. Streams take turns (one frame each, round
 // robin from where the last batch stopped), so no stream starves another.
 //
-// Labels: each stream has its own label set; identical sets (same labels and
-// templates) are computed once and shared while in use. set_labels builds on
+// Labels: each stream has its own label set; identical sets (same labels,
+// templates and background) are computed once and shared while in use. set_labels builds on
 // the scheduler's label thread, off the caller's and off the frames' thread.
 //
 // Concurrency: every Stream method may be called from any thread, each
@@ -100,11 +100,12 @@ class InferenceScheduler {
 
   std::unique_ptr<Stream> open_stream(StreamOptions options);
 
-  // The label set of `labels` x `templates` (default templates as
+  // The label set of `labels` x `templates` with `background` (defaults as
   // build_label_set), shared with every stream using the identical one.
   // Computed once even when asked for from several threads at the same time.
   std::shared_ptr<const LabelSet> label_set(const std::vector<std::string>& labels,
-                                            const std::vector<std::string>& templates = {});
+                                            const std::vector<std::string>& templates = {},
+                                            const std::vector<std::string>& background = {});
 
   struct Totals {
     uint64_t batches = 0, frames = 0;  // model calls and the frames in them
@@ -126,8 +127,10 @@ class InferenceScheduler::Stream {
   // build_label_set does. set_labels returns at once: the set is built on
   // the label thread, then swapped in whole (on_labels); a newer call before
   // that replaces the older request.
-  void set_labels_now(const std::vector<std::string>& labels, const std::vector<std::string>& templates = {});
-  void set_labels(const std::vector<std::string>& labels, const std::vector<std::string>& templates = {});
+  void set_labels_now(const std::vector<std::string>& labels, const std::vector<std::string>& templates = {},
+                      const std::vector<std::string>& background = {});
+  void set_labels(const std::vector<std::string>& labels, const std::vector<std::string>& templates = {},
+                  const std::vector<std::string>& background = {});
   std::shared_ptr<const LabelSet> labels() const;  // null before the first set
 
   enum class Submitted {

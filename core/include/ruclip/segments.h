@@ -1,5 +1,6 @@
 // From per-frame scores to time segments: "where in these 40 hours is
-// «человек с собакой»?". Each analysis's label probabilities are smoothed
+// «человек с собакой»?". Each analysis's label scores (softmax probabilities
+// or presences, zero_shot.h) are smoothed
 // over time (optional), a label starts holding when its score reaches a start
 // threshold and stops when it falls below a lower end threshold
 // (hysteresis), and segments shorter than a minimum are not reported.
@@ -59,12 +60,12 @@ class SegmentTracker {
  public:
   explicit SegmentTracker(SegmentOptions options = {});
 
-  // One analysis (every label's probability, any order). Returns each
-  // label's smoothed probability, in the order given; appends the segments
+  // One analysis (every label's score of `scoring`, any order). Returns each
+  // label's smoothed score, in the order given; appends the segments
   // that start or end here to `events`. A label missing from a later
   // analysis (the label set changed) ends its segment there.
   std::vector<double> add(uint64_t pts, uint64_t running_time, const std::vector<LabelScore>& scores,
-                          std::vector<SegmentEvent>* events);
+                          std::vector<SegmentEvent>* events, Scoring scoring = Scoring::kSoftmax);
   // The stream ended at `pts`: every reported segment still open ends there.
   void finish(uint64_t pts, uint64_t running_time, std::vector<SegmentEvent>* events);
   // A flush: forget everything, no events.

@@ -1,6 +1,8 @@
 // Zero-shot classification as upstream's Predictor does it: each label put into
 // every template, text latents averaged over templates and normalized; images
-// scored by softmax(logit_scale * cosine) over the labels.
+// scored by softmax(logit_scale * cosine) over the labels. Beside it, each
+// label's presence: the label against a background set alone, independent of
+// the other labels (presence.h has the model and the per-stream calibration).
 #pragma once
 #include <memory>
 #include <string>
@@ -13,28 +15,51 @@ namespace ruclip {
 // The reference Predictor's six default templates; "{}" marks the label.
 const std::vector<std::string>& default_templates();
 
+// Which score thresholds, top-k and segments use.
+enum class Scoring {
+  kSoftmax,   // softmax over the labels given: "which of these is it most like"
+  kPresence,  // each label against the background alone: "is it there"
+};
+// "softmax" / "presence"; throws ruclip::Error naming `what` for anything else.
+Scoring parse_scoring(const std::string& text, const std::string& what = "scoring");
+const char* scoring_name(Scoring scoring);
+
 // An immutable set of labels with their text embeddings. Built once, then
 // shared: swapping a shared_ptr<const LabelSet> swaps the whole set at once.
 struct LabelSet {
   std::vector<std::string> labels;
   std::vector<std::string> templates;
   Embeddings text;  // one normalized row per label
+  // The background each label is scored against for presence, through the
+  // same templates; entries naming one of `labels` are left out, so labels
+  // asked for together never suppress each other.
+  std::vector<std::string> background_texts;
+  Embeddings background;  // one normalized row per entry
 };
 
 // Without templates: the model's own (config.json "templates"), else
-// upstream's six defaults. Throws ruclip::Error when there are no labels or a
-// template lacks "{}".
+// upstream's six defaults. Without a background: the model's own (config.json
+// "background"), else default_background() (presence.h). Throws ruclip::Error
+// when there are no labels, a template lacks "{}", or every background entry
+// is one of the labels.
 std::shared_ptr<const LabelSet> build_label_set(Model& model, const std::vector<std::string>& labels,
-                                                const std::vector<std::string>& templates = {});
+                                                const std::vector<std::string>& templates = {},
+                                                const std::vector<std::string>& background = {});
 
 struct LabelScore {
   std::string label;
-  float probability = 0;
+  float probability = 0;  // softmax(logit_scale * cosine) over the set's labels
+  float presence = 0;     // sigmoid(logit_scale * (cosine - background)), presence.h
   float cosine = 0;
+  float background = 0;   // the background's soft maximum cosine on this image
+  float score(Scoring scoring) const { return scoring == Scoring::kPresence ? presence : probability; }
 };
 
-// Scores one raw image latent against the set; best first, at most top_k (0: all).
+// Scores one raw image latent against the set; best first by `scoring`, at
+// most top_k (0: all). Both scores are filled in either way.
 std::vector<LabelScore> score_image(const LabelSet& set, const float* image_latent, int dim,
-                                    float logit_scale, int top_k = 0);
+                                    float logit_scale, int top_k = 0, Scoring scoring = Scoring::kSoftmax);
+// Best first by `scoring` (stable), at most top_k (0: all).
+void rank_scores(std::vector<LabelScore>* scores, Scoring scoring, int top_k = 0);
 
 }  // namespace ruclip

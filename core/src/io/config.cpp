@@ -126,6 +126,16 @@ ModelConfig parse_config(const std::string& json_text, const std::string& origin
     c.tokenizer = t.get<std::string>();
   }
   c.templates = parse_templates(json, origin);
+  if (json.contains("background")) {
+    const auto& b = json.at("background");
+    if (!b.is_array() || b.empty())
+      throw Error(origin + ": field \"background\" must be a non-empty array of strings, got " + b.dump());
+    for (const auto& item : b) {
+      if (!item.is_string() || item.get<std::string>().find_first_not_of(" \t") == std::string::npos)
+        throw Error(origin + ": field \"background\": each must be a non-empty string, got " + item.dump());
+      c.background.push_back(item.get<std::string>());
+    }
+  }
   for (auto [field, target] : {std::pair<const char*, int*>{"pad_id", &c.pad_id}, {"unk_id", &c.unk_id},
                                {"bos_id", &c.bos_id}, {"eos_id", &c.eos_id}}) {
     if (json.contains(field)) {
@@ -173,6 +183,7 @@ std::string config_to_json(const ModelConfig& c) {
   };
   if (!c.tokenizer.empty()) json["tokenizer"] = c.tokenizer;
   if (!c.templates.empty()) json["templates"] = c.templates;
+  if (!c.background.empty()) json["background"] = c.background;
   const ModelConfig defaults;
   if (c.pad_id != defaults.pad_id) json["pad_id"] = c.pad_id;
   if (c.unk_id != defaults.unk_id) json["unk_id"] = c.unk_id;

@@ -35,11 +35,14 @@ struct Pending {
   std::shared_ptr<SyncSlot> slot;  // sync mode
 };
 
-std::string label_key(const std::vector<std::string>& labels, const std::vector<std::string>& templates) {
+std::string label_key(const std::vector<std::string>& labels, const std::vector<std::string>& templates,
+                      const std::vector<std::string>& background) {
   std::string key;
   for (const auto& l : labels) key += l + '\x1f';
   key += '\x1e';
   for (const auto& t : templates) key += t + '\x1f';
+  key += '\x1d';
+  for (const auto& b : background) key += b + '\x1f';
   return key;
 }
 
@@ -63,7 +66,7 @@ struct InferenceScheduler::Stream::State {
   std::shared_ptr<const LabelSet> labels;
   // set_labels: the newest request not yet taken by the label thread.
   bool label_job = false;
-  std::vector<std::string> job_labels, job_templates;
+  std::vector<std::string> job_labels, job_templates, job_background;
   bool label_busy = false;  // the label thread works for this stream (or runs its callback)
   std::condition_variable changed;  // a frame done, a flush, a close, a label callback over
   Stats stats;
@@ -123,8 +126,9 @@ struct InferenceScheduler::Impl {
   std::atomic<uint64_t> label_sets_built{0};
 
   std::shared_ptr<const LabelSet> label_set(const std::vector<std::string>& labels,
-                                            const std::vector<std::string>& templates) {
-    const std::string key = label_key(labels, templates);
+                                            const std::vector<std::string>& templates,
+                                            const std::vector<std::string>& background) {
+    const std::string key = label_key(labels, templates, background);
     std::unique_lock<std::mutex> lk(cache_mu);
     for (;;) {
       auto it = cache.find(key);
@@ -137,7 +141,7 @@ struct InferenceScheduler::Impl {
     lk.unlock();
     std::shared_ptr<const LabelSet> set;
     try {
-      set = build_label_set(model, labels, templates);
+      set = build_label_set(model, labels, templates, background);
     } catch (...) {
       lk.lock();
       building.erase(key);
@@ -357,14 +361,15 @@ struct InferenceScheduler::Impl {
       std::shared_ptr<StreamState> s = std::move(label_jobs.front());
       label_jobs.pop_front();
       if (s->closed || !s->label_job) continue;
-      const std::vector<std::string> labels = std::move(s->job_labels), templates = std::move(s->job_templates);
+      const std::vector<std::string> labels = std::move(s->job_labels), templates = std::move(s->job_templates),
+                                     background = std::move(s->job_background);
       s->label_job = false;
       s->label_busy = true;
       lk.unlock();
       std::shared_ptr<const LabelSet> set;
       std::string error;
       try {
-        set = label_set(labels, templates);
+        set = label_set(labels, templates, background);
       } catch (const std::exception& e) {
         error = e.what();
       }
@@ -404,8 +409,9 @@ std::unique_ptr<InferenceScheduler::Stream> InferenceScheduler::open_stream(Stre
 }
 
 std::shared_ptr<const LabelSet> InferenceScheduler::label_set(const std::vector<std::string>& labels,
-                                                              const std::vector<std::string>& templates) {
-  return impl_->label_set(labels, templates);
+                                                              const std::vector<std::string>& templates,
+                                                              const std::vector<std::string>& background) {
+  return impl_->label_set(labels, templates, background);
 }
 
 InferenceScheduler::Totals InferenceScheduler::totals() const {
@@ -424,20 +430,23 @@ InferenceScheduler::Stream::Stream(InferenceScheduler::Impl* scheduler, std::sha
 InferenceScheduler::Stream::~Stream() { close(); }
 
 void InferenceScheduler::Stream::set_labels_now(const std::vector<std::string>& labels,
-                                                const std::vector<std::string>& templates) {
-  auto set = scheduler_->label_set(labels, templates);
+                                                const std::vector<std::string>& templates,
+                                                const std::vector<std::string>& background) {
+  auto set = scheduler_->label_set(labels, templates, background);
   std::lock_guard<std::mutex> guard(scheduler_->mu);
   state_->labels = std::move(set);
   state_->label_job = false;  // an older set_labels must not replace it later
 }
 
 void InferenceScheduler::Stream::set_labels(const std::vector<std::string>& labels,
-                                            const std::vector<std::string>& templates) {
+                                            const std::vector<std::string>& templates,
+                                            const std::vector<std::string>& background) {
   std::lock_guard<std::mutex> guard(scheduler_->mu);
   State& s = *state_;
   if (s.closed) return;
   s.job_labels = labels;
   s.job_templates = templates;
+  s.job_background = background;
   if (!s.label_job) {
     s.label_job = true;
     scheduler_->label_jobs.push_back(state_);

@@ -17,8 +17,32 @@ const std::vector<std::string>& default_templates() {
   return templates;
 }
 
+Scoring parse_scoring(const std::string& text, const std::string& what) {
+  if (text == "softmax") return Scoring::kSoftmax;
+  if (text == "presence") return Scoring::kPresence;
+  throw Error(what + " '" + text + "': expected softmax or presence");
+}
+
+const char* scoring_name(Scoring scoring) { return scoring == Scoring::kPresence ? "presence" : "softmax"; }
+
+void rank_scores(std::vector<LabelScore>* scores, Scoring scoring, int top_k) {
+  std::stable_sort(scores->begin(), scores->end(),
+                   [scoring](const LabelScore& a, const LabelScore& b) { return a.score(scoring) > b.score(scoring); });
+  if (top_k > 0 && static_cast<size_t>(top_k) < scores->size()) scores->resize(top_k);
+}
+
+namespace {
+
+double dot(const float* a, const float* b, int dim) {
+  double d = 0;
+  for (int j = 0; j < dim; ++j) d += double(a[j]) * b[j];
+  return d;
+}
+
+}  // namespace
+
 std::vector<LabelScore> score_image(const LabelSet& set, const float* image_latent, int dim, float logit_scale,
-                                    int top_k) {
+                                    int top_k, Scoring scoring) {
   if (dim != set.text.dim)
     throw Error("image embedding has " + std::to_string(dim) + " values, labels have " + std::to_string(set.text.dim));
   double norm = 0;
@@ -29,12 +53,23 @@ std::vector<LabelScore> score_image(const LabelSet& set, const float* image_late
   std::vector<LabelScore> scores(n);
   std::vector<double> logits(n);
   double max_logit = -INFINITY;
+  // The background's soft maximum: log-sum-exp of its logits, in cosine units.
+  double background = -INFINITY;
+  if (set.background.rows > 0) {
+    std::vector<double> b(set.background.rows);
+    double top = -INFINITY;
+    for (int k = 0; k < set.background.rows; ++k)
+      top = std::max(top, b[k] = double(logit_scale) * dot(set.background.row(k), image_latent, dim) * inv_norm);
+    double sum = 0;
+    for (double v : b) sum += std::exp(v - top);
+    background = (top + std::log(sum)) / double(logit_scale);
+  }
   for (int i = 0; i < n; ++i) {
-    const float* t = set.text.row(i);
-    double dot = 0;
-    for (int j = 0; j < dim; ++j) dot += double(t[j]) * image_latent[j];
     scores[i].label = set.labels[i];
-    scores[i].cosine = static_cast<float>(dot * inv_norm);
+    scores[i].cosine = static_cast<float>(dot(set.text.row(i), image_latent, dim) * inv_norm);
+    scores[i].background = static_cast<float>(background);
+    scores[i].presence =
+        static_cast<float>(1.0 / (1.0 + std::exp(-double(logit_scale) * (double(scores[i].cosine) - background))));
     logits[i] = double(logit_scale) * scores[i].cosine;
     max_logit = std::max(max_logit, logits[i]);
   }
@@ -42,9 +77,7 @@ std::vector<LabelScore> score_image(const LabelSet& set, const float* image_late
   for (int i = 0; i < n; ++i) sum += logits[i] = std::exp(logits[i] - max_logit);
   for (int i = 0; i < n; ++i) scores[i].probability = static_cast<float>(logits[i] / sum);
 
-  std::stable_sort(scores.begin(), scores.end(),
-                   [](const LabelScore& a, const LabelScore& b) { return a.probability > b.probability; });
-  if (top_k > 0 && top_k < n) scores.resize(top_k);
+  rank_scores(&scores, scoring, top_k);
   return scores;
 }
 

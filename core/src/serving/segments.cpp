@@ -80,7 +80,7 @@ void SegmentTracker::close(LabelState& s, uint64_t pts, uint64_t running_time, s
 }
 
 std::vector<double> SegmentTracker::add(uint64_t pts, uint64_t running_time, const std::vector<LabelScore>& scores,
-                                        std::vector<SegmentEvent>* events) {
+                                        std::vector<SegmentEvent>* events, Scoring scoring) {
   // Exponential smoothing over PTS: alpha = 1 - exp(-dt / tau).
   double alpha = 1.0;
   if (options_.smoothing > 0 && last_pts_ != kNoTime && pts != kNoTime && pts > last_pts_)
@@ -94,7 +94,8 @@ std::vector<double> SegmentTracker::add(uint64_t pts, uint64_t running_time, con
     seen.insert(score.label);
     auto [it, fresh] = labels_.try_emplace(score.label);
     LabelState& s = it->second;
-    s.smoothed = fresh ? score.probability : s.smoothed + alpha * (score.probability - s.smoothed);
+    const double value = score.score(scoring);
+    s.smoothed = fresh ? value : s.smoothed + alpha * (value - s.smoothed);
     smoothed.push_back(s.smoothed);
     const Thresholds t = thresholds_for(score.label);
     if (!s.holding && s.smoothed >= t.start) {
@@ -107,8 +108,8 @@ std::vector<double> SegmentTracker::add(uint64_t pts, uint64_t running_time, con
     }
     if (s.holding) {
       s.open.frames++;
-      s.score_sum += score.probability;
-      s.open.peak_score = std::max(s.open.peak_score, static_cast<double>(score.probability));
+      s.score_sum += value;
+      s.open.peak_score = std::max(s.open.peak_score, value);
       const bool long_enough = options_.min_duration == 0 ||
                                (pts != kNoTime && s.open.start != kNoTime && pts - s.open.start >= options_.min_duration);
       if (!s.reported && long_enough) {
