@@ -57,6 +57,7 @@ def main():
     ap.add_argument("--frames", type=int, default=1)
     ap.add_argument("--max-labels", type=int, default=1, help="labels drawn beside each box")
     ap.add_argument("--png", help="write the drawn frame (the last) here")
+    ap.add_argument("--scoring", default="auto", choices=["auto", "softmax", "presence"], help="ruclipfilter scoring")
     ap.add_argument("--show", action="store_true", help="also display the video (autovideosink)")
     args = ap.parse_args()
     boxes = parse_boxes(args.boxes)
@@ -80,6 +81,7 @@ def main():
         f"videotestsrc pattern=solid-color foreground-color={args.right} num-buffers={args.frames} ! {half} ! c.sink_1")
     pipeline.get_by_name("rc").set_property("model", args.model)
     pipeline.get_by_name("rc").set_property("labels", args.labels)
+    Gst.util_set_object_arg(pipeline.get_by_name("rc"), "scoring", args.scoring)
     if args.png:
         pipeline.get_by_name("png").set_property("location", args.png)
 

@@ -248,7 +248,8 @@ class Publish(unittest.TestCase):
 
     def check_analysis(self, doc, stream):
         self.assertEqual(list(doc), ["type", "stream", "pts", "running_time", "wall_time", "frame", "labels",
-                                     "model"])
+                                     "scoring", "model"])
+        self.assertEqual(doc["scoring"], "softmax")
         self.assertEqual(doc["stream"], stream)
         self.assertRegex(doc["wall_time"], WALL_TIME)
         made = datetime.strptime(doc["wall_time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
@@ -564,7 +565,7 @@ class Publish(unittest.TestCase):
         self.assertEqual(len(docs), 2)
         start, end = docs
         keys = ["type", "stream", "pts", "running_time", "wall_time", "event", "label", "start", "end", "mean_score",
-                "peak_score", "frames", "model"]
+                "peak_score", "scoring", "frames", "model"]
         self.assertEqual(list(start), keys)
         self.assertEqual(list(end), keys)
         self.assertEqual((start["type"], start["event"], start["stream"], start["label"]),

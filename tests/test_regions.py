@@ -90,6 +90,25 @@ class Regions(unittest.TestCase):
         self.assertTrue(near(at(5, 230), (255, 0, 0), 8))
         self.assertTrue(near(at(315, 230), (0, 0, 255), 8))
 
+    def test_presence_of_one_label_per_box(self):
+        # One label: a softmax would give each box 1.0; presence tells the red box from the blue one.
+        p = subprocess.run([sys.executable, EXAMPLE, MODEL, "красный фон"], capture_output=True, text=True, timeout=300)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        scores = {}
+        for line in p.stdout.splitlines():
+            m = LINE.match(line)
+            self.assertIsNotNone(m, line)
+            label, score = m.group(7).rsplit(" ", 1)
+            self.assertEqual(label, "красный фон")
+            scores[int(m.group(2))] = float(score)
+        self.assertGreater(scores[0], 0.5, "the red box")
+        self.assertLess(scores[1], 0.5, "the blue box")
+        # softmax over one label is refused, not reported as 1.0.
+        p = subprocess.run([sys.executable, EXAMPLE, MODEL, "красный фон", "--scoring", "softmax"], capture_output=True,
+                           text=True, timeout=300)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("always 1.0", p.stderr)
+
     def test_other_colours_and_boxes(self):
         regions = run("--left", "0xff00ff00", "--right", "0xff000000", "--boxes", "10,10,100,100;200,120,100,100")
         self.assertEqual([(r["id"], r["box"], r["best"]) for r in regions],

@@ -55,6 +55,7 @@
 #include "ruclip/image.h"
 #include "ruclip/labels.h"
 #include "ruclip/model.h"
+#include "ruclip/presence.h"
 #include "ruclip/scheduler.h"
 #include "ruclip/segments.h"
 #include "ruclip/shared_model.h"
@@ -132,6 +133,30 @@ ruclip_region_get_type (void)
   return type;
 }
 
+typedef enum {
+  RUCLIP_SCORING_AUTO,
+  RUCLIP_SCORING_SOFTMAX,
+  RUCLIP_SCORING_PRESENCE,
+} RuClipScoring;
+
+#define GST_TYPE_RUCLIP_SCORING (ruclip_scoring_get_type ())
+static GType
+ruclip_scoring_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    {RUCLIP_SCORING_AUTO, "presence with one label, softmax with several", "auto"},
+    {RUCLIP_SCORING_SOFTMAX, "softmax over the labels: which of them the frame is most like", "softmax"},
+    {RUCLIP_SCORING_PRESENCE, "each label against the background alone: whether it is there", "presence"},
+    {0, NULL, NULL},
+  };
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstRuClipFilterScoring", values);
+    g_once_init_leave (&type, t);
+  }
+  return type;
+}
+
 #define GST_TYPE_RUCLIP_MODE (ruclip_mode_get_type ())
 static GType
 ruclip_mode_get_type (void)
@@ -181,6 +206,10 @@ enum {
   PROP_LABEL_THRESHOLDS,
   PROP_INFERENCE_REGION,
   PROP_OBJECT_CLASS,
+  PROP_SCORING,
+  PROP_PRESENCE_MARGIN,
+  PROP_PRESENCE_BASELINE,
+  PROP_BACKGROUND_FILE,
 };
 
 // Regions smaller than this (either side, after clipping to the frame) are
@@ -215,6 +244,11 @@ struct Settings {
   std::string label_thresholds;
   RuClipRegion inference_region = RUCLIP_REGION_FULL_FRAME;
   std::string object_class;  // roi types to classify, ';' or ',' separated; empty: all
+  // Presence (ruclip/presence.h).
+  RuClipScoring scoring = RUCLIP_SCORING_AUTO;
+  gdouble presence_margin = 0.0;
+  guint presence_baseline = 0;  // warm-up analyses; 0: no baseline
+  std::string background_file;
 };
 
 // Properties read for every frame: plain values, so that a frame that is only
@@ -270,6 +304,7 @@ struct Timing {
 // One analysis: what goes into the meta and the bus message.
 // One classified region (inference-region=roi-list).
 struct RegionResult {
+  ruclip::Scoring scoring = ruclip::Scoring::kSoftmax;
   gint id = 0;
   std::string type;
   guint x = 0, y = 0, w = 0, h = 0;  // as the region meta says (not clipped)
@@ -277,6 +312,7 @@ struct RegionResult {
 };
 
 struct Result {
+  ruclip::Scoring scoring = ruclip::Scoring::kSoftmax;  // what ranks `scores` and what thresholds apply to
   std::vector<ruclip::LabelScore> scores;  // best first, after top-k and threshold
   bool regions_mode = false;               // roi-list: `regions` is the result, `scores` empty
   std::vector<RegionResult> regions;
@@ -298,21 +334,47 @@ std::vector<std::string> collect_labels (const Settings & s)
   }
   if (labels.empty ())
     throw ruclip::Error ("no labels: set the 'labels' property (\"кошка;собака\") or 'labels-file'");
+  if (s.scoring == RUCLIP_SCORING_SOFTMAX && labels.size () == 1)
+    throw ruclip::Error ("scoring=softmax with the single label '" + labels[0] + "': a softmax over one label is "
+        "always 1.0; use scoring=presence (or auto) to ask whether it is there, or give more labels");
   return labels;
 }
 
+// The background-file's entries; empty: the model's own background, else the default one.
+std::vector<std::string> collect_background (const Settings & s)
+{
+  if (s.background_file.empty ())
+    return {};
+  std::vector<std::string> background = ruclip::read_labels_file (s.background_file);
+  if (background.empty ())
+    throw ruclip::Error ("background-file '" + s.background_file + "': no entries");
+  return background;
+}
 
-// labels, scores, cosines of `scores`.
-void set_scores (GstStructure * s, const std::vector<ruclip::LabelScore> & scores)
+// auto: presence for one label (a softmax over it would always say 1.0), softmax for several.
+ruclip::Scoring effective_scoring (RuClipScoring scoring, size_t labels)
+{
+  if (scoring == RUCLIP_SCORING_PRESENCE || (scoring == RUCLIP_SCORING_AUTO && labels == 1))
+    return ruclip::Scoring::kPresence;
+  return ruclip::Scoring::kSoftmax;
+}
+
+
+// labels, scoring, scores (of `scoring`), probabilities, presences, cosines of `scores`.
+void set_scores (GstStructure * s, const std::vector<ruclip::LabelScore> & scores, ruclip::Scoring scoring)
 {
   std::vector<const gchar *> labels;
-  std::vector<gdouble> probabilities, cosines;
+  std::vector<gdouble> chosen, probabilities, presences, cosines;
   for (const auto & score : scores) {
     labels.push_back (score.label.c_str ());
+    chosen.push_back (score.score (scoring));
     probabilities.push_back (score.probability);
+    presences.push_back (score.presence);
     cosines.push_back (score.cosine);
   }
-  ruclip_result_set_labels (s, (guint) scores.size (), labels.data (), probabilities.data (), cosines.data ());
+  const guint n = (guint) scores.size ();
+  ruclip_result_set_labels (s, n, labels.data (), chosen.data (), cosines.data ());
+  ruclip_result_set_scoring (s, ruclip::scoring_name (scoring), n, probabilities.data (), presences.data ());
 }
 
 // A region's result as its GstVideoRegionOfInterestMeta param (with_box
@@ -320,7 +382,7 @@ void set_scores (GstStructure * s, const std::vector<ruclip::LabelScore> & score
 GstStructure *region_structure (const RegionResult & r, const std::string & model, bool with_box)
 {
   GstStructure *s = with_box ? ruclip_region_new (r.id, r.type.c_str (), r.x, r.y, r.w, r.h) : ruclip_result_new ();
-  set_scores (s, r.scores);
+  set_scores (s, r.scores, r.scoring);
   ruclip_result_set_model (s, model.c_str ());
   return s;
 }
@@ -328,7 +390,7 @@ GstStructure *region_structure (const RegionResult & r, const std::string & mode
 // The fields shared by RuClipMeta and the bus message.
 void fill_result (GstStructure * s, const Result & r, bool fresh)
 {
-  set_scores (s, r.scores);
+  set_scores (s, r.scores, r.scoring);
   if (r.regions_mode) {
     ruclip_result_init_regions (s);
     for (const auto & region : r.regions)
@@ -342,7 +404,7 @@ void fill_result (GstStructure * s, const Result & r, bool fresh)
 }
 
 // A segment event as the "ruclip-segment" message and downstream event carry it.
-GstStructure *segment_structure (const ruclip::SegmentEvent & e, const std::string & model)
+GstStructure *segment_structure (const ruclip::SegmentEvent & e, const std::string & model, ruclip::Scoring scoring)
 {
   const ruclip::Segment & seg = e.segment;
   RuClipSegment out = {};
@@ -356,6 +418,7 @@ GstStructure *segment_structure (const ruclip::SegmentEvent & e, const std::stri
   out.mean_score = seg.mean_score;
   out.peak_score = seg.peak_score;
   out.model = model.c_str ();
+  out.scoring = ruclip::scoring_name (scoring);
   return ruclip_segment_to_structure (&out);
 }
 
@@ -409,6 +472,11 @@ struct RuClipFilterState {
 
   // segments/smoothing: fed each result once, in stream order, on the streaming thread.
   std::unique_ptr<ruclip::SegmentTracker> tracker;
+  // Presence with the margin and, on whole frames, the stream's baseline: fed
+  // each analysis once, in stream order (the streaming thread in sync mode,
+  // the scheduler's in async mode).
+  std::unique_ptr<ruclip::PresenceCalibrator> presence, region_presence;
+  float logit_scale = 1.0f;
   guint64 last_tracked_frame = G_MAXUINT64;
   GstClockTime stream_end = GST_CLOCK_TIME_NONE;  // PTS + duration of the last buffer
   // inference-region=roi-list: the object-class types, parsed at start (empty: every region).
@@ -438,14 +506,26 @@ copy_settings (RuClipFilterState * st)
   return st->settings;
 }
 
-// top-k and threshold as set now.
+// top-k and threshold as set now, on the scores of `scoring` (ranked by them).
 static void
-apply_knobs (std::vector<ruclip::LabelScore> * scores, const Knobs & k)
+apply_knobs (std::vector<ruclip::LabelScore> * scores, const Knobs & k, ruclip::Scoring scoring)
 {
   if (k.top_k > 0 && scores->size () > k.top_k)
     scores->resize (k.top_k);
-  while (!scores->empty () && scores->back ().probability < k.threshold)
+  while (!scores->empty () && scores->back ().score (scoring) < k.threshold)
     scores->pop_back ();
+}
+
+// Presence as the margin (and the baseline) say; ranked by the scoring in use.
+static ruclip::Scoring
+calibrate (RuClipFilterState * st, ruclip::PresenceCalibrator & presence, std::vector<ruclip::LabelScore> * scores,
+    size_t labels)
+{
+  const ruclip::Scoring scoring = effective_scoring (st->active.scoring, labels);
+  presence.apply (scores, st->logit_scale);
+  if (scoring == ruclip::Scoring::kSoftmax)
+    ruclip::rank_scores (scores, scoring);
+  return scoring;
 }
 
 // One analysis of the whole frame.
@@ -453,10 +533,11 @@ static std::shared_ptr<Result>
 make_result (RuClipFilterState * st, ruclip::FrameAnalysis && a, const Knobs & k)
 {
   auto r = std::make_shared<Result> ();
+  r->scoring = calibrate (st, *st->presence, &a.scores, a.labels ? a.labels->labels.size () : a.scores.size ());
   if (st->tracker)
     r->all = a.scores;
   r->scores = std::move (a.scores);
-  apply_knobs (&r->scores, k);
+  apply_knobs (&r->scores, k, r->scoring);
   if (k.attach_embedding)
     r->embedding = std::move (a.embedding);
   r->frame = a.frame;
@@ -476,14 +557,14 @@ post_result (GstRuClipFilter * self, const Result & r, bool fresh)
 }
 
 static void
-push_segments (GstRuClipFilter * self, const std::vector<ruclip::SegmentEvent> & events)
+push_segments (GstRuClipFilter * self, const std::vector<ruclip::SegmentEvent> & events, ruclip::Scoring scoring)
 {
   for (const auto & e : events) {
     GST_DEBUG_OBJECT (self, "segment %s: '%s' from %" GST_TIME_FORMAT " to %" GST_TIME_FORMAT ", %" G_GUINT64_FORMAT
         " analyses, mean %.3f", e.kind == ruclip::SegmentEvent::Kind::kStart ? "starts" : "ends",
         e.segment.label.c_str (), GST_TIME_ARGS (e.segment.start), GST_TIME_ARGS (e.segment.end),
         (guint64) e.segment.frames, e.segment.mean_score);
-    GstStructure *s = segment_structure (e, self->state->active.model);
+    GstStructure *s = segment_structure (e, self->state->active.model, scoring);
     gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self), gst_structure_copy (s)));
     gst_pad_push_event (GST_BASE_TRANSFORM_SRC_PAD (self), gst_event_new_custom (GST_EVENT_CUSTOM_DOWNSTREAM, s));
   }
@@ -507,7 +588,7 @@ track (GstRuClipFilter * self, std::shared_ptr<const Result> r)
     return r;
   st->last_tracked_frame = r->frame;
   std::vector<ruclip::SegmentEvent> events;
-  const std::vector<double> smoothed = st->tracker->add (r->pts, r->running_time, r->all, &events);
+  const std::vector<double> smoothed = st->tracker->add (r->pts, r->running_time, r->all, &events, r->scoring);
   auto with = std::make_shared<Result> (*r);
   for (const auto & shown : with->scores)
     for (size_t i = 0; i < r->all.size (); ++i)
@@ -518,7 +599,7 @@ track (GstRuClipFilter * self, std::shared_ptr<const Result> r)
     if (st->latest == r)
       st->latest = with;
   }
-  push_segments (self, events);
+  push_segments (self, events, r->scoring);
   return with;
 }
 
@@ -567,7 +648,7 @@ request_label_rebuild (GstRuClipFilter * self)
   if (!st->running)
     return;  // not streaming: start() builds them (and re-checks at its end)
   try {
-    st->stream->set_labels (collect_labels (s), ruclip::split_list (s.templates));
+    st->stream->set_labels (collect_labels (s), ruclip::split_list (s.templates), collect_background (s));
     GST_DEBUG_OBJECT (self, "label rebuild requested");
   } catch (const std::exception & e) {
     // A labels file that can't be read: the stream goes on with the labels it had.
@@ -653,11 +734,22 @@ gst_ruclip_filter_start (GstBaseTransform * trans)
   };
   std::unique_ptr<ruclip::InferenceScheduler::Stream> stream = shared->scheduler ().open_stream (o);
   try {
-    stream->set_labels_now (collect_labels (s), ruclip::split_list (s.templates));
+    stream->set_labels_now (collect_labels (s), ruclip::split_list (s.templates), collect_background (s));
   } catch (const std::exception & e) {
-    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Invalid labels or templates: %s", e.what ()), (NULL));
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Invalid labels, templates or background: %s", e.what ()), (NULL));
     return FALSE;
   }
+  try {
+    ruclip::PresenceOptions po;
+    po.margin = s.presence_margin;
+    st->region_presence = std::make_unique<ruclip::PresenceCalibrator> (po);
+    po.baseline_warmup = (int) s.presence_baseline;
+    st->presence = std::make_unique<ruclip::PresenceCalibrator> (po);
+  } catch (const std::exception & e) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Invalid presence settings: %s", e.what ()), (NULL));
+    return FALSE;
+  }
+  st->logit_scale = shared->model ().logit_scale ();
 
   if (s.inference_region == RUCLIP_REGION_ROI_LIST && (s.mode != RUCLIP_MODE_SYNC || s.segments || s.smoothing)) {
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("inference-region=roi-list needs mode=sync and no segments or "
@@ -710,7 +802,8 @@ gst_ruclip_filter_start (GstBaseTransform * trans)
   }
   // Labels set while this start() built the set from older ones: rebuild.
   const Settings now = copy_settings (st);
-  if (now.labels != s.labels || now.labels_file != s.labels_file || now.templates != s.templates)
+  if (now.labels != s.labels || now.labels_file != s.labels_file || now.templates != s.templates ||
+      now.background_file != s.background_file)
     request_label_rebuild (self);
   GST_INFO_OBJECT (self, "%zu labels, mode %s, batch-size %u, batch-timeout %" GST_TIME_FORMAT ", queue-size %u",
       labels, s.mode == RUCLIP_MODE_SYNC ? "sync" : "async", s.batch_size, GST_TIME_ARGS (s.batch_timeout),
@@ -903,7 +996,9 @@ analyze_regions (GstRuClipFilter * self, GstBuffer * buffer, ruclip_gst::MappedF
     region.type = g_quark_to_string (roi->roi_type) ? g_quark_to_string (roi->roi_type) : "";
     region.x = roi->x, region.y = roi->y, region.w = roi->w, region.h = roi->h;
     region.scores = std::move (analyses[i].scores);
-    apply_knobs (&region.scores, k);
+    region.scoring = calibrate (st, *st->region_presence, &region.scores,
+        analyses[i].labels ? analyses[i].labels->labels.size () : region.scores.size ());
+    apply_knobs (&region.scores, k, region.scoring);
     gst_video_region_of_interest_meta_add_param (roi, region_structure (region, s.model, false));
     r->regions.push_back (std::move (region));
   }
@@ -1068,7 +1163,7 @@ gst_ruclip_filter_sink_event (GstBaseTransform * trans, GstEvent * event)
         std::vector<ruclip::SegmentEvent> events;
         st->tracker->finish (st->stream_end, gst_segment_to_running_time (&trans->segment, GST_FORMAT_TIME,
                 st->stream_end), &events);
-        push_segments (self, events);
+        push_segments (self, events, latest ? latest->scoring : ruclip::Scoring::kSoftmax);
       }
       break;
     case GST_EVENT_FLUSH_START:
@@ -1132,6 +1227,10 @@ gst_ruclip_filter_set_property (GObject * object, guint prop_id, const GValue * 
       case PROP_LABEL_THRESHOLDS: s.label_thresholds = str (); break;
       case PROP_INFERENCE_REGION: s.inference_region = (RuClipRegion) g_value_get_enum (value); break;
       case PROP_OBJECT_CLASS: s.object_class = str (); break;
+      case PROP_SCORING: s.scoring = (RuClipScoring) g_value_get_enum (value); labels_changed = true; break;
+      case PROP_PRESENCE_MARGIN: s.presence_margin = g_value_get_double (value); break;
+      case PROP_PRESENCE_BASELINE: s.presence_baseline = g_value_get_uint (value); break;
+      case PROP_BACKGROUND_FILE: s.background_file = str (); labels_changed = true; break;
       default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec); break;
     }
   }
@@ -1223,6 +1322,10 @@ gst_ruclip_filter_get_property (GObject * object, guint prop_id, GValue * value,
     case PROP_LABEL_THRESHOLDS: g_value_set_string (value, s.label_thresholds.c_str ()); break;
     case PROP_INFERENCE_REGION: g_value_set_enum (value, s.inference_region); break;
     case PROP_OBJECT_CLASS: g_value_set_string (value, s.object_class.c_str ()); break;
+    case PROP_SCORING: g_value_set_enum (value, s.scoring); break;
+    case PROP_PRESENCE_MARGIN: g_value_set_double (value, s.presence_margin); break;
+    case PROP_PRESENCE_BASELINE: g_value_set_uint (value, s.presence_baseline); break;
+    case PROP_BACKGROUND_FILE: g_value_set_string (value, s.background_file.c_str ()); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec); break;
   }
 }
@@ -1410,6 +1513,20 @@ gst_ruclip_filter_class_init (GstRuClipFilterClass * klass)
       g_param_spec_string ("label-thresholds", "Label thresholds",
           "Per-label segment-start[:segment-end], ';'-separated, e.g. \"человек:0.6:0.3;собака:0.7\"", NULL,
           rw_ready));
+
+  g_object_class_install_property (gobject_class, PROP_SCORING,
+      g_param_spec_enum ("scoring", "Scoring", "What the scores mean (docs/tagging-and-search.md, \"Presence\")",
+          GST_TYPE_RUCLIP_SCORING, RUCLIP_SCORING_AUTO, rw_ready));
+  g_object_class_install_property (gobject_class, PROP_PRESENCE_MARGIN,
+      g_param_spec_double ("presence-margin", "Presence margin",
+          "Logits a label must beat the background by for presence 0.5", -100.0, 100.0, 0.0, rw_ready));
+  g_object_class_install_property (gobject_class, PROP_PRESENCE_BASELINE,
+      g_param_spec_uint ("presence-baseline", "Presence baseline",
+          "Analyses of warm-up before the stream's own baseline raises the bar (0 = no baseline)", 0, G_MAXINT, 0,
+          rw_ready));
+  g_object_class_install_property (gobject_class, PROP_BACKGROUND_FILE,
+      g_param_spec_string ("background-file", "Background file",
+          "Descriptions a label must beat, one per line (default: the model's, else built-in)", NULL, rw_ready));
 
   g_object_class_install_property (gobject_class, PROP_INFERENCE_REGION,
       g_param_spec_enum ("inference-region", "Inference region",

@@ -5,6 +5,9 @@
 #define FIELD_LABELS "labels"
 #define FIELD_SCORES "scores"
 #define FIELD_COSINES "cosines"
+#define FIELD_SCORING "scoring"
+#define FIELD_PROBABILITIES "probabilities"
+#define FIELD_PRESENCES "presences"
 #define FIELD_SMOOTHED "smoothed-scores"
 #define FIELD_SOURCE_PTS "source-pts"
 #define FIELD_FRAME "frame"
@@ -133,14 +136,39 @@ ruclip_result_cosine (const GstStructure * result, guint i)
   return double_item (result, FIELD_COSINES, i);
 }
 
+static gboolean
+get_double_item (const GstStructure * result, const gchar * field, guint i, gdouble * out)
+{
+  const GValue *v = array_item (result, field, i);
+  if (!v || !G_VALUE_HOLDS_DOUBLE (v))
+    return FALSE;
+  *out = g_value_get_double (v);
+  return TRUE;
+}
+
 gboolean
 ruclip_result_get_smoothed_score (const GstStructure * result, guint i, gdouble * score)
 {
-  const GValue *v = array_item (result, FIELD_SMOOTHED, i);
-  if (!v || !G_VALUE_HOLDS_DOUBLE (v))
-    return FALSE;
-  *score = g_value_get_double (v);
-  return TRUE;
+  return get_double_item (result, FIELD_SMOOTHED, i, score);
+}
+
+const gchar *
+ruclip_result_scoring (const GstStructure * result)
+{
+  const gchar *scoring = gst_structure_get_string (result, FIELD_SCORING);
+  return scoring ? scoring : "softmax";
+}
+
+gboolean
+ruclip_result_get_probability (const GstStructure * result, guint i, gdouble * probability)
+{
+  return get_double_item (result, FIELD_PROBABILITIES, i, probability);
+}
+
+gboolean
+ruclip_result_get_presence (const GstStructure * result, guint i, gdouble * presence)
+{
+  return get_double_item (result, FIELD_PRESENCES, i, presence);
 }
 
 gboolean
@@ -287,6 +315,17 @@ ruclip_result_set_labels (GstStructure * result, guint n, const gchar * const *l
 }
 
 void
+ruclip_result_set_scoring (GstStructure * result, const gchar * scoring, guint n, const gdouble * probabilities,
+    const gdouble * presences)
+{
+  gst_structure_set (result, FIELD_SCORING, G_TYPE_STRING, scoring ? scoring : "softmax", NULL);
+  if (probabilities)
+    set_double_array (result, FIELD_PROBABILITIES, n, probabilities);
+  if (presences)
+    set_double_array (result, FIELD_PRESENCES, n, presences);
+}
+
+void
 ruclip_result_set_smoothed_scores (GstStructure * result, guint n, const gdouble * scores)
 {
   set_double_array (result, FIELD_SMOOTHED, n, scores);
@@ -369,13 +408,14 @@ ruclip_segment_to_structure (const RuClipSegment * seg)
       "start-running-time", G_TYPE_UINT64, (guint64) seg->start_running_time,
       "end-running-time", G_TYPE_UINT64, (guint64) seg->end_running_time,
       "mean-score", G_TYPE_DOUBLE, seg->mean_score, "peak-score", G_TYPE_DOUBLE, seg->peak_score,
-      "frames", G_TYPE_UINT64, seg->frames, FIELD_MODEL, G_TYPE_STRING, seg->model ? seg->model : "", NULL);
+      "frames", G_TYPE_UINT64, seg->frames, FIELD_MODEL, G_TYPE_STRING, seg->model ? seg->model : "",
+      FIELD_SCORING, G_TYPE_STRING, seg->scoring ? seg->scoring : "softmax", NULL);
 }
 
 gboolean
 ruclip_segment_parse (const GstStructure * s, RuClipSegment * seg)
 {
-  const gchar *event, *label, *model;
+  const gchar *event, *label, *model, *scoring;
   if (!s || !gst_structure_has_name (s, RUCLIP_SEGMENT_NAME))
     return FALSE;
   event = gst_structure_get_string (s, "event");
@@ -386,6 +426,8 @@ ruclip_segment_parse (const GstStructure * s, RuClipSegment * seg)
   model = gst_structure_get_string (s, FIELD_MODEL);
   seg->label = label ? label : "";
   seg->model = model ? model : "";
+  scoring = gst_structure_get_string (s, FIELD_SCORING);
+  seg->scoring = scoring ? scoring : "softmax";
   seg->start_pts = uint64_field (s, "start-pts", GST_CLOCK_TIME_NONE);
   seg->end_pts = uint64_field (s, "end-pts", GST_CLOCK_TIME_NONE);
   seg->start_running_time = uint64_field (s, "start-running-time", GST_CLOCK_TIME_NONE);

@@ -20,10 +20,15 @@
  *
  * The result structure (RuClipMeta on a buffer, the "ruclip" message):
  *   labels          array of string   best first (after top-k and threshold)
- *   scores          array of double   probabilities, same order
+ *   scoring         string    what "scores" holds: "softmax" (probabilities over
+ *                             the labels) or "presence" (each label against the
+ *                             background alone); absent: "softmax"
+ *   scores          array of double   the scores of `scoring`, same order
+ *   probabilities   array of double   softmax probabilities, same order
+ *   presences       array of double   presence scores, same order
  *   cosines         array of double   cosine similarities, same order
  *   smoothed-scores array of double   with segments or smoothing: the smoothed
- *                                     probabilities, same order
+ *                                     scores, same order
  *   source-pts      guint64   PTS of the analyzed frame (GST_CLOCK_TIME_NONE if none)
  *   frame           guint64   index of the analyzed frame since the stream started
  *   fresh           gboolean  TRUE when this very buffer was analyzed
@@ -33,8 +38,8 @@
  *   regions         array of structure "ruclip-region" (inference-region=roi-list
  *                                     only; empty when the frame had none):
  *                   id (gint, the GstVideoRegionOfInterestMeta's), roi-type
- *                   (string), x, y, w, h (guint), and labels/scores/cosines/model
- *                   as above: read them with the ruclip_result_* functions
+ *                   (string), x, y, w, h (guint), and labels/scoring/scores/
+ *                   probabilities/presences/cosines/model as above: read them with the ruclip_result_* functions
  *   timestamp       guint64   the message only: PTS of the analyzed frame
  *   running-time    guint64   the message only: its running time
  * Each classified GstVideoRegionOfInterestMeta also gets a param structure
@@ -49,7 +54,8 @@
  * downstream event, posted/sent when a label starts or stops holding):
  *   event (string "start"|"end"), label (string), start-pts, end-pts,
  *   start-running-time, end-running-time, frames (guint64), mean-score,
- *   peak-score (double), model (string). See RuClipSegment.
+ *   peak-score (double, of the scores of `scoring`), model, scoring (string).
+ *   See RuClipSegment.
  */
 #ifndef RUCLIP_META_H
 #define RUCLIP_META_H
@@ -79,6 +85,12 @@ guint ruclip_result_n_labels (const GstStructure * result);
 const gchar *ruclip_result_label (const GstStructure * result, guint i);
 gdouble ruclip_result_score (const GstStructure * result, guint i);
 gdouble ruclip_result_cosine (const GstStructure * result, guint i);
+/* "softmax" or "presence": what ruclip_result_score returns. */
+const gchar *ruclip_result_scoring (const GstStructure * result);
+/* The softmax probability and the presence of label i, whichever the scoring;
+ * FALSE when the result does not carry it (an older producer). */
+gboolean ruclip_result_get_probability (const GstStructure * result, guint i, gdouble * probability);
+gboolean ruclip_result_get_presence (const GstStructure * result, guint i, gdouble * presence);
 /* FALSE when the result has no smoothed scores (no segments or smoothing). */
 gboolean ruclip_result_get_smoothed_score (const GstStructure * result, guint i, gdouble * score);
 gboolean ruclip_result_is_fresh (const GstStructure * result);
@@ -115,6 +127,10 @@ GstStructure *ruclip_result_new (void);
 /* labels[i], scores[i], cosines[i] for i < n, best first. */
 void ruclip_result_set_labels (GstStructure * result, guint n, const gchar * const *labels,
     const gdouble * scores, const gdouble * cosines);
+/* Which scores ruclip_result_set_labels was given ("softmax" or "presence"),
+ * and both kinds for the same n labels (either may be NULL). */
+void ruclip_result_set_scoring (GstStructure * result, const gchar * scoring, guint n,
+    const gdouble * probabilities, const gdouble * presences);
 void ruclip_result_set_smoothed_scores (GstStructure * result, guint n, const gdouble * scores);
 void ruclip_result_set_frame (GstStructure * result, GstClockTime source_pts, guint64 frame, gboolean fresh,
     const gchar * model);
@@ -145,6 +161,7 @@ typedef struct {
   guint64 frames;               /* analyses in the segment */
   gdouble mean_score, peak_score;
   const gchar *model;           /* borrowed */
+  const gchar *scoring;         /* "softmax" or "presence" (borrowed; NULL writes "softmax") */
 } RuClipSegment;
 
 /* A new "ruclip-segment" structure of @segment. */

@@ -25,8 +25,10 @@ CLOCK_TIME_NONE = 2**64 - 1
 
 class Label(NamedTuple):
     label: str
-    score: float   # probability
+    score: float   # the result's scoring(): a softmax probability or a presence
     cosine: float
+    probability: Optional[float] = None  # softmax over the labels (None from an older producer)
+    presence: Optional[float] = None     # the label against the background alone
 
 
 class Region(NamedTuple):
@@ -50,6 +52,7 @@ class Segment(NamedTuple):
     mean_score: float
     peak_score: float
     model: str
+    scoring: str = "softmax"
 
 
 def buffer_get_result(buffer):
@@ -75,9 +78,19 @@ def _uint64(s, field, fallback):
     return v if ok else fallback
 
 
+def scoring(result) -> str:
+    """What the scores are: "softmax" or "presence"."""
+    return result.get_string("scoring") or "softmax"
+
+
 def labels(result) -> List[Label]:
-    """Best first: label, probability, cosine."""
-    return [Label(*t) for t in zip(_array(result, "labels"), _array(result, "scores"), _array(result, "cosines"))]
+    """Best first: label, score (of scoring()), cosine, probability, presence."""
+    names = _array(result, "labels")
+    n = len(names)
+    probabilities = _array(result, "probabilities") or [None] * n
+    presences = _array(result, "presences") or [None] * n
+    return [Label(*t) for t in zip(names, _array(result, "scores"), _array(result, "cosines"), probabilities,
+                                   presences)]
 
 
 def smoothed_scores(result) -> Optional[List[float]]:
@@ -140,4 +153,4 @@ def segment(structure) -> Optional[Segment]:
                    _uint64(structure, "start-running-time", CLOCK_TIME_NONE),
                    _uint64(structure, "end-running-time", CLOCK_TIME_NONE), _uint64(structure, "frames", 0),
                    structure.get_double("mean-score")[1], structure.get_double("peak-score")[1],
-                   structure.get_string("model") or "")
+                   structure.get_string("model") or "", structure.get_string("scoring") or "softmax")

@@ -69,6 +69,7 @@ analysis_document (const std::string & stream, const GstStructure * r, const Gst
             {"cosine", ruclip_result_cosine (r, i)}});
   }
   doc["labels"] = std::move (labels);
+  doc["scoring"] = ruclip_result_scoring (r);
   doc["model"] = ruclip_result_model (r);
   return dump (doc);
 }
@@ -88,6 +89,7 @@ segment_document (const std::string & stream, const GstStructure * s)
   doc["end"] = seconds_or_null (end_pts);
   doc["mean_score"] = seg.mean_score;
   doc["peak_score"] = seg.peak_score;
+  doc["scoring"] = seg.scoring;
   doc["frames"] = seg.frames;
   doc["model"] = seg.model;
   return dump (doc);

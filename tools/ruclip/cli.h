@@ -1,6 +1,7 @@
 // Shared pieces of the `ruclip` subcommands: argument parsing and JSON helpers.
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -11,6 +12,7 @@
 
 #include "ruclip/error.h"
 #include "ruclip/model.h"
+#include "ruclip/zero_shot.h"
 
 namespace ruclip_cli {
 
@@ -79,6 +81,15 @@ struct Args {
     if (*end != '\0' || !(d >= 0)) throw UsageError("option --" + name + ": not a valid number: " + v);
     return d;
   }
+  // A number that may be negative.
+  double signed_number(const std::string& name, double fallback) const {
+    const std::string v = one(name);
+    if (v.empty()) return fallback;
+    char* end = nullptr;
+    double d = std::strtod(v.c_str(), &end);
+    if (*end != '\0' || !std::isfinite(d)) throw UsageError("option --" + name + ": not a valid number: " + v);
+    return d;
+  }
   int integer(const std::string& name, int fallback) const {
     const std::string v = one(name);
     if (v.empty()) return fallback;
@@ -118,6 +129,23 @@ inline std::unique_ptr<ruclip::Model> load_model(const Args& args) {
   auto model = ruclip::Model::load(args.required("model"), model_options(args));
   print_warnings(*model);
   return model;
+}
+
+// --scoring auto|softmax|presence for a set of `labels` labels: auto is
+// presence for one label, softmax for several; softmax over one label is
+// refused (it would always say 1.0).
+inline ruclip::Scoring resolve_scoring(const std::string& text, size_t labels) {
+  if (text == "auto") return labels == 1 ? ruclip::Scoring::kPresence : ruclip::Scoring::kSoftmax;
+  ruclip::Scoring scoring;
+  try {
+    scoring = ruclip::parse_scoring(text, "option --scoring");
+  } catch (const ruclip::Error& e) {
+    throw UsageError(std::string(e.what()) + " (or auto)");
+  }
+  if (scoring == ruclip::Scoring::kSoftmax && labels == 1)
+    throw UsageError("--scoring softmax with a single label: a softmax over one label is always 1.0; use --scoring "
+                     "presence (the default for one label) to ask whether it is there, or give more labels");
+  return scoring;
 }
 
 // The normalized image embeddings of image files, one model call per 16

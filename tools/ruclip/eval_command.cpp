@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <iostream>
 
 #include "cli.h"
@@ -82,6 +83,13 @@ int eval(const Args& args) {
   if (options.batch < 1) throw UsageError("option --batch: must be at least 1");
   options.labels = args.all("label");
   options.templates = args.all("template");
+  options.presence = args.flag("presence");
+  const double presence_threshold = args.number("presence-threshold", 0.5);
+  const double cosine_threshold = args.signed_number("cosine-threshold", -2);
+  const std::string scores_path = args.one("scores");
+  if (!options.presence && (!args.one("presence-threshold").empty() || !args.one("cosine-threshold").empty() ||
+                            !scores_path.empty()))
+    throw UsageError("--presence-threshold, --cosine-threshold and --scores need --presence");
   args.integer("threads", 0);  // usage errors before anything is read
   args.one("device");
 
@@ -108,7 +116,42 @@ int eval(const Args& args) {
   result.load_seconds = load_seconds;
 
   if (!quiet) std::cerr << ruclip::format_eval_report(result);
-  std::cout << to_json(result, model_dir, data_path).dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
+  json out = to_json(result, model_dir, data_path);
+  if (options.presence) {
+    auto metrics = [&](const std::vector<std::vector<float>>& scores, double threshold) {
+      const ruclip::DetectionMetrics m = ruclip::detection_metrics(scores, result.truth, threshold);
+      return json{{"auroc", m.auroc}, {"mean_label_auroc", m.mean_label_auroc}, {"threshold", m.threshold},
+                  {"precision", m.precision}, {"recall", m.recall}, {"f1", m.f1}, {"positives", m.positives},
+                  {"pairs", m.pairs}};
+    };
+    // Each label alone as a query: presence at its threshold; the softmax over
+    // all labels at 0.5; the raw cosine at the given threshold, else at its
+    // best one on this very data (an oracle).
+    const double cosine_at =
+        cosine_threshold >= -1 ? cosine_threshold : ruclip::best_f1_threshold(result.cosine, result.truth);
+    out["detection"] = {{"presence", metrics(result.presence, presence_threshold)},
+                        {"softmax_all_labels", metrics(result.probability, 0.5)},
+                        {"cosine", metrics(result.cosine, cosine_at)},
+                        {"cosine_threshold_given", cosine_threshold >= -1},
+                        {"cosine_best_threshold", ruclip::best_f1_threshold(result.cosine, result.truth)}};
+    if (!scores_path.empty()) {
+      std::ofstream f(scores_path);
+      for (size_t i = 0; i < result.images(); ++i)
+        f << json{{"file", result.files[i]}, {"label", result.labels[result.truth[i]]},
+                  {"presence", result.presence[i]}, {"probability", result.probability[i]},
+                  {"cosine", result.cosine[i]}}.dump() << "\n";
+      if (!f) throw ruclip::Error("--scores '" + scores_path + "': cannot write");
+    }
+    if (!quiet) {
+      const auto& d = out["detection"];
+      std::cerr << "\neach label alone as a query (" << result.images() << " images x " << result.labels.size()
+                << " labels):\n";
+      for (const char* name : {"presence", "softmax_all_labels", "cosine"})
+        std::cerr << "  " << name << ": AUROC " << d[name]["auroc"].get<double>() << ", F1 "
+                  << d[name]["f1"].get<double>() << " at " << d[name]["threshold"].get<double>() << "\n";
+    }
+  }
+  std::cout << out.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
   return 0;
 }
 
@@ -116,9 +159,11 @@ int eval(const Args& args) {
 
 const Command kEval{"eval",
                     "ruclip eval --model DIR --data FOLDER|CSV|JSONL [--label L]... [--template T]... "
-                    "[--label-map CSV] [--batch N] [--json-only]",
-                    {"model", "data", "label", "template", "label-map", "batch", "device", "threads", "precision"},
+                    "[--label-map CSV] [--batch N] [--presence [--presence-threshold P] [--cosine-threshold C] "
+                    "[--scores OUT.jsonl]]] [--json-only]",
+                    {"model", "data", "label", "template", "label-map", "batch", "device", "threads", "precision",
+                     "presence-threshold", "cosine-threshold", "scores"},
                     eval,
-                    {"json-only"}};
+                    {"json-only", "presence"}};
 
 }  // namespace ruclip_cli

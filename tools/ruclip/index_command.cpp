@@ -336,6 +336,17 @@ int search(const Args& args) {
   filters.cut = static_cast<float>(args.number("cut", -2));
   filters.approximate = args.flag("approximate");
   filters.nprobe = args.integer("nprobe", 0);
+  filters.threshold = args.number("threshold", -1);
+  if (!args.one("threshold").empty() && filters.threshold > 1)
+    throw UsageError("option --threshold: a score between 0 and 1");
+  const std::string scoring = args.one("scoring", "presence");
+  if (scoring == "softmax")
+    throw UsageError("--scoring softmax: a query is a single label, and a softmax over one label is always 1.0; use "
+                     "--scoring presence (the default) or cosine");
+  if (scoring != "presence" && scoring != "cosine")
+    throw UsageError("option --scoring: expected presence or cosine, got '" + scoring + "'");
+  filters.presence = scoring == "presence";
+  filters.presence_margin = args.signed_number("presence-margin", 0);
   ruclip::VectorStorage storage;
   try {
     storage = ruclip::parse_vector_storage(args.one("storage", "float32"));
@@ -392,9 +403,10 @@ const Command kIndex{"index",
 const Command kSearch{"search",
                       "ruclip search --db FILE|URI (TEXT | --image FILE) [--camera NAME]... [--since TIME] "
                       "[--until TIME] [--top N] [--html OUT.html] [--template T]... [--cut COSINE] "
+                      "[--threshold P [--scoring presence|cosine] [--presence-margin LOGITS]] "
                       "[--storage float32|float16] [--approximate [--nprobe N]] [--model DIR]",
                       {"db", "image", "top", "html", "template", "cut", "storage", "nprobe", "model", "device",
-                       "threads", "precision", "camera", "since", "until"},
+                       "threads", "precision", "camera", "since", "until", "threshold", "scoring", "presence-margin"},
                       search, {"approximate"}};
 const Command kPrune{"prune", "ruclip prune --db FILE|URI --older-than AGE|TIME [--camera NAME]",
                      {"db", "older-than", "camera"}, prune};

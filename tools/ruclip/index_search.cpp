@@ -174,14 +174,15 @@ IndexSearcher::IndexSearcher(const std::string& db, int dim, ruclip::VectorStora
 
 std::vector<float> IndexSearcher::text_query(const std::string& text) {
   if (!model_) throw ruclip::Error("this search has no model");
-  const auto set = ruclip::build_label_set(*model_, {text}, templates_);
-  return std::vector<float>(set->text.row(0), set->text.row(0) + model_->config().embed_dim);
+  query_set_ = ruclip::build_label_set(*model_, {text}, templates_);
+  return std::vector<float>(query_set_->text.row(0), query_set_->text.row(0) + model_->config().embed_dim);
 }
 
 std::vector<float> IndexSearcher::image_query(const ruclip::FrameView& picture) {
   if (!model_) throw ruclip::Error("this search has no model");
   ruclip::Embeddings e = model_->encode_frames({picture});
   e.normalize_rows();
+  query_set_.reset();
   return std::vector<float>(e.row(0), e.row(0) + e.dim);
 }
 
@@ -259,6 +260,26 @@ json IndexSearcher::search(const std::vector<float>& query, const SearchFilters&
   const std::vector<int64_t>& previous = synced.previous;
   const std::vector<int64_t>& next = synced.next;
 
+  // The query's presence in a row (presence.h): its logit against the
+  // background's log-sum-exp, less the margin.
+  const bool by_presence = f.threshold >= 0 && f.presence;
+  if (by_presence && !query_set_)
+    throw ruclip::Error("--threshold with presence scoring needs a text query (a picture has no background to beat)");
+  const float scale = model_ ? model_->logit_scale() : 1.0f;
+  auto presence = [&](int64_t row) {
+    const ruclip::Embeddings& bg = query_set_->background;
+    std::vector<double> logits(bg.rows);
+    double top = -INFINITY, sum = 0;
+    for (int k = 0; k < bg.rows; ++k) top = std::max(top, logits[k] = scale * matrix.dot(row, bg.row(k)));
+    for (double l : logits) sum += std::exp(l - top);
+    const double logit = scale * matrix.dot(row, query.data()) - (top + std::log(sum)) - f.presence_margin;
+    return 1.0 / (1.0 + std::exp(-logit));
+  };
+  auto passes = [&](int64_t row) {
+    if (f.threshold < 0) return true;
+    return by_presence ? presence(row) >= f.threshold : matrix.dot(row, query.data()) >= f.threshold;
+  };
+
   const bool approximate = f.approximate;
   if (approximate && filtered) throw ruclip::Error("--approximate takes no --camera, --since or --until");
   // The cut: given, or halfway between the best sample and the average one
@@ -270,6 +291,7 @@ json IndexSearcher::search(const std::vector<float>& query, const SearchFilters&
                                            f.nprobe, rows_key(synced, dim))
                   : matrix.top(query.data(), wanted, 0, filtered ? keep.data() : nullptr);
   float cut = f.cut;
+  if (f.threshold >= 0 && !by_presence) cut = std::max(cut, static_cast<float>(f.threshold));
   if (cut < -1 && !candidates.empty()) {
     double mean = 0;
     for (int i = 0; i < dim; ++i) mean += sum[i] / rows.size() * query[i];
@@ -280,11 +302,12 @@ json IndexSearcher::search(const std::vector<float>& query, const SearchFilters&
   std::vector<Hit> hits;
   std::vector<bool> used(rows.size(), false);
   auto joins = [&](int64_t row) {
-    return row != kNoRow && !used[row] && (!filtered || keep[row]) && matrix.dot(row, query.data()) >= cut;
+    return row != kNoRow && !used[row] && (!filtered || keep[row]) && matrix.dot(row, query.data()) >= cut &&
+           passes(row);
   };
   for (const ruclip::VectorHit& c : candidates) {
     if (static_cast<int>(hits.size()) >= f.top) break;
-    if (used[c.row]) continue;
+    if (used[c.row] || !passes(c.row)) continue;
     Hit h{rows[c.row].source_id, c.row, c.row, c.row, c.score, 1};
     if (c.score >= cut) {
       while (joins(previous[h.first])) h.first = previous[h.first], ++h.samples;
@@ -305,6 +328,7 @@ json IndexSearcher::search(const std::vector<float>& query, const SearchFilters&
     const ruclip::index::Source& src = found->second;
     const SampleRow &first = rows[h.first], &last = rows[h.last], &peak = rows[h.peak];
     json hit{{"score", h.score}, {"samples", h.samples}, {"sample", peak.id}};
+    if (query_set_) hit["presence"] = presence(static_cast<int64_t>(h.peak));
     if (src.kind == ruclip::index::Source::Kind::kCamera) {
       hit["camera"] = src.name;
       hit["wall_time"] = ruclip::index::iso8601(peak.wall_time);

@@ -20,6 +20,7 @@
 #include "ruclip/index/store.h"
 #include "ruclip/model.h"
 #include "ruclip/options.h"
+#include "ruclip/zero_shot.h"
 #include "ruclip/tools/vector_search.h"
 #include "synced_rows.h"
 
@@ -32,6 +33,11 @@ struct SearchFilters {
   float cut = -2;                    // below -1: halfway between the best and the mean sample
   bool approximate = false;
   int nprobe = 0;
+  // Keep only hits whose samples score at least this (below 0: no threshold),
+  // as the presence of the last text query (presence.h) or as a cosine.
+  double threshold = -1;
+  bool presence = true;
+  double presence_margin = 0;
 };
 
 class IndexSearcher {
@@ -49,8 +55,9 @@ class IndexSearcher {
   // {"samples", "synced", "storage", "hits": [...]}: a file's hits with
   // "file", "start", "end", "time"; a camera's with "camera", "wall_time",
   // "start_wall_time", "end_wall_time", "labels"; both "score", "samples",
-  // "sample" (the best sample's id). Throws ruclip::Error naming the filter
-  // for an unknown camera or a bad time.
+  // "sample" (the best sample's id); after a text query, "presence" (the
+  // best sample's). Throws ruclip::Error naming the filter for an unknown
+  // camera or a bad time, or for a presence threshold after a picture query.
   nlohmann::json search(const std::vector<float>& query, const SearchFilters& filters);
   // [{"name", "kind": "camera"|"file", "samples"}], cameras first.
   nlohmann::json sources();
@@ -73,6 +80,8 @@ class IndexSearcher {
   int dim_ = 0;
   ruclip::VectorStorage storage_;
   std::vector<std::string> templates_;
+  // The last text query with its background (presence); null after a picture query.
+  std::shared_ptr<const ruclip::LabelSet> query_set_;
   // Brings synced_ up to date with the store.
   const SyncedRows& sync();
 

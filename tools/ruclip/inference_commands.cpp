@@ -10,6 +10,8 @@
 #include "similarity_picture.h"
 #include "ruclip/config.h"
 #include "ruclip/error.h"
+#include "ruclip/labels.h"
+#include "ruclip/presence.h"
 #include "ruclip/tools/image_files.h"
 #include "ruclip/tokenizer.h"
 #include "ruclip/zero_shot.h"
@@ -77,18 +79,28 @@ int classify(const Args& args) {
   if (args.positional.empty()) throw UsageError("classify needs at least one IMAGE");
   if (args.all("label").empty()) throw UsageError("classify needs at least one --label");
   const int top_k = args.integer("top-k", 0);
+  const ruclip::Scoring scoring = resolve_scoring(args.one("scoring", "auto"), args.all("label").size());
+  ruclip::PresenceOptions presence_options;
+  presence_options.margin = args.signed_number("presence-margin", 0);
+  ruclip::PresenceCalibrator presence(presence_options);
+  std::vector<std::string> background;
+  if (!args.one("background-file").empty()) background = ruclip::read_labels_file(args.one("background-file"));
   auto model = load_model(args);
-  const auto set = ruclip::build_label_set(*model, args.all("label"), args.all("template"));
+  const auto set = ruclip::build_label_set(*model, args.all("label"), args.all("template"), background);
   json images = json::array();
   for (const auto& path : args.positional) {
     const ruclip::Image image = ruclip::load_image(path);
     const ruclip::Embeddings e = model->encode_frames({image.view()});
+    std::vector<ruclip::LabelScore> scores = ruclip::score_image(*set, e.row(0), e.dim, model->logit_scale());
+    presence.apply(&scores, model->logit_scale());
+    ruclip::rank_scores(&scores, scoring, top_k);
     json labels = json::array();
-    for (const auto& s : ruclip::score_image(*set, e.row(0), e.dim, model->logit_scale(), top_k))
-      labels.push_back({{"label", s.label}, {"probability", s.probability}, {"cosine", s.cosine}});
+    for (const auto& s : scores)
+      labels.push_back({{"label", s.label}, {"score", s.score(scoring)}, {"probability", s.probability},
+                        {"presence", s.presence}, {"cosine", s.cosine}});
     images.push_back({{"file", path}, {"labels", labels}});
   }
-  std::cout << json{{"images", images}}.dump() << "\n";
+  std::cout << json{{"scoring", ruclip::scoring_name(scoring)}, {"images", images}}.dump() << "\n";
   return 0;
 }
 
@@ -159,8 +171,11 @@ const Command kTokenize{"tokenize", "ruclip tokenize --model DIR [TEXT...]   (no
 const Command kEmbed{"embed", "ruclip embed --model DIR [--text T]... [--image FILE]...",
                      {"model", "text", "image", "device", "threads", "precision"}, embed};
 const Command kClassify{"classify",
-                        "ruclip classify --model DIR --label L [--label L]... [--template T]... [--top-k K] IMAGE...",
-                        {"model", "label", "template", "top-k", "device", "threads", "precision"}, classify};
+                        "ruclip classify --model DIR --label L [--label L]... [--template T]... [--top-k K] "
+                        "[--scoring auto|softmax|presence] [--presence-margin LOGITS] [--background-file F] IMAGE...",
+                        {"model", "label", "template", "top-k", "scoring", "presence-margin", "background-file",
+                         "device", "threads", "precision"},
+                        classify};
 
 const Command kRank{"rank", "ruclip rank --model DIR --query TEXT [--template T]... IMAGE...",
                     {"model", "query", "template", "device", "threads", "precision"}, rank};

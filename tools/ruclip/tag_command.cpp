@@ -49,6 +49,10 @@ struct TagSettings {
   double every = 1.0;
   double smoothing = 0, start = 0.5, end = 0.4, min_duration = 0;
   std::string label_thresholds;
+  std::string scoring = "auto";  // ruclipfilter's scoring
+  double presence_margin = 0;
+  int presence_baseline = 0;
+  std::string background_file;
   std::string device, precision;
   int threads = 0;
 };
@@ -108,6 +112,9 @@ TaggedFile tag_file(const std::string& file, const TagSettings& s) {
                  "num-threads", s.threads, NULL);
     if (!s.templates.empty()) g_object_set(filter, "templates", s.templates.c_str(), NULL);
     if (!s.label_thresholds.empty()) g_object_set(filter, "label-thresholds", s.label_thresholds.c_str(), NULL);
+    gst_util_set_object_arg(G_OBJECT(filter), "scoring", s.scoring.c_str());
+    g_object_set(filter, "presence-margin", s.presence_margin, "presence-baseline", (guint)s.presence_baseline, NULL);
+    if (!s.background_file.empty()) g_object_set(filter, "background-file", s.background_file.c_str(), NULL);
     gst_util_set_object_arg(G_OBJECT(filter), "precision", s.precision.c_str());
     g_object_set(sink, "sync", FALSE, NULL);
     if (!gst_element_link_many(convert, filter, sink, NULL))
@@ -266,6 +273,12 @@ int tag(const Args& args) {
   } catch (const ruclip::Error& e) {
     throw UsageError(e.what());
   }
+  s.scoring = args.one("scoring", "auto");
+  resolve_scoring(s.scoring, labels.size());
+  s.presence_margin = args.signed_number("presence-margin", 0);
+  s.presence_baseline = args.integer("presence-baseline", 0);
+  if (s.presence_baseline < 0) throw UsageError("option --presence-baseline: analyses of warm-up, 0 or more");
+  s.background_file = args.one("background-file");
   s.device = args.one("device", "auto");
   s.precision = args.one("precision", "fp32");
   s.threads = args.integer("threads", 0);
@@ -289,7 +302,8 @@ int tag(const Args& args) {
   }
 
   if (format == "json") {
-    json out{{"model", s.model}, {"labels", labels}, {"every", s.every}, {"files", json::array()}};
+    const std::string scoring = s.scoring != "auto" ? s.scoring : labels.size() == 1 ? "presence" : "softmax";
+    json out{{"model", s.model}, {"labels", labels}, {"scoring", scoring}, {"every", s.every}, {"files", json::array()}};
     for (const auto& t : tagged) {
       json f{{"file", t.file}, {"ok", t.ok}};
       if (!t.ok) f["error"] = t.error;
@@ -334,9 +348,11 @@ int tag(const Args& args) {
 const Command kTag{"tag",
                    "ruclip tag --model DIR (--label L)... [--labels-file F] [--template T]... [--every SECONDS] "
                    "[--smoothing S] [--start P] [--end P] [--min-duration S] [--label-thresholds \"L:P[:P];...\"] "
-                   "[--format json|jsonl|vtt|srt|csv] [--output FILE|DIR] VIDEO|FOLDER...",
+                   "[--scoring auto|softmax|presence] [--presence-margin LOGITS] [--presence-baseline N] "
+                   "[--background-file F] [--format json|jsonl|vtt|srt|csv] [--output FILE|DIR] VIDEO|FOLDER...",
                    {"model", "label", "labels-file", "template", "every", "smoothing", "start", "end", "min-duration",
-                    "label-thresholds", "format", "output", "device", "threads", "precision"},
+                    "label-thresholds", "scoring", "presence-margin", "presence-baseline", "background-file", "format",
+                    "output", "device", "threads", "precision"},
                    tag};
 
 }  // namespace ruclip_cli

@@ -254,6 +254,10 @@ EvalResult evaluate(Model& model, const LabeledDataset& data, const EvalOptions&
 
   const Clock::time_point label_start = Clock::now();
   const std::shared_ptr<const LabelSet> set = build_label_set(model, r.labels, options.templates);
+  // Each label alone, as a single-label query scores it (its own background).
+  std::vector<std::shared_ptr<const LabelSet>> alone;
+  if (options.presence)
+    for (const auto& label : r.labels) alone.push_back(build_label_set(model, {label}, options.templates));
   r.templates = set->templates;
   r.label_seconds = seconds_since(label_start);
 
@@ -283,6 +287,17 @@ EvalResult evaluate(Model& model, const LabeledDataset& data, const EvalOptions&
       for (const auto& s : scores) ranked.push_back(index.at(s.label));
       r.ranked.push_back(std::move(ranked));
       r.top_probability.push_back(scores.empty() ? 0.0f : scores[0].probability);
+      if (!options.presence) continue;
+      std::vector<float> presence(n_labels), probability(n_labels), cosine(n_labels);
+      for (const auto& s : score_image(*set, e.row(i), e.dim, logit_scale)) {
+        probability[index.at(s.label)] = s.probability;
+        cosine[index.at(s.label)] = s.cosine;
+      }
+      for (size_t j = 0; j < n_labels; ++j)
+        presence[j] = score_image(*alone[j], e.row(i), e.dim, logit_scale)[0].presence;
+      r.presence.push_back(std::move(presence));
+      r.probability.push_back(std::move(probability));
+      r.cosine.push_back(std::move(cosine));
     }
     if (options.progress) options.progress(begin + static_cast<size_t>(rows), total);
   }
@@ -307,6 +322,80 @@ EvalResult evaluate(Model& model, const LabeledDataset& data, const EvalOptions&
     }
   }
   return r;
+}
+
+DetectionMetrics detection_metrics(const std::vector<std::vector<float>>& scores, const std::vector<int>& truth,
+                                   double threshold) {
+  DetectionMetrics m;
+  m.threshold = threshold;
+  const size_t labels = scores.empty() ? 0 : scores[0].size();
+  // AUROC as the Mann-Whitney statistic, over all pairs and per label.
+  auto auroc = [](std::vector<std::pair<float, bool>> v) {
+    std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    double rank_sum = 0;
+    size_t pos = 0;
+    for (size_t i = 0; i < v.size();) {
+      size_t j = i;
+      size_t hits = 0;
+      while (j < v.size() && v[j].first == v[i].first) hits += v[j++].second;
+      rank_sum += hits * (double(i + 1 + j) / 2);  // ties share their mean rank
+      pos += hits;
+      i = j;
+    }
+    const double neg = double(v.size() - pos);
+    if (pos == 0 || neg == 0) return -1.0;
+    return (rank_sum - double(pos) * (pos + 1) / 2) / (double(pos) * neg);
+  };
+  std::vector<std::pair<float, bool>> all;
+  size_t tp = 0, fp = 0, fn = 0;
+  double label_sum = 0;
+  int label_count = 0;
+  for (size_t j = 0; j < labels; ++j) {
+    std::vector<std::pair<float, bool>> one;
+    for (size_t i = 0; i < scores.size(); ++i) {
+      const bool positive = truth[i] == static_cast<int>(j);
+      const float score = scores[i][j];
+      one.emplace_back(score, positive);
+      all.emplace_back(score, positive);
+      const bool detected = score >= threshold;
+      tp += positive && detected;
+      fp += !positive && detected;
+      fn += positive && !detected;
+      m.positives += positive;
+    }
+    const double a = auroc(std::move(one));
+    if (a >= 0) label_sum += a, ++label_count;
+  }
+  m.pairs = all.size();
+  m.auroc = std::max(0.0, auroc(std::move(all)));
+  m.mean_label_auroc = label_count ? label_sum / label_count : 0;
+  m.precision = tp + fp ? double(tp) / double(tp + fp) : 0;
+  m.recall = tp + fn ? double(tp) / double(tp + fn) : 0;
+  m.f1 = tp ? 2.0 * tp / double(2 * tp + fp + fn) : 0;
+  return m;
+}
+
+double best_f1_threshold(const std::vector<std::vector<float>>& scores, const std::vector<int>& truth) {
+  // Sweep every distinct score from the top: F1 of "score >= threshold".
+  std::vector<std::pair<float, bool>> v;
+  size_t positives = 0;
+  for (size_t i = 0; i < scores.size(); ++i)
+    for (size_t j = 0; j < scores[i].size(); ++j) {
+      v.emplace_back(scores[i][j], truth[i] == static_cast<int>(j));
+      positives += v.back().second;
+    }
+  std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  double best_f1 = -1, best = v.empty() ? 0 : v[0].first;
+  size_t tp = 0, taken = 0;
+  for (size_t i = 0; i < v.size();) {
+    size_t j = i;
+    while (j < v.size() && v[j].first == v[i].first) tp += v[j++].second;
+    taken = j;
+    const double f1 = 2.0 * tp / double(taken + positives);
+    if (f1 > best_f1) best_f1 = f1, best = v[i].first;
+    i = j;
+  }
+  return best;
 }
 
 std::string format_eval_report(const EvalResult& r) {

@@ -49,6 +49,9 @@ struct EvalOptions {
   std::vector<std::string> labels;     // empty: the dataset's labels
   std::vector<std::string> templates;  // empty: default_templates()
   int batch = 32;                      // images per encode_pixels call
+  // Also score every label alone as a query (presence.h) and keep every
+  // image x label score: presence, softmax over all labels, cosine.
+  bool presence = false;
   std::function<void(size_t done, size_t total)> progress;  // after each batch (optional)
 };
 
@@ -63,6 +66,8 @@ struct EvalResult {
   std::vector<int> truth;                // label index
   std::vector<std::vector<int>> ranked;  // the k best label indices, best first
   std::vector<float> top_probability;    // softmax probability of ranked[i][0]
+  // options.presence: [image][label], in label order.
+  std::vector<std::vector<float>> presence, probability, cosine;
 
   // Derived from the above.
   size_t top1_correct = 0, topk_correct = 0;
@@ -84,6 +89,21 @@ struct EvalResult {
 // preprocessing the next batch while the model runs on this one), and scores each
 // image as ruclip::score_image does. Throws ruclip::Error naming an unreadable image.
 EvalResult evaluate(Model& model, const LabeledDataset& data, const EvalOptions& options = {});
+
+// One score used as a detector ("is label j in image i?") over every image x
+// label pair of an evaluation: positives are the images of label j.
+struct DetectionMetrics {
+  double auroc = 0;       // pooled over all pairs (ties count half)
+  double mean_label_auroc = 0;  // over labels with images and non-images
+  double threshold = 0;   // the score at or above which a pair counts as detected
+  double precision = 0, recall = 0, f1 = 0;
+  size_t positives = 0, pairs = 0;
+};
+// `scores` and `truth` row by row ([image][label]).
+DetectionMetrics detection_metrics(const std::vector<std::vector<float>>& scores, const std::vector<int>& truth,
+                                   double threshold);
+// The threshold with the highest F1 on these pairs (an oracle: tuned on the data it is measured on).
+double best_f1_threshold(const std::vector<std::vector<float>>& scores, const std::vector<int>& truth);
 
 // The human-readable report: accuracy, per-class table, and the confusion matrix
 // (for more than 20 labels: the 20 most confused pairs instead).
