@@ -353,10 +353,8 @@ MqttPublisher::take_acks ()
   {
     std::lock_guard<std::mutex> guard (lock_);
     for (int mid : acked_) {
-      if (config_.qos == 0) {
-        done++;  // sent (it left the queue when handed over)
-        continue;
-      }
+      if (config_.qos == 0)
+        continue;  // counted by send_queued when handed over
       for (size_t i = 0; i < in_flight_; ++i)
         if (queue_[i].mid == mid) {
           queue_.erase (queue_.begin () + i);
@@ -365,9 +363,10 @@ MqttPublisher::take_acks ()
           break;
         }
     }
+    // Under the lock: a drain that finds the queue empty finds them counted.
+    published_ += done;
   }
   acked_.clear ();
-  published_ += done;
   changed_.notify_all ();
   GST_LOG_OBJECT (element_, "%" G_GUINT64_FORMAT " document(s) %s, %" G_GUINT64_FORMAT " so far", done,
       config_.qos ? "acknowledged" : "sent", (guint64) published_);
@@ -407,6 +406,10 @@ MqttPublisher::send_queued ()
         queue_[in_flight_].mid = mid;
         in_flight_++;
       } else {
+        // QoS 0 is done once handed over: counted before the queue looks
+        // empty, so a drain that returns sees it published.
+        if (rc == MOSQ_ERR_SUCCESS)
+          published_++;
         queue_.erase (queue_.begin () + in_flight_);
         changed_.notify_all ();
       }
