@@ -3,8 +3,9 @@
 человек?»): one label at a time, `ruclip tag` and ruclipfilter
 segments=true scoring=presence find only the spans that show it, on videos
 made here; several labels: a scene showing none starts no segment, a scene
-two labels describe holds both; softmax over one label is refused; `ruclip
-classify` and `ruclip search --threshold` score presence the same way."""
+two labels describe holds both; softmax over one label is refused; the
+stream baseline learns a camera's lookalike scene; `ruclip classify` and
+`ruclip search --threshold` score presence the same way."""
 import json
 import os
 import re
@@ -160,6 +161,30 @@ class Presence(unittest.TestCase):
             self.assertEqual(scoring, "presence")
             self.assertEqual(labels[0].score, labels[0].presence)
             self.assertEqual(labels[0].probability, 1.0)
+
+    def test_baseline_learns_a_cameras_lookalike_scene(self):
+        # A big blue square the model half-reads as «синий круг» (presence ~0.6) for 6 s, two blue circles
+        # for 3 s, the square again: without a baseline the label holds throughout, with one only the circles.
+        pictures = os.path.join(self.dir.name, "seen")
+        ruclip("synth", "--out", pictures, "--count", "700", "--style", "eval", "--pairs", "seen", "--solid", "no",
+               "--jpeg-quality", "75", "--width", "160", "--height", "120", "--seed", "2")
+        with open(os.path.join(pictures, "labels.csv")) as f:
+            labels = dict(line.split(",", 1) for line in f.read().splitlines()[1:])
+        square, circles = "images/000013.jpg", "images/000688.jpg"
+        self.assertEqual((labels[square], labels[circles]), ("синий квадрат", "синий круг"))
+        video = os.path.join(self.dir.name, "camera.mp4")
+        inputs = []
+        for picture, seconds in ((square, 6), (circles, 3), (square, 6)):
+            inputs += ["-loop", "1", "-t", str(seconds), "-framerate", "10", "-i", os.path.join(pictures, picture)]
+        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", *inputs, "-filter_complex",
+                        "[0:v][1:v][2:v]concat=n=3:v=1[v]", "-map", "[v]", "-c:v", "libx264", "-preset", "ultrafast",
+                        "-pix_fmt", "yuv420p", video], check=True, timeout=120)
+        static = tag(video, "синий круг")["files"][0]["segments"]
+        self.assertEqual(len(static), 1, static)
+        self.assertGreaterEqual(static[0]["end"] - static[0]["start"], 12.0, static)
+        baseline = tag(video, "синий круг", extra=["--presence-baseline", "6"])["files"][0]
+        self.assert_spans([(s["start"], s["end"]) for s in baseline["segments"]], [(6.0, 9.0)], "baseline")
+        self.assertTrue(all(s["scores"]["синий круг"] < 0.5 for s in baseline["samples"][:6]), "the warm-up")
 
     def test_classify_and_search_threshold(self):
         pictures = os.path.join(self.dir.name, "pictures")

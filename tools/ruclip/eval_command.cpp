@@ -26,6 +26,8 @@
 
 #include "cli.h"
 #include "ruclip/error.h"
+#include "ruclip/labels.h"
+#include "ruclip/presence.h"
 #include "ruclip/tools/evaluation.h"
 
 namespace ruclip_cli {
@@ -84,12 +86,16 @@ int eval(const Args& args) {
   options.labels = args.all("label");
   options.templates = args.all("template");
   options.presence = args.flag("presence");
+  if (args.flag("builtin-background") && !args.one("background-file").empty())
+    throw UsageError("give --background-file or --builtin-background, not both");
+  if (args.flag("builtin-background")) options.background = ruclip::default_background();
+  if (!args.one("background-file").empty()) options.background = ruclip::read_labels_file(args.one("background-file"));
   const double presence_threshold = args.number("presence-threshold", 0.5);
   const double cosine_threshold = args.signed_number("cosine-threshold", -2);
   const std::string scores_path = args.one("scores");
   if (!options.presence && (!args.one("presence-threshold").empty() || !args.one("cosine-threshold").empty() ||
-                            !scores_path.empty()))
-    throw UsageError("--presence-threshold, --cosine-threshold and --scores need --presence");
+                            !scores_path.empty() || !options.background.empty()))
+    throw UsageError("--presence-threshold, --cosine-threshold, --scores and the background options need --presence");
   args.integer("threads", 0);  // usage errors before anything is read
   args.one("device");
 
@@ -160,10 +166,10 @@ int eval(const Args& args) {
 const Command kEval{"eval",
                     "ruclip eval --model DIR --data FOLDER|CSV|JSONL [--label L]... [--template T]... "
                     "[--label-map CSV] [--batch N] [--presence [--presence-threshold P] [--cosine-threshold C] "
-                    "[--scores OUT.jsonl]]] [--json-only]",
+                    "[--scores OUT.jsonl] [--background-file F | --builtin-background]]] [--json-only]",
                     {"model", "data", "label", "template", "label-map", "batch", "device", "threads", "precision",
-                     "presence-threshold", "cosine-threshold", "scores"},
+                     "presence-threshold", "cosine-threshold", "scores", "background-file"},
                     eval,
-                    {"json-only", "presence"}};
+                    {"json-only", "presence", "builtin-background"}};
 
 }  // namespace ruclip_cli

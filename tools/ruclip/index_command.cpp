@@ -32,6 +32,7 @@
 #include "ruclip/error.h"
 #include "ruclip/image.h"
 #include "ruclip/index/store.h"
+#include "ruclip/labels.h"
 #include "ruclip/tools/image_files.h"
 #include "ruclip/tools/vector_search.h"
 #include "video_files.h"
@@ -354,7 +355,9 @@ int search(const Args& args) {
     throw UsageError(std::string("option --storage: ") + e.what());
   }
 
-  IndexSearcher searcher(db_path, args.one("model"), model_options(args), storage, args.all("template"));
+  std::vector<std::string> background;
+  if (!args.one("background-file").empty()) background = ruclip::read_labels_file(args.one("background-file"));
+  IndexSearcher searcher(db_path, args.one("model"), model_options(args), storage, args.all("template"), background);
   print_warnings(searcher.model());
   std::vector<float> query;
   std::string query_text;
@@ -403,10 +406,11 @@ const Command kIndex{"index",
 const Command kSearch{"search",
                       "ruclip search --db FILE|URI (TEXT | --image FILE) [--camera NAME]... [--since TIME] "
                       "[--until TIME] [--top N] [--html OUT.html] [--template T]... [--cut COSINE] "
-                      "[--threshold P [--scoring presence|cosine] [--presence-margin LOGITS]] "
+                      "[--threshold P [--scoring presence|cosine] [--presence-margin LOGITS] [--background-file F]] "
                       "[--storage float32|float16] [--approximate [--nprobe N]] [--model DIR]",
                       {"db", "image", "top", "html", "template", "cut", "storage", "nprobe", "model", "device",
-                       "threads", "precision", "camera", "since", "until", "threshold", "scoring", "presence-margin"},
+                       "threads", "precision", "camera", "since", "until", "threshold", "scoring", "presence-margin",
+                       "background-file"},
                       search, {"approximate"}};
 const Command kPrune{"prune", "ruclip prune --db FILE|URI --older-than AGE|TIME [--camera NAME]",
                      {"db", "older-than", "camera"}, prune};

@@ -147,8 +147,13 @@ void record_model(Store& db, ruclip::Model& model, const std::string& model_dir)
 
 
 IndexSearcher::IndexSearcher(const std::string& db, const std::string& model_dir, const ruclip::ModelOptions& options,
-                             ruclip::VectorStorage storage, std::vector<std::string> templates)
-    : db_path_(db), store_(Store::open(db, /*create=*/false)), storage_(storage), templates_(std::move(templates)) {
+                             ruclip::VectorStorage storage, std::vector<std::string> templates,
+                             std::vector<std::string> background)
+    : db_path_(db),
+      store_(Store::open(db, /*create=*/false)),
+      storage_(storage),
+      templates_(std::move(templates)),
+      background_(std::move(background)) {
   const auto stored_model = store_->info("model");
   if (!stored_model)
     throw ruclip::Error("--db '" + store_->location() + "' holds no samples yet (ruclip index or ruclipindex add them)");
@@ -174,7 +179,7 @@ IndexSearcher::IndexSearcher(const std::string& db, int dim, ruclip::VectorStora
 
 std::vector<float> IndexSearcher::text_query(const std::string& text) {
   if (!model_) throw ruclip::Error("this search has no model");
-  query_set_ = ruclip::build_label_set(*model_, {text}, templates_);
+  query_set_ = ruclip::build_label_set(*model_, {text}, templates_, background_);
   return std::vector<float>(query_set_->text.row(0), query_set_->text.row(0) + model_->config().embed_dim);
 }
 

@@ -44,7 +44,8 @@ class IndexSearcher {
  public:
   // Throws ruclip::Error naming --db or --model.
   IndexSearcher(const std::string& db, const std::string& model_dir, const ruclip::ModelOptions& options,
-                ruclip::VectorStorage storage, std::vector<std::string> templates);
+                ruclip::VectorStorage storage, std::vector<std::string> templates,
+                std::vector<std::string> background = {});
 
   // Vectors only, no model (benchmarks): queries come from the caller, and
   // text_query/image_query throw.
@@ -80,6 +81,7 @@ class IndexSearcher {
   int dim_ = 0;
   ruclip::VectorStorage storage_;
   std::vector<std::string> templates_;
+  std::vector<std::string> background_;  // a text query's presence background (empty: the model's)
   // The last text query with its background (presence); null after a picture query.
   std::shared_ptr<const ruclip::LabelSet> query_set_;
   // Brings synced_ up to date with the store.

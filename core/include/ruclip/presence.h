@@ -11,9 +11,11 @@
 // i.e. the probability the model gives the label in a softmax over the label
 // and the background alone, shifted by `margin` logits. Optionally the
 // stream's own baseline raises the bar: robust statistics (median, MAD) of
-// the label's logit s * (c - b) over the analyses where it was absent; after
-// `baseline_warmup` analyses, bar = max(margin, median + deviations * spread),
-// so a camera's constant scene that resembles a label stops counting as it.
+// the label's logit s * (c - b) over the analyses where it was absent,
+// bar = max(margin, median + deviations * spread), so a camera's constant
+// scene that resembles a label stops counting as it. The first
+// `baseline_warmup` analyses are all taken as the scene without the label
+// (nothing holds during them); later ones are learned only when below the bar.
 // Docs: docs/tagging-and-search.md, "Presence".
 //
 //   ruclip::PresenceCalibrator presence({.margin = 0.0, .baseline_warmup = 20});
@@ -38,7 +40,7 @@ const std::vector<std::string>& default_background();
 
 struct PresenceOptions {
   double margin = 0;        // logits the label must beat the background by
-  int baseline_warmup = 0;  // analyses before the stream's baseline applies; 0: no baseline
+  int baseline_warmup = 0;  // analyses all learned as the scene without the label; 0: no baseline
   int baseline_window = 200;      // the latest absent analyses the baseline keeps, per label
   double baseline_deviations = 3;  // how far above the absent median (in robust standard deviations)
   double baseline_min_spread = 0.5;  // floor of that deviation, in logits
@@ -53,7 +55,7 @@ class PresenceCalibrator {
   // baseline, updates the baseline with the labels judged absent, and ranks
   // the scores best first by presence.
   void apply(std::vector<LabelScore>* scores, float logit_scale);
-  // The bar a label's logit must reach now (margin before the baseline is warm).
+  // The bar a label's logit must reach now (the margin until something is learned).
   double bar(const std::string& label) const;
   // A flush: forget the baselines.
   void reset();

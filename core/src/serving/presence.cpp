@@ -40,7 +40,7 @@ PresenceCalibrator::PresenceCalibrator(PresenceOptions options) : options_(optio
 }
 
 double PresenceCalibrator::baseline_bar(const Baseline& b) const {
-  if (options_.baseline_warmup == 0 || b.seen < options_.baseline_warmup || b.absent.empty()) return options_.margin;
+  if (options_.baseline_warmup == 0 || b.absent.empty()) return options_.margin;
   std::vector<double> values(b.absent.begin(), b.absent.end());
   const double m = median(values);
   for (double& v : values) v = std::abs(v - m);
@@ -61,16 +61,18 @@ void PresenceCalibrator::apply(std::vector<LabelScore>* scores, float logit_scal
       continue;
     }
     Baseline& b = labels_[s.label];
-    const bool warm = b.seen >= options_.baseline_warmup;
-    const double bar = baseline_bar(b);
-    s.presence = static_cast<float>(sigmoid(logit - bar));
-    // During the warm-up every analysis counts as the scene without the label;
-    // afterwards only those below the bar, so a presence doesn't teach the
-    // baseline that it is normal.
-    if (!warm || logit < bar) {
+    auto learn = [&] {
       b.absent.push_back(logit);
       if (b.absent.size() > static_cast<size_t>(options_.baseline_window)) b.absent.pop_front();
-    }
+    };
+    // During the warm-up every analysis is the scene without the label, learned
+    // before it is scored (so nothing holds then); afterwards only those below
+    // the bar are learned, so a presence doesn't teach the baseline that it is normal.
+    const bool warming = b.seen < options_.baseline_warmup;
+    if (warming) learn();
+    const double bar = baseline_bar(b);
+    s.presence = static_cast<float>(sigmoid(logit - bar));
+    if (!warming && logit < bar) learn();
     b.seen++;
   }
   rank_scores(scores, Scoring::kPresence);

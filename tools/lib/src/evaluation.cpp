@@ -257,7 +257,8 @@ EvalResult evaluate(Model& model, const LabeledDataset& data, const EvalOptions&
   // Each label alone, as a single-label query scores it (its own background).
   std::vector<std::shared_ptr<const LabelSet>> alone;
   if (options.presence)
-    for (const auto& label : r.labels) alone.push_back(build_label_set(model, {label}, options.templates));
+    for (const auto& label : r.labels)
+      alone.push_back(build_label_set(model, {label}, options.templates, options.background));
   r.templates = set->templates;
   r.label_seconds = seconds_since(label_start);
 

@@ -52,6 +52,7 @@ struct EvalOptions {
   // Also score every label alone as a query (presence.h) and keep every
   // image x label score: presence, softmax over all labels, cosine.
   bool presence = false;
+  std::vector<std::string> background;  // empty: the model's own, else default_background()
   std::function<void(size_t done, size_t total)> progress;  // after each batch (optional)
 };
 
