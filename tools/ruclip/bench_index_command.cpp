@@ -38,7 +38,10 @@ std::vector<float> unit_vector(std::mt19937_64& rng, int dim) {
   std::normal_distribution<float> normal(0.f, 1.f);
   std::vector<float> v(dim);
   double n = 0;
-  for (auto& x : v) n += static_cast<double>(x = normal(rng)) * x;
+  for (auto& x : v) {
+    x = normal(rng);
+    n += static_cast<double>(x) * x;
+  }
   for (auto& x : v) x = static_cast<float>(x / std::sqrt(n));
   return v;
 }
