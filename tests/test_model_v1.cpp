@@ -267,9 +267,10 @@ TEST(ModelV1Parity, ZeroShotOverTheFixtureTexts) {
 TEST(ModelV1Parity, PresenceFromUpstreamLogits) {
   const auto texts = v1_expected()["texts"];
   const int label = 2, background[] = {1, 9};  // "кот"; "чашка кофе на блюдце", "были бы адекватны ..."
-  const auto set = ruclip::build_label_set(v1_model(), {texts[label]["text"].get<std::string>()}, {"{}"},
-                                           {texts[background[0]]["text"], texts[background[1]]["text"]});
-  ASSERT_EQ(set->background.rows, 2);
+  const auto set = ruclip::build_label_set(
+      v1_model(), {texts[label]["text"].get<std::string>()}, {"{}"},
+      ruclip::build_background(v1_model(), {"{}"}, {texts[background[0]]["text"], texts[background[1]]["text"]}));
+  ASSERT_EQ(set->background->text.rows, 2);
   for (int i = 0; i < 5; ++i) {
     const auto logits = v1_expected()["logits_per_image"][i];
     const double own = std::exp(logits[label].get<double>());

@@ -102,6 +102,31 @@ class Presence(unittest.TestCase):
         self.assertIn("always 1.0", p.stderr)
         self.assertIn("--scoring presence", p.stderr)
 
+    def test_bad_backgrounds_are_named(self):
+        empty = os.path.join(self.dir.name, "empty.txt")
+        with open(empty, "w") as f:
+            f.write("# nothing but a comment\n")
+        p = ruclip("classify", "--model", MODEL, "--label", "красный фон", "--background-file", empty,
+                   os.path.join(ROOT, "tests", "data", "ruclip-v1-tiny", "images", "img0_rgb_64x48.png"), check=False)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn(f"--background-file '{empty}': no entries", p.stderr)
+        missing = os.path.join(self.dir.name, "missing.txt")
+        p = ruclip("tag", "--model", MODEL, "--label", "красный фон", "--background-file", missing, self.phone,
+                   check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(missing, p.stderr)
+        only = os.path.join(self.dir.name, "only.txt")
+        with open(only, "w") as f:
+            f.write("красный фон\n")
+        p = ruclip("tag", "--model", MODEL, "--label", "красный фон", "--background-file", only, self.phone,
+                   check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("its only entry is the label 'красный фон'", p.stderr)
+        p = ruclip("tag", "--model", MODEL, "--label", "красный фон", "--presence-margin", "500", self.phone,
+                   check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--presence-margin", p.stderr)
+
     def test_several_labels_none_shown_start_nothing(self):
         presence = tag(self.scenes, *SHOWN_NOWHERE, extra=["--scoring", "presence"])
         self.assertEqual(presence["files"][0]["segments"], [])
@@ -111,19 +136,34 @@ class Presence(unittest.TestCase):
         self.assertNotEqual(softmax["files"][0]["segments"], [])
 
     def test_a_scene_two_labels_describe_holds_both(self):
-        out = tag(self.scenes, "белый круг", "круг", extra=["--scoring", "presence"])
+        # The ball and the ball in its setting: each holds alone, so together both do (a softmax over the
+        # two would split them).
+        both_labels = ["белый круг", "белый круг на чёрном фоне"]
+        out = tag(self.scenes, *both_labels, extra=["--scoring", "presence"])
         segments = {s["label"]: (s["start"], s["end"]) for s in out["files"][0]["segments"]}
-        self.assertEqual(sorted(segments), ["белый круг", "круг"], out["files"][0]["segments"])
+        self.assertEqual(sorted(segments), both_labels, out["files"][0]["segments"])
         for label, (start, end) in segments.items():
             self.assertLessEqual(abs(start - 1.5), EVERY + 1e-6, label)
             self.assertLessEqual(end, 3.5 + EVERY + 1e-6, label)
         both = [s for s in out["files"][0]["samples"] if min(s["scores"].values()) >= 0.5]
         self.assertTrue(both, "no sample where both hold")
+        # Independent of each other: each label scores as it does alone.
+        for label in both_labels:
+            alone = tag(self.scenes, label)["files"][0]["samples"]
+            for a, b in zip(alone, out["files"][0]["samples"]):
+                self.assertAlmostEqual(a["scores"][label], b["scores"][label], places=5)
 
     def test_pipeline_segments_and_meta(self):
+        for mode in ("sync", "async"):
+            with self.subTest(mode=mode):
+                self.check_pipeline(mode)
+
+    def check_pipeline(self, mode):
+        # async: a queue long enough that no frame is dropped, so both modes analyse the same frames.
         pipeline = Gst.parse_launch(
             f"filesrc location={self.phone} ! decodebin ! videoconvert ! ruclipfilter name=rc segments=true "
-            f"scoring=presence post-messages=true interval-time={int(EVERY * Gst.SECOND)} ! fakesink")
+            f"scoring=presence post-messages=true interval-time={int(EVERY * Gst.SECOND)} mode={mode} "
+            "queue-size=64 ! fakesink")
         rc = pipeline.get_by_name("rc")
         rc.set_property("model", MODEL)
         rc.set_property("labels", "красный фон")
@@ -136,7 +176,7 @@ class Presence(unittest.TestCase):
                 if ruclipmeta.segment(s):
                     segments.append(ruclipmeta.segment(s))
                 elif ruclipmeta.is_result(s):
-                    results.append((ruclipmeta.scoring(s), ruclipmeta.labels(s)))
+                    results.append((ruclipmeta.scoring(s), ruclipmeta.labels(s), ruclipmeta.timestamp(s)))
             elif msg.type == Gst.MessageType.ERROR:
                 errors.append(msg.parse_error()[0].message)
                 loop.quit()
@@ -152,15 +192,19 @@ class Presence(unittest.TestCase):
         pipeline.set_state(Gst.State.NULL)
         bus.remove_signal_watch()
         self.assertEqual(errors, [])
+        # Every analysis (async: each posted as it is scored): presence, high on red, low on blue.
+        self.assertEqual(len(results), 12)
+        for i, (scoring, labels, _) in enumerate(sorted(results, key=lambda r: r[2])):
+            self.assertEqual(scoring, "presence")
+            self.assertEqual(labels[0].score, labels[0].presence)
+            self.assertEqual(labels[0].probability, 1.0)
+            self.assertEqual(labels[0].presence >= 0.5, i < 6, f"analysis {i}: {labels[0]}")
+        if mode == "async":
+            return  # segments follow the results buffers carry: on a file faster than real time, not each one
         ends = [s for s in segments if not s.is_start]
         self.assertEqual(len(ends), 1, segments)
         self.assertEqual(ends[0].scoring, "presence")
         self.assert_spans([(ends[0].start_pts / 1e9, ends[0].end_pts / 1e9)], [(0.0, 3.0)], "pipeline")
-        self.assertEqual(len(results), 12)
-        for scoring, labels in results:
-            self.assertEqual(scoring, "presence")
-            self.assertEqual(labels[0].score, labels[0].presence)
-            self.assertEqual(labels[0].probability, 1.0)
 
     def test_baseline_learns_a_cameras_lookalike_scene(self):
         # A big blue square the model half-reads as «синий круг» (presence ~0.6) for 6 s, two blue circles

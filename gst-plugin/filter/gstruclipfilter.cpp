@@ -334,10 +334,16 @@ std::vector<std::string> collect_labels (const Settings & s)
   }
   if (labels.empty ())
     throw ruclip::Error ("no labels: set the 'labels' property (\"кошка;собака\") or 'labels-file'");
-  if (s.scoring == RUCLIP_SCORING_SOFTMAX && labels.size () == 1)
-    throw ruclip::Error ("scoring=softmax with the single label '" + labels[0] + "': a softmax over one label is "
-        "always 1.0; use scoring=presence (or auto) to ask whether it is there, or give more labels");
   return labels;
+}
+
+// A softmax over one label is always 1.0: refused rather than reported.
+void check_scoring (ruclip::Scoring scoring, const std::vector<std::string> & labels)
+{
+  if (scoring == ruclip::Scoring::kSoftmax && labels.size () == 1)
+    throw ruclip::Error ("scoring=softmax with the single label '" + labels[0] + "': a softmax over one label is "
+        "always 1.0; use scoring=presence (or auto, when the stream starts with one label) to ask whether it is "
+        "there, or give more labels");
 }
 
 // The background-file's entries; empty: the model's own background, else the default one.
@@ -351,7 +357,8 @@ std::vector<std::string> collect_background (const Settings & s)
   return background;
 }
 
-// auto: presence for one label (a softmax over it would always say 1.0), softmax for several.
+// auto: presence for one label (a softmax over it would always say 1.0), softmax for several;
+// decided when the stream starts, so that scores don't change kind under an open segment.
 ruclip::Scoring effective_scoring (RuClipScoring scoring, size_t labels)
 {
   if (scoring == RUCLIP_SCORING_PRESENCE || (scoring == RUCLIP_SCORING_AUTO && labels == 1))
@@ -477,6 +484,7 @@ struct RuClipFilterState {
   // the scheduler's in async mode).
   std::unique_ptr<ruclip::PresenceCalibrator> presence, region_presence;
   float logit_scale = 1.0f;
+  ruclip::Scoring scoring = ruclip::Scoring::kSoftmax;  // `scoring` as resolved at start()
   guint64 last_tracked_frame = G_MAXUINT64;
   GstClockTime stream_end = GST_CLOCK_TIME_NONE;  // PTS + duration of the last buffer
   // inference-region=roi-list: the object-class types, parsed at start (empty: every region).
@@ -518,10 +526,9 @@ apply_knobs (std::vector<ruclip::LabelScore> * scores, const Knobs & k, ruclip::
 
 // Presence as the margin (and the baseline) say; ranked by the scoring in use.
 static ruclip::Scoring
-calibrate (RuClipFilterState * st, ruclip::PresenceCalibrator & presence, std::vector<ruclip::LabelScore> * scores,
-    size_t labels)
+calibrate (RuClipFilterState * st, ruclip::PresenceCalibrator & presence, std::vector<ruclip::LabelScore> * scores)
 {
-  const ruclip::Scoring scoring = effective_scoring (st->active.scoring, labels);
+  const ruclip::Scoring scoring = st->scoring;
   presence.apply (scores, st->logit_scale);
   if (scoring == ruclip::Scoring::kSoftmax)
     ruclip::rank_scores (scores, scoring);
@@ -533,7 +540,7 @@ static std::shared_ptr<Result>
 make_result (RuClipFilterState * st, ruclip::FrameAnalysis && a, const Knobs & k)
 {
   auto r = std::make_shared<Result> ();
-  r->scoring = calibrate (st, *st->presence, &a.scores, a.labels ? a.labels->labels.size () : a.scores.size ());
+  r->scoring = calibrate (st, *st->presence, &a.scores);
   if (st->tracker)
     r->all = a.scores;
   r->scores = std::move (a.scores);
@@ -648,7 +655,9 @@ request_label_rebuild (GstRuClipFilter * self)
   if (!st->running)
     return;  // not streaming: start() builds them (and re-checks at its end)
   try {
-    st->stream->set_labels (collect_labels (s), ruclip::split_list (s.templates), collect_background (s));
+    const std::vector<std::string> labels = collect_labels (s);
+    check_scoring (st->scoring, labels);
+    st->stream->set_labels (labels, ruclip::split_list (s.templates), collect_background (s));
     GST_DEBUG_OBJECT (self, "label rebuild requested");
   } catch (const std::exception & e) {
     // A labels file that can't be read: the stream goes on with the labels it had.
@@ -734,7 +743,10 @@ gst_ruclip_filter_start (GstBaseTransform * trans)
   };
   std::unique_ptr<ruclip::InferenceScheduler::Stream> stream = shared->scheduler ().open_stream (o);
   try {
-    stream->set_labels_now (collect_labels (s), ruclip::split_list (s.templates), collect_background (s));
+    const std::vector<std::string> labels = collect_labels (s);
+    st->scoring = effective_scoring (s.scoring, labels.size ());
+    check_scoring (st->scoring, labels);
+    stream->set_labels_now (labels, ruclip::split_list (s.templates), collect_background (s));
   } catch (const std::exception & e) {
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Invalid labels, templates or background: %s", e.what ()), (NULL));
     return FALSE;
@@ -984,6 +996,7 @@ analyze_regions (GstRuClipFilter * self, GstBuffer * buffer, ruclip_gst::MappedF
   }
   auto r = std::make_shared<Result> ();
   r->regions_mode = true;
+  r->scoring = st->scoring;
   r->frame = tags.frame;
   r->pts = tags.pts;
   r->running_time = tags.running_time;
@@ -996,8 +1009,7 @@ analyze_regions (GstRuClipFilter * self, GstBuffer * buffer, ruclip_gst::MappedF
     region.type = g_quark_to_string (roi->roi_type) ? g_quark_to_string (roi->roi_type) : "";
     region.x = roi->x, region.y = roi->y, region.w = roi->w, region.h = roi->h;
     region.scores = std::move (analyses[i].scores);
-    region.scoring = calibrate (st, *st->region_presence, &region.scores,
-        analyses[i].labels ? analyses[i].labels->labels.size () : region.scores.size ());
+    region.scoring = calibrate (st, *st->region_presence, &region.scores);
     apply_knobs (&region.scores, k, region.scoring);
     gst_video_region_of_interest_meta_add_param (roi, region_structure (region, s.model, false));
     r->regions.push_back (std::move (region));
@@ -1180,6 +1192,9 @@ gst_ruclip_filter_sink_event (GstBaseTransform * trans, GstEvent * event)
         st->stream->flush_stop ();
       if (st->tracker)
         st->tracker->reset ();
+      // After flush_start: no analysis of this stream is being calibrated now.
+      if (st->presence)
+        st->presence->reset ();
       st->last_tracked_frame = G_MAXUINT64;
       st->sampler.forget_last ();
       st->worker_result = GST_FLOW_OK;
@@ -1227,7 +1242,7 @@ gst_ruclip_filter_set_property (GObject * object, guint prop_id, const GValue * 
       case PROP_LABEL_THRESHOLDS: s.label_thresholds = str (); break;
       case PROP_INFERENCE_REGION: s.inference_region = (RuClipRegion) g_value_get_enum (value); break;
       case PROP_OBJECT_CLASS: s.object_class = str (); break;
-      case PROP_SCORING: s.scoring = (RuClipScoring) g_value_get_enum (value); labels_changed = true; break;
+      case PROP_SCORING: s.scoring = (RuClipScoring) g_value_get_enum (value); break;
       case PROP_PRESENCE_MARGIN: s.presence_margin = g_value_get_double (value); break;
       case PROP_PRESENCE_BASELINE: s.presence_baseline = g_value_get_uint (value); break;
       case PROP_BACKGROUND_FILE: s.background_file = str (); labels_changed = true; break;
@@ -1406,7 +1421,7 @@ gst_ruclip_filter_class_init (GstRuClipFilterClass * klass)
       g_param_spec_uint ("top-k", "Top K", "Report at most this many labels, best first (0 = all)", 0, G_MAXUINT,
           0, rw_playing));
   g_object_class_install_property (gobject_class, PROP_THRESHOLD,
-      g_param_spec_double ("threshold", "Threshold", "Labels whose probability is below this are not reported",
+      g_param_spec_double ("threshold", "Threshold", "Labels whose score is below this are not reported",
           0.0, 1.0, 0.0, rw_playing));
   g_object_class_install_property (gobject_class, PROP_DEVICE,
       g_param_spec_string ("device", "Device",
@@ -1501,7 +1516,7 @@ gst_ruclip_filter_class_init (GstRuClipFilterClass * klass)
           "ones, and segments follow them", 0, G_MAXUINT64, 0, rw_ready));
   g_object_class_install_property (gobject_class, PROP_SEGMENT_START,
       g_param_spec_double ("segment-start", "Segment start",
-          "A label's segment starts when its (smoothed) probability reaches this", 0.0, 1.0, 0.5, rw_ready));
+          "A label's segment starts when its (smoothed) score reaches this", 0.0, 1.0, 0.5, rw_ready));
   g_object_class_install_property (gobject_class, PROP_SEGMENT_END,
       g_param_spec_double ("segment-end", "Segment end",
           "... and ends when it falls below this (hysteresis: at most segment-start)", 0.0, 1.0, 0.4, rw_ready));
@@ -1526,7 +1541,7 @@ gst_ruclip_filter_class_init (GstRuClipFilterClass * klass)
           rw_ready));
   g_object_class_install_property (gobject_class, PROP_BACKGROUND_FILE,
       g_param_spec_string ("background-file", "Background file",
-          "Descriptions a label must beat, one per line (default: the model's, else built-in)", NULL, rw_ready));
+          "Descriptions a label must beat, one per line (default: the model's, else built-in)", NULL, rw_playing));
 
   g_object_class_install_property (gobject_class, PROP_INFERENCE_REGION,
       g_param_spec_enum ("inference-region", "Inference region",

@@ -148,6 +148,9 @@ inline ruclip::Scoring resolve_scoring(const std::string& text, size_t labels) {
   return scoring;
 }
 
+// --background-file's entries (empty when not given); a file without any is an error.
+std::vector<std::string> background_file(const Args& args);
+
 // The normalized image embeddings of image files, one model call per 16
 // images (inference_commands.cpp).
 ruclip::Embeddings image_embeddings(ruclip::Model& model, const std::vector<std::string>& paths);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <iostream>
 
@@ -89,9 +90,11 @@ int eval(const Args& args) {
   if (args.flag("builtin-background") && !args.one("background-file").empty())
     throw UsageError("give --background-file or --builtin-background, not both");
   if (args.flag("builtin-background")) options.background = ruclip::default_background();
-  if (!args.one("background-file").empty()) options.background = ruclip::read_labels_file(args.one("background-file"));
+  if (!args.one("background-file").empty()) options.background = background_file(args);
   const double presence_threshold = args.number("presence-threshold", 0.5);
   const double cosine_threshold = args.signed_number("cosine-threshold", -2);
+  if (!args.one("cosine-threshold").empty() && std::abs(cosine_threshold) > 1)
+    throw UsageError("option --cosine-threshold: a cosine between -1 and 1");
   const std::string scores_path = args.one("scores");
   if (!options.presence && (!args.one("presence-threshold").empty() || !args.one("cosine-threshold").empty() ||
                             !scores_path.empty() || !options.background.empty()))

@@ -355,8 +355,7 @@ int search(const Args& args) {
     throw UsageError(std::string("option --storage: ") + e.what());
   }
 
-  std::vector<std::string> background;
-  if (!args.one("background-file").empty()) background = ruclip::read_labels_file(args.one("background-file"));
+  const std::vector<std::string> background = background_file(args);
   IndexSearcher searcher(db_path, args.one("model"), model_options(args), storage, args.all("template"), background);
   print_warnings(searcher.model());
   std::vector<float> query;

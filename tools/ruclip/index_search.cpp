@@ -179,7 +179,8 @@ IndexSearcher::IndexSearcher(const std::string& db, int dim, ruclip::VectorStora
 
 std::vector<float> IndexSearcher::text_query(const std::string& text) {
   if (!model_) throw ruclip::Error("this search has no model");
-  query_set_ = ruclip::build_label_set(*model_, {text}, templates_, background_);
+  if (!background_built_) background_built_ = ruclip::build_background(*model_, templates_, background_, "--background-file");
+  query_set_ = ruclip::build_label_set(*model_, {text}, templates_, background_built_);
   return std::vector<float>(query_set_->text.row(0), query_set_->text.row(0) + model_->config().embed_dim);
 }
 
@@ -272,10 +273,13 @@ json IndexSearcher::search(const std::vector<float>& query, const SearchFilters&
     throw ruclip::Error("--threshold with presence scoring needs a text query (a picture has no background to beat)");
   const float scale = model_ ? model_->logit_scale() : 1.0f;
   auto presence = [&](int64_t row) {
-    const ruclip::Embeddings& bg = query_set_->background;
-    std::vector<double> logits(bg.rows);
+    // As score_image does: the query against the background less its own entry.
+    const ruclip::Embeddings& bg = query_set_->background->text;
+    const int own = query_set_->own_background[0];
+    std::vector<double> logits;
     double top = -INFINITY, sum = 0;
-    for (int k = 0; k < bg.rows; ++k) top = std::max(top, logits[k] = scale * matrix.dot(row, bg.row(k)));
+    for (int k = 0; k < bg.rows; ++k)
+      if (k != own) top = std::max(top, logits.emplace_back(scale * matrix.dot(row, bg.row(k))));
     for (double l : logits) sum += std::exp(l - top);
     const double logit = scale * matrix.dot(row, query.data()) - (top + std::log(sum)) - f.presence_margin;
     return 1.0 / (1.0 + std::exp(-logit));
@@ -297,6 +301,7 @@ json IndexSearcher::search(const std::vector<float>& query, const SearchFilters&
                   : matrix.top(query.data(), wanted, 0, filtered ? keep.data() : nullptr);
   float cut = f.cut;
   if (f.threshold >= 0 && !by_presence) cut = std::max(cut, static_cast<float>(f.threshold));
+  if (by_presence && cut < -1) cut = -1;  // the presence threshold decides where a hit ends
   if (cut < -1 && !candidates.empty()) {
     double mean = 0;
     for (int i = 0; i < dim; ++i) mean += sum[i] / rows.size() * query[i];

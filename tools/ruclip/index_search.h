@@ -82,6 +82,7 @@ class IndexSearcher {
   ruclip::VectorStorage storage_;
   std::vector<std::string> templates_;
   std::vector<std::string> background_;  // a text query's presence background (empty: the model's)
+  std::shared_ptr<const ruclip::Background> background_built_;  // encoded at the first text query
   // The last text query with its background (presence); null after a picture query.
   std::shared_ptr<const ruclip::LabelSet> query_set_;
   // Brings synced_ up to date with the store.

@@ -75,6 +75,18 @@ int embed(const Args& args) {
   return 0;
 }
 
+}  // namespace
+
+std::vector<std::string> background_file(const Args& args) {
+  const std::string path = args.one("background-file");
+  if (path.empty()) return {};
+  std::vector<std::string> entries = ruclip::read_labels_file(path);
+  if (entries.empty()) throw UsageError("option --background-file '" + path + "': no entries");
+  return entries;
+}
+
+namespace {
+
 int classify(const Args& args) {
   if (args.positional.empty()) throw UsageError("classify needs at least one IMAGE");
   if (args.all("label").empty()) throw UsageError("classify needs at least one --label");
@@ -83,10 +95,11 @@ int classify(const Args& args) {
   ruclip::PresenceOptions presence_options;
   presence_options.margin = args.signed_number("presence-margin", 0);
   ruclip::PresenceCalibrator presence(presence_options);
-  std::vector<std::string> background;
-  if (!args.one("background-file").empty()) background = ruclip::read_labels_file(args.one("background-file"));
+  const std::vector<std::string> background = background_file(args);
   auto model = load_model(args);
-  const auto set = ruclip::build_label_set(*model, args.all("label"), args.all("template"), background);
+  const auto set = ruclip::build_label_set(
+      *model, args.all("label"), args.all("template"),
+      ruclip::build_background(*model, args.all("template"), background, "--background-file"));
   json images = json::array();
   for (const auto& path : args.positional) {
     const ruclip::Image image = ruclip::load_image(path);

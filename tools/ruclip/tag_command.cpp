@@ -276,9 +276,11 @@ int tag(const Args& args) {
   s.scoring = args.one("scoring", "auto");
   resolve_scoring(s.scoring, labels.size());
   s.presence_margin = args.signed_number("presence-margin", 0);
+  if (std::abs(s.presence_margin) > 100) throw UsageError("option --presence-margin: logits between -100 and 100");
   s.presence_baseline = args.integer("presence-baseline", 0);
   if (s.presence_baseline < 0) throw UsageError("option --presence-baseline: analyses of warm-up, 0 or more");
   s.background_file = args.one("background-file");
+  background_file(args);  // a file without entries is an error before any video is opened
   s.device = args.one("device", "auto");
   s.precision = args.one("precision", "fp32");
   s.threads = args.integer("threads", 0);

@@ -15,7 +15,8 @@
 // bar = max(margin, median + deviations * spread), so a camera's constant
 // scene that resembles a label stops counting as it. The first
 // `baseline_warmup` analyses are all taken as the scene without the label
-// (nothing holds during them); later ones are learned only when below the bar.
+// (and score below 0.5: nothing holds during them); later ones are learned
+// only when below the bar.
 // Docs: docs/tagging-and-search.md, "Presence".
 //
 //   ruclip::PresenceCalibrator presence({.margin = 0.0, .baseline_warmup = 20});
@@ -48,7 +49,8 @@ struct PresenceOptions {
 
 class PresenceCalibrator {
  public:
-  // Throws ruclip::Error for a window below 1 or negative deviations/spread.
+  // Throws ruclip::Error for a margin that is not a number, a window below 1
+  // or negative deviations/spread.
   explicit PresenceCalibrator(PresenceOptions options = {});
 
   // Recomputes each score's presence with the margin and (once warm) the
@@ -65,7 +67,7 @@ class PresenceCalibrator {
  private:
   struct Baseline {
     std::deque<double> absent;  // the latest logits while absent
-    int seen = 0;               // analyses fed
+    int seen = 0;               // analyses fed, up to the warm-up
   };
   double baseline_bar(const Baseline& b) const;
 

@@ -24,27 +24,43 @@ enum class Scoring {
 Scoring parse_scoring(const std::string& text, const std::string& what = "scoring");
 const char* scoring_name(Scoring scoring);
 
+// The descriptions labels are scored against for presence (presence.h),
+// through the labels' templates. Shared by the label sets of one model and
+// templates.
+struct Background {
+  std::vector<std::string> texts;  // as prepared (lower-cased, trimmed, no repeats)
+  std::vector<std::string> templates;
+  Embeddings text;                 // one normalized row per text
+};
+
+// `texts` empty: the model's own (config.json "background"), else
+// default_background(); `templates` empty: as build_label_set. Throws
+// ruclip::Error naming `origin` when no entry is left.
+std::shared_ptr<const Background> build_background(Model& model, const std::vector<std::string>& templates = {},
+                                                   const std::vector<std::string>& texts = {},
+                                                   const std::string& origin = "background");
+
 // An immutable set of labels with their text embeddings. Built once, then
 // shared: swapping a shared_ptr<const LabelSet> swaps the whole set at once.
 struct LabelSet {
   std::vector<std::string> labels;
   std::vector<std::string> templates;
   Embeddings text;  // one normalized row per label
-  // The background each label is scored against for presence, through the
-  // same templates; entries naming one of `labels` are left out, so labels
-  // asked for together never suppress each other.
-  std::vector<std::string> background_texts;
-  Embeddings background;  // one normalized row per entry
+  std::shared_ptr<const Background> background;
+  // Per label: its own entry in the background (the same text), left out of
+  // what it is scored against; -1 when it has none. Only its own: a label's
+  // presence is the same whichever other labels are asked for.
+  std::vector<int> own_background;
 };
 
 // Without templates: the model's own (config.json "templates"), else
-// upstream's six defaults. Without a background: the model's own (config.json
-// "background"), else default_background() (presence.h). Throws ruclip::Error
-// when there are no labels, a template lacks "{}", or every background entry
-// is one of the labels.
+// upstream's six defaults. Without a background: build_background(model,
+// templates). Throws ruclip::Error when there are no labels, a template lacks
+// "{}", the background's templates differ, or a label's background would be
+// only itself.
 std::shared_ptr<const LabelSet> build_label_set(Model& model, const std::vector<std::string>& labels,
                                                 const std::vector<std::string>& templates = {},
-                                                const std::vector<std::string>& background = {});
+                                                std::shared_ptr<const Background> background = nullptr);
 
 struct LabelScore {
   std::string label;

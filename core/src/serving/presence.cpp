@@ -33,6 +33,7 @@ double median(std::vector<double> v) {
 }  // namespace
 
 PresenceCalibrator::PresenceCalibrator(PresenceOptions options) : options_(options) {
+  if (!std::isfinite(options_.margin)) throw Error("presence margin: not a number");
   if (options_.baseline_warmup < 0) throw Error("presence baseline: the warm-up can't be negative");
   if (options_.baseline_window < 1) throw Error("presence baseline: the window must hold at least one analysis");
   if (!(options_.baseline_deviations >= 0) || !(options_.baseline_min_spread >= 0))
@@ -69,11 +70,17 @@ void PresenceCalibrator::apply(std::vector<LabelScore>* scores, float logit_scal
     // before it is scored (so nothing holds then); afterwards only those below
     // the bar are learned, so a presence doesn't teach the baseline that it is normal.
     const bool warming = b.seen < options_.baseline_warmup;
-    if (warming) learn();
+    if (warming) {
+      learn();
+      b.seen++;
+      // Nothing holds during the warm-up, however the scene varies.
+      const double below = std::max(1.0, options_.baseline_deviations * options_.baseline_min_spread);
+      s.presence = static_cast<float>(sigmoid(logit - std::max(baseline_bar(b), logit + below)));
+      continue;
+    }
     const double bar = baseline_bar(b);
     s.presence = static_cast<float>(sigmoid(logit - bar));
-    if (!warming && logit < bar) learn();
-    b.seen++;
+    if (logit < bar) learn();
   }
   rank_scores(scores, Scoring::kPresence);
 }

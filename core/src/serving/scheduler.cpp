@@ -123,6 +123,8 @@ struct InferenceScheduler::Impl {
   std::condition_variable cache_cv;
   std::map<std::string, std::weak_ptr<const LabelSet>> cache;
   std::set<std::string> building;
+  // Backgrounds in use, by templates and texts: encoded once for all the sets using one.
+  std::map<std::string, std::weak_ptr<const Background>> backgrounds;
   std::atomic<uint64_t> label_sets_built{0};
 
   std::shared_ptr<const LabelSet> label_set(const std::vector<std::string>& labels,
@@ -141,7 +143,7 @@ struct InferenceScheduler::Impl {
     lk.unlock();
     std::shared_ptr<const LabelSet> set;
     try {
-      set = build_label_set(model, labels, templates, background);
+      set = build_label_set(model, labels, templates, background_for(templates, background));
     } catch (...) {
       lk.lock();
       building.erase(key);
@@ -155,6 +157,23 @@ struct InferenceScheduler::Impl {
     ++label_sets_built;
     cache_cv.notify_all();
     return set;
+  }
+
+  std::shared_ptr<const Background> background_for(const std::vector<std::string>& templates,
+                                                    const std::vector<std::string>& texts) {
+    const std::string key = label_key({}, templates, texts);
+    {
+      std::lock_guard<std::mutex> guard(cache_mu);
+      auto it = backgrounds.find(key);
+      if (it != backgrounds.end())
+        if (auto b = it->second.lock()) return b;
+    }
+    // Two sets asking for a new one at once may both encode it; the last is kept.
+    auto b = build_background(model, templates, texts);
+    std::lock_guard<std::mutex> guard(cache_mu);
+    for (auto i = backgrounds.begin(); i != backgrounds.end();) i = i->second.expired() ? backgrounds.erase(i) : std::next(i);
+    backgrounds[key] = b;
+    return b;
   }
 
   // ---- the frame thread ----

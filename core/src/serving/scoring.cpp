@@ -53,20 +53,27 @@ std::vector<LabelScore> score_image(const LabelSet& set, const float* image_late
   std::vector<LabelScore> scores(n);
   std::vector<double> logits(n);
   double max_logit = -INFINITY;
-  // The background's soft maximum: log-sum-exp of its logits, in cosine units.
-  double background = -INFINITY;
-  if (set.background.rows > 0) {
-    std::vector<double> b(set.background.rows);
-    double top = -INFINITY;
-    for (int k = 0; k < set.background.rows; ++k)
-      top = std::max(top, b[k] = double(logit_scale) * dot(set.background.row(k), image_latent, dim) * inv_norm);
-    double sum = 0;
-    for (double v : b) sum += std::exp(v - top);
-    background = (top + std::log(sum)) / double(logit_scale);
-  }
+  // The background's logits; each label is scored against them less its own entry.
+  const Embeddings* bg = set.background ? &set.background->text : nullptr;
+  std::vector<double> background_logits(bg ? bg->rows : 0);
+  for (size_t k = 0; k < background_logits.size(); ++k)
+    background_logits[k] = double(logit_scale) * dot(bg->row(static_cast<int>(k)), image_latent, dim) * inv_norm;
+  // The soft maximum (log-sum-exp) of the background but entry `skip`, in cosine units.
+  auto soft_max = [&](int skip) {
+    double top = -INFINITY, sum = 0;
+    for (size_t k = 0; k < background_logits.size(); ++k)
+      if (static_cast<int>(k) != skip) top = std::max(top, background_logits[k]);
+    if (top == -INFINITY) return top;
+    for (size_t k = 0; k < background_logits.size(); ++k)
+      if (static_cast<int>(k) != skip) sum += std::exp(background_logits[k] - top);
+    return (top + std::log(sum)) / double(logit_scale);
+  };
+  const double shared = soft_max(-1);
   for (int i = 0; i < n; ++i) {
     scores[i].label = set.labels[i];
     scores[i].cosine = static_cast<float>(dot(set.text.row(i), image_latent, dim) * inv_norm);
+    const int own = i < static_cast<int>(set.own_background.size()) ? set.own_background[i] : -1;
+    const double background = own < 0 ? shared : soft_max(own);
     scores[i].background = static_cast<float>(background);
     scores[i].presence =
         static_cast<float>(1.0 / (1.0 + std::exp(-double(logit_scale) * (double(scores[i].cosine) - background))));

@@ -35,44 +35,60 @@ Embeddings encode_prompts(Model& model, const std::vector<std::string>& prepared
   return out;
 }
 
+// Given templates, else the model's own (config.json "templates"), else upstream's six.
+std::vector<std::string> templates_for(const Model& model, const std::vector<std::string>& templates) {
+  const std::vector<std::string>& t = !templates.empty()                   ? templates
+                                      : !model.config().templates.empty() ? model.config().templates
+                                                                           : default_templates();
+  for (const auto& one : t)
+    if (one.find("{}") == std::string::npos) throw Error("templates: '" + one + "' has no {} where the label goes");
+  return t;
+}
+
 }  // namespace
+
+std::shared_ptr<const Background> build_background(Model& model, const std::vector<std::string>& templates,
+                                                   const std::vector<std::string>& texts, const std::string& origin) {
+  auto b = std::make_shared<Background>();
+  b->templates = templates_for(model, templates);
+  const std::vector<std::string>& given = !texts.empty()                      ? texts
+                                          : !model.config().background.empty() ? model.config().background
+                                                                               : default_background();
+  for (const auto& entry : given) {
+    std::string p = trim(to_lower(entry));
+    if (!p.empty() && std::find(b->texts.begin(), b->texts.end(), p) == b->texts.end()) b->texts.push_back(std::move(p));
+  }
+  if (b->texts.empty()) throw Error(origin + ": no entries");
+  b->text = encode_prompts(model, b->texts, b->templates);
+  return b;
+}
 
 std::shared_ptr<const LabelSet> build_label_set(Model& model, const std::vector<std::string>& labels,
                                                 const std::vector<std::string>& templates,
-                                                const std::vector<std::string>& background) {
+                                                std::shared_ptr<const Background> background) {
   if (labels.empty()) throw Error("labels: no labels given");
   auto set = std::make_shared<LabelSet>();
   set->labels = labels;
-  // Given templates, else the model's own (config.json "templates"), else upstream's six.
-  set->templates = !templates.empty()                   ? templates
-                   : !model.config().templates.empty() ? model.config().templates
-                                                        : default_templates();
-  for (const auto& t : set->templates)
-    if (t.find("{}") == std::string::npos)
-      throw Error("templates: '" + t + "' has no {} where the label goes");
+  set->templates = templates_for(model, templates);
   std::vector<std::string> prepared;
   for (const auto& label : labels) {
     std::string p = trim(to_lower(label));  // Predictor: class_label.lower().strip()
     if (p.empty()) throw Error("labels: empty label");
     prepared.push_back(std::move(p));
   }
-
   set->text = encode_prompts(model, prepared, set->templates);
 
-  // The background, less the entries that are one of the labels (compared as prepared).
-  const std::vector<std::string>& given = !background.empty()                  ? background
-                                          : !model.config().background.empty() ? model.config().background
-                                                                               : default_background();
-  std::vector<std::string> kept;
-  for (const auto& entry : given) {
-    std::string p = trim(to_lower(entry));
-    if (p.empty() || std::find(prepared.begin(), prepared.end(), p) != prepared.end()) continue;
-    if (std::find(kept.begin(), kept.end(), p) == kept.end()) kept.push_back(std::move(p));
+  set->background = background ? std::move(background) : build_background(model, set->templates);
+  if (set->background->templates != set->templates)
+    throw Error("background: built through other templates than the labels'");
+  const std::vector<std::string>& texts = set->background->texts;
+  for (size_t i = 0; i < prepared.size(); ++i) {
+    const auto own = std::find(texts.begin(), texts.end(), prepared[i]);
+    set->own_background.push_back(own == texts.end() ? -1 : static_cast<int>(own - texts.begin()));
+    if (own != texts.end() && texts.size() == 1)
+      throw Error("background: its only entry is the label '" + labels[i] + "'; presence needs something else to "
+                  "compare with");
   }
-  if (kept.empty())
-    throw Error("background: every entry is one of the labels; presence needs something else to compare with");
-  set->background_texts = kept;
-  set->background = encode_prompts(model, kept, set->templates);
   return set;
 }
 

@@ -253,12 +253,13 @@ EvalResult evaluate(Model& model, const LabeledDataset& data, const EvalOptions&
   }
 
   const Clock::time_point label_start = Clock::now();
-  const std::shared_ptr<const LabelSet> set = build_label_set(model, r.labels, options.templates);
-  // Each label alone, as a single-label query scores it (its own background).
+  const std::shared_ptr<const Background> background =
+      build_background(model, options.templates, options.background, "background-file");
+  const std::shared_ptr<const LabelSet> set = build_label_set(model, r.labels, options.templates, background);
+  // Each label alone, as a single-label query scores it.
   std::vector<std::shared_ptr<const LabelSet>> alone;
   if (options.presence)
-    for (const auto& label : r.labels)
-      alone.push_back(build_label_set(model, {label}, options.templates, options.background));
+    for (const auto& label : r.labels) alone.push_back(build_label_set(model, {label}, options.templates, background));
   r.templates = set->templates;
   r.label_seconds = seconds_since(label_start);
 
