@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The CPU benchmark behind the README's speed table: ViT-B/32-224 image
-# embeddings from three contenders, alternating in one run:
+# The CPU benchmark behind docs/performance.md's tables: ViT-B/32-224 image
+# embeddings from four contenders, alternating in one run:
 #   - the reference: bench/reference.py (ruCLIP's module structure on Debian's
 #     python3-torch) at each of its thread settings (OMP/OpenBLAS 1/N, N/1, N/N);
-#   - ONNX Runtime: the same module, same weights, exported by
-#     bench/export_onnx.py and run by bench/ort.js (onnxruntime-node, CPU EP);
+#   - ONNX Runtime (PyPI): the same module, same weights, exported by
+#     bench/export_onnx.py and run by bench/peers.py (CPU EP, fp32);
+#   - OpenVINO (PyPI): the same ONNX file through bench/peers.py at fp32, bf16
+#     (INFERENCE_PRECISION_HINT) and int8 (NNCF post-training quantization);
 #   - ours: `ruclip bench` at each precision in PRECISIONS that it accepts.
-# Each round measures every contender at batch 8 and 1; the order of the three
+# Each round measures every contender at batch 8 and 1; the order of the four
 # rotates from round to round, so slow drift on the machine hits all of them.
 #   bash bench/cpu.sh [SECONDS_PER_MEASUREMENT] [ROUNDS]      (default 20 3)
 # Environment:
@@ -15,13 +17,14 @@
 #   BATCHES="8 1"      batch sizes
 #   EMULATE_AVX2=1     cap every contender's instruction set at AVX2 (a Zen 3 / Haswell-class
 #                      CPU on a bigger one) where the contender allows it; the output says which
-#   ORT_SETTINGS="intra inter spinning mode;..."   ONNX Runtime's thread settings, each measured
-#                      (default "N 1 1 sequential;N 1 0 sequential": N intra-op threads, spinning
-#                      on and off; parallel mode and N inter-op threads lose, bench/ort-threads.sh)
+#   ORT_SPINNING="1 0" ONNX Runtime's intra-op spinning settings, each measured (N intra-op
+#                      threads, one inter-op thread, sequential: what won in bench/ort-threads.sh)
+#   OPENVINO_PRECISIONS="fp32 bf16 int8"   OpenVINO's precisions
 # Prints JSON lines (each with the CPU, date and OPENBLAS_CORETYPE), then a
 # summary table: min-max over rounds, ratios of medians against the best
 # reference setting and against the best ONNX Runtime setting, peak RSS.
-# Installs python3-torch (apt) and onnxruntime-node (npm, in bench/) when missing.
+# Installs python3-torch and python3-venv (apt), and the peers' pinned PyPI
+# packages in bench/.venv, when missing.
 set -Eeuo pipefail
 trap 'echo "cpu.sh: line $LINENO failed (status $?): $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
@@ -32,18 +35,20 @@ ruclip="${RUCLIP:-build/tools/ruclip}"
 precisions="${PRECISIONS:-fp32 bf16 int8}"
 batches="${BATCHES:-8 1}"
 geometry=vit-b32-224
-IFS=';' read -r -a ort_settings <<<"${ORT_SETTINGS:-$threads 1 1 sequential;$threads 1 0 sequential}"
+ort_spinning="${ORT_SPINNING:-1 0}"
+openvino_precisions="${OPENVINO_PRECISIONS:-fp32 bf16 int8}"
 
 # --- what the contenders need, installed once
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-installed python3-torch ||
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-torch
-command -v npm > /dev/null ||
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm
-pinned="$(python3 -c 'import json; print(json.load(open("bench/package.json"))["dependencies"]["onnxruntime-node"])')"
-have="$(node -p 'require("./bench/node_modules/onnxruntime-node/package.json").version' 2>/dev/null || true)"
-# --ignore-scripts: the package's install script fetches GPU binaries; the CPU runtime is in the package.
-[ "$have" = "$pinned" ] || (cd bench && npm ci --ignore-scripts --no-audit --no-fund)
+for package in python3-torch python3-venv; do
+  installed "$package" ||
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$package"
+done
+# The peers, pinned; pip leaves what is already installed at these versions alone.
+peers_pinned="onnxruntime==1.32.0 openvino==2026.4.1 nncf==3.4.0 pillow==13.0.0"
+[ -x bench/.venv/bin/python ] || /usr/bin/python3 -m venv bench/.venv
+# shellcheck disable=SC2086
+bench/.venv/bin/pip install -q --disable-pip-version-check $peers_pinned
 onnx="bench/onnx/$geometry.onnx"
 if [ ! -f "$onnx" ] || [ bench/export_onnx.py -nt "$onnx" ] || [ bench/reference.py -nt "$onnx" ]; then
   mkdir -p bench/onnx
@@ -56,7 +61,12 @@ out="$(mktemp -d)"
 # A copy, so that a rebuild of the tree during the run cannot swap or remove it mid-way.
 ruclip_from="$ruclip, built $(date -r "$ruclip" -Is)"
 cp "$ruclip" "$out/ruclip"
+# With the build tree's own shared libraries it loads (its RUNPATH is relative to
+# the build tree, so the copy finds them through LD_LIBRARY_PATH).
+build_root="$(cd "$(dirname "$ruclip")/.." && pwd)"
+ldd "$ruclip" | awk -v root="$build_root/" 'index($3, root) == 1 {print $3}' | xargs -r cp -t "$out/"
 ruclip="$out/ruclip"
+ruclip_libs=(LD_LIBRARY_PATH="$out")
 # The CPU, once: lscpu's model, family/model/stepping and the flags that decide kernels.
 lscpu | python3 -c '
 import json, os, sys
@@ -73,7 +83,7 @@ print(json.dumps(c))
 ' > "$out/cpu.json"
 
 # --- the instruction-set cap
-ruclip_env=() ref_env=() ort_env=()  # ort_env stays empty: see below
+ruclip_env=() ref_env=() ort_env=() ov_env=()  # ort_env stays empty: see below
 if [ "${EMULATE_AVX2:-0}" = 1 ]; then
   # LibTorch's own pieces (OpenBLAS, oneDNN, ATen's vector kernels) are capped alike in both.
   ref_env=(OPENBLAS_CORETYPE=Haswell ONEDNN_MAX_CPU_ISA=AVX2 DNNL_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2)
@@ -86,7 +96,10 @@ if [ "${EMULATE_AVX2:-0}" = 1 ]; then
   else
     ort_cap="not capped, but this CPU has no AVX-512: AVX2 kernels anyway"
   fi
-  cap_line="AVX2 emulation: reference capped (${ref_env[*]}); ruclip capped (RUCLIP_MAX_CPU_ISA=avx2 and the same); ONNX Runtime $ort_cap"
+  # OpenVINO's CPU plugin: its oneDNN honours ONEDNN_MAX_CPU_ISA; its own kernels read
+  # OV_CPU_MAX_ISA, which release wheels of 2026.4 ignore (a debug-caps build option).
+  ov_env=(ONEDNN_MAX_CPU_ISA=AVX2 OV_CPU_MAX_ISA=AVX2)
+  cap_line="AVX2 emulation: reference capped (${ref_env[*]}); ruclip capped (RUCLIP_MAX_CPU_ISA=avx2 and the same); ONNX Runtime $ort_cap; OpenVINO PARTLY capped (its oneDNN: ONEDNN_MAX_CPU_ISA=AVX2; its own kernels: OV_CPU_MAX_ISA, ignored by release wheels)"
 else
   cap_line="instruction set: not capped (EMULATE_AVX2=1 caps it)"
 fi
@@ -121,13 +134,13 @@ r.update({"contender": contender, "round": int(rnd), "cpu": json.load(open(sys.a
           "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
           "OPENBLAS_CORETYPE": env.get("OPENBLAS_CORETYPE", os.environ.get("OPENBLAS_CORETYPE")),
           "isa_cap": capped})
-if not contender.startswith("onnxruntime"):  # MLAS, not OpenBLAS
+if contender.startswith(("reference", "ruclip")):  # they load OpenBLAS; the peers do not
     r["openblas_core"] = os.environ["OPENBLAS_CORE"]
 if env:
     r["env"] = env  # what the contender was given: threads, instruction-set caps
 print(json.dumps(r))' "$out/cpu.json" "$@" | tee -a "$out/all.jsonl"
 }
-# isa_cap in each line: off (EMULATE_AVX2 not set), avx2, or "NOT capped" (ONNX Runtime under EMULATE_AVX2)
+# isa_cap in each line: off (EMULATE_AVX2 not set), avx2, "NOT capped" (ONNX Runtime) or "partly" (OpenVINO)
 cap_of() { if [ "${EMULATE_AVX2:-0}" = 1 ]; then echo "$1"; else echo off; fi; }
 
 # note CONTENDER ROUND CAP BATCH PRECISION MESSAGE: the line of a contender that did not run:
@@ -171,14 +184,25 @@ run_reference() {  # batch round
       --geometry "$geometry" --batch "$1" --seconds 1 --bf16 || true
   fi
 }
+peer_check() {  # round: --check in round 1, against PyTorch's output of the same input
+  [ "$1" = 1 ] && [ -f "bench/onnx/$geometry.check.json" ] && echo --check "bench/onnx/$geometry.check.json"
+}
 run_ort() {  # batch round
-  local setting intra inter spin mode check=()
-  [ "$2" = 1 ] && [ -f "bench/onnx/$geometry.check.json" ] && check=(--check "bench/onnx/$geometry.check.json")
-  for setting in "${ort_settings[@]}"; do
-    read -r intra inter spin mode <<<"$setting"
-    measure "onnxruntime $intra/$inter spin $spin $mode" "$2" "$(cap_of "NOT capped")" "$1" fp32 "${ort_env[@]}" -- \
-      node bench/ort.js --model "$onnx" --geometry "$geometry" --batch "$1" --seconds "$seconds" --threads "$intra" \
-      --inter-op "$inter" --spinning "$spin" --execution-mode "$mode" "${check[@]}" || true
+  local spin
+  for spin in $ort_spinning; do
+    # shellcheck disable=SC2046
+    measure "onnxruntime spin $spin" "$2" "$(cap_of "NOT capped")" "$1" fp32 "${ort_env[@]}" -- \
+      bench/.venv/bin/python bench/peers.py --engine onnxruntime --model "$onnx" --geometry "$geometry" \
+      --batch "$1" --seconds "$seconds" --threads "$threads" --spinning "$spin" $(peer_check "$2") || true
+  done
+}
+run_openvino() {  # batch round
+  local precision
+  for precision in $openvino_precisions; do
+    # shellcheck disable=SC2046
+    measure "openvino $precision" "$2" "$(cap_of "partly")" "$1" "$precision" "${ov_env[@]}" -- \
+      bench/.venv/bin/python bench/peers.py --engine openvino --model "$onnx" --geometry "$geometry" \
+      --precision "$precision" --batch "$1" --seconds "$seconds" --threads "$threads" $(peer_check "$2") || true
   done
 }
 declare -A refused=()
@@ -189,17 +213,18 @@ run_ruclip() {  # batch round
       [ "$2" != 1 ] || note "ruclip $precision" "$2" "$(cap_of avx2)" "$1" "$precision" "${refused[$precision]}"
       continue
     fi
-    measure "ruclip $precision" "$2" "$(cap_of avx2)" "$1" "$precision" "${ruclip_env[@]}" -- "$ruclip" bench \
+    measure "ruclip $precision" "$2" "$(cap_of avx2)" "$1" "$precision" "${ruclip_env[@]}" "${ruclip_libs[@]}" -- \
+      "$ruclip" bench \
       --geometry "$geometry" --batch "$1" --precision "$precision" --threads "$threads" --seconds "$seconds" ||
       refused[$precision]="$failure"
   done
 }
 
-contenders=(run_reference run_ort run_ruclip)
+contenders=(run_reference run_ort run_openvino run_ruclip)
 for round in $(seq "$rounds"); do
   for batch in $batches; do
-    for i in 0 1 2; do  # round 1: reference, ORT, ruclip; round 2: ORT, ruclip, reference; ...
-      "${contenders[$(((i + round - 1) % 3))]}" "$batch" "$round"
+    for i in 0 1 2 3; do  # round 1: reference, ORT, OpenVINO, ruclip; round 2: ORT, OpenVINO, ruclip, reference; ...
+      "${contenders[$(((i + round - 1) % 4))]}" "$batch" "$round"
     done
   done
 done
@@ -213,8 +238,8 @@ rounds = max(r["round"] for r in runs)
 print(f"\nmachine: {cpu['description']}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}; "
       f"{runs[0]['date'][:10]}; rounds: {rounds}")
 print(os.environ["CAP_LINE"])
-print("\n| batch | contender | precision | threads | images/s min-max | batch p50 ms | vs best reference | vs best ONNX Runtime | peak RSS MiB | of the limit |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+print("\n| batch | contender | precision | threads | images/s min-max | batch p50 ms | vs best reference | vs best ONNX Runtime | vs OpenVINO, same precision | peak RSS MiB | of the limit |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 med = statistics.median
 for batch in sorted({r["batch"] for r in runs}, reverse=True):
     b = [r for r in runs if r["batch"] == batch]
@@ -225,12 +250,13 @@ for batch in sorted({r["batch"] for r in runs}, reverse=True):
     best = max(refs, key=ips.get) if refs else None
     orts = [n for n in ips if n.startswith("onnxruntime")]
     ort = max(orts, key=ips.get) if orts else None
+    openvino = {ok[n][0]["precision"]: n for n in ips if n.startswith("openvino")}
     for n in names:
         rs = ok[n]
         if not rs:
             r = next(r for r in b if r["contender"] == n)
             why = (f"fails: {r['error']}" if "error" in r else f"refused: {r.get('refused')}").replace("|", "\\|")
-            print(f"| {batch} | {n} | {r.get('precision', '')} | | {why} | | | | | |")
+            print(f"| {batch} | {n} | {r.get('precision', '')} | | {why} | | | | | | |")
             continue
         r0 = rs[0]
         v = [r["images_per_second"] for r in rs]
@@ -240,6 +266,10 @@ for batch in sorted({r["batch"] for r in runs}, reverse=True):
                      f"spinning {r0['intra_op_spinning']})" + (" (best)" if n == ort else ""))
             if r0.get("isa_cap") == "NOT capped":
                 label += ", instruction set NOT capped"
+        if n.startswith("openvino"):
+            label = f"{r0['implementation']}, runs {r0.get('precision_running', '?')}"
+            if r0.get("isa_cap") == "partly":
+                label += ", instruction set partly capped"
         if n.startswith("reference"):
             thr = f"{r0['OMP_NUM_THREADS']}/{r0['OPENBLAS_NUM_THREADS']}"
         else:
@@ -249,9 +279,11 @@ for batch in sorted({r["batch"] for r in runs}, reverse=True):
             limit = f"{med(r['fraction_of_limit'] for r in rs):.0%} of {med(r['limit_images_per_second'] for r in rs):.1f}"
         vs_ref = f"{ips[n] / ips[best]:.2f}x" if best else ""
         vs_ort = f"{ips[n] / ips[ort]:.2f}x" if ort else ""
+        same = openvino.get(r0.get("precision", "fp32"))
+        vs_ov = f"{ips[n] / ips[same]:.2f}x" if same and not n.startswith("openvino") else ""
         seen = f" ({len(rs)} of {rounds} rounds)" if len(rs) < rounds else ""
         print(f"| {batch} | {label} | {r0.get('precision', 'fp32')} | {thr} | {min(v):.1f}-{max(v):.1f}{seen} | "
-              f"{med(r['image_batch_ms']['p50'] for r in rs):.0f} | {vs_ref} | {vs_ort} | "
+              f"{med(r['image_batch_ms']['p50'] for r in rs):.0f} | {vs_ref} | {vs_ort} | {vs_ov} | "
               f"{max(r['peak_rss_mib'] for r in rs):.0f} | {limit} |")
 print("\nimages/s: min-max over rounds; ratios: of medians over rounds; batch p50: median over rounds; peak RSS: the largest.")
 gf = [r for r in runs if r["contender"].startswith("ruclip") and "matmul_gflops" in r and r["batch"] == max(x["batch"] for x in runs)]

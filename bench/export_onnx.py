@@ -11,8 +11,8 @@ geometry.
 
 Needs Debian's python3-torch only: torch 1.13 serializes ONNX in C++, the
 `onnx` Python package is not required. --reference-out also writes a batch-2
-input and PyTorch's output for it; `node bench/ort.js --check CHECK.json`
-compares ONNX Runtime's output against it (bench/cpu.sh does, in round 1).
+input and PyTorch's output for it; `bench/peers.py --check CHECK.json`
+compares ONNX Runtime's or OpenVINO's output against it (bench/cpu.sh does, in round 1).
 """
 import argparse
 import os
@@ -29,10 +29,10 @@ def main():
     p.add_argument("out", help="path of the .onnx file to write")
     p.add_argument("--geometry", default="vit-b32-224", choices=sorted(GEOMETRIES))
     # torch 1.13's exporter writes opsets 9-17 (default 14); 14 and 17 both export
-    # this tower and give the same output in onnxruntime-node 1.30.
+    # this tower and give the same output in ONNX Runtime 1.30; 1.32 checked at 14.
     p.add_argument("--opset", type=int, default=14)
     p.add_argument("--reference-out", help="also write a batch-2 input and the reference's output (.json) "
-                                           "for bench/ort.js --check")
+                                           "for bench/peers.py --check")
     args = p.parse_args()
     torch.manual_seed(0)
     width, layers, patch, resolution, embed_dim = GEOMETRIES[args.geometry]

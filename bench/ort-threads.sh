@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Which ONNX Runtime thread settings are fastest on this machine: each setting
-# of bench/ort.js (intra-op threads, inter-op threads, spinning, execution
+# of ONNX Runtime in bench/peers.py (intra-op threads, inter-op threads, spinning, execution
 # mode) at batch 8 and 1, interleaved over ROUNDS so that load from elsewhere
 # hits them all alike. bench/cpu.sh measures the two that win (ORT_SETTINGS there).
 #   [SETTINGS="..."] bash bench/ort-threads.sh [SECONDS] [ROUNDS]      (default 5 3)
-# Needs bench/onnx/vit-b32-224.onnx and bench/node_modules (bench/cpu.sh makes both).
+# Needs bench/onnx/vit-b32-224.onnx and bench/.venv (bench/cpu.sh makes both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-5}"
@@ -18,8 +18,9 @@ for round in $(seq "$rounds"); do
   for batch in 8 1; do
     for s in "${settings[@]}"; do
       read -r intra inter spin mode <<<"$s"
-      node bench/ort.js --model "$model" --batch "$batch" --seconds "$seconds" --threads "$intra" \
-        --inter-op "$inter" --spinning "$spin" --execution-mode "$mode" | tee -a "$out/ort.jsonl"
+      bench/.venv/bin/python bench/peers.py --engine onnxruntime --model "$model" --batch "$batch" \
+        --seconds "$seconds" --threads "$intra" --inter-op "$inter" --spinning "$spin" --execution-mode "$mode" |
+        tee -a "$out/ort.jsonl"
     done
   done
 done

@@ -19,12 +19,13 @@ Prints one JSON line. Needs Debian's python3-torch.
 import argparse
 import json
 import os
-import resource
-import statistics
-import time
+import sys
 
 import torch
 from torch import nn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from timing import time_batches  # noqa: E402
 
 # width, layers, patch, resolution, embed_dim of the published image towers
 GEOMETRIES = {
@@ -126,28 +127,11 @@ def main():
     pixels = torch.randn(args.batch, 3, resolution, resolution)
     if args.bf16:
         model = model.to(torch.bfloat16)
-    ms = []
     try:
         with torch.no_grad():
-            for _ in range(2):
-                model(pixels)
-            start = time.monotonic()
-            while len(ms) < 3 or time.monotonic() - start < args.seconds:
-                t = time.monotonic()
-                model(pixels)
-                ms.append((time.monotonic() - t) * 1000)
+            result.update(time_batches(lambda: model(pixels), args.batch, args.seconds))
     except RuntimeError as e:
         result["error"] = str(e).splitlines()[0]
-        print(json.dumps(result))
-        return
-    ms.sort()
-    result.update({
-        "images_per_second": args.batch * len(ms) / (sum(ms) / 1000),
-        "image_batch_ms": {"p50": statistics.median(ms), "p95": ms[min(len(ms) - 1, int(0.95 * len(ms)))],
-                           "mean": sum(ms) / len(ms)},
-        "image_batches": len(ms),
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    })
     print(json.dumps(result))
 
 
