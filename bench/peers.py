@@ -8,6 +8,8 @@ for SECONDS after two warm-up runs, one synchronous call per batch.
         [--precision fp32|bf16|int8] [--geometry vit-b32-224] [--batch 8] [--seconds 10]
         [--threads N] [--spinning 1] [--inter-op 1] [--execution-mode sequential|parallel]
         [--calibration FOLDER] [--check REFERENCE.json]
+  bench/.venv/bin/python bench/peers.py --engine openvino --model TOWER.onnx --precision P
+        --resolution R --embed LABELS.csv          (embeddings of pictures instead of timing)
 
 ONNX Runtime: CPU execution provider, all graph optimizations, N intra-op
 threads, one inter-op thread, sequential (what bench/ort-threads.sh found
@@ -22,7 +24,10 @@ drawn by `ruclip synth --style eval` into a temporary folder), cached beside
 TOWER.onnx as TOWER.int8.xml and made in a process of its own (--quantize-only),
 so that quantizing does not count in the timed process's peak RSS.
 --check compares the fp32 output against PyTorch's (export_onnx.py
---reference-out) before timing. Prints one JSON line.
+--reference-out) before timing. --embed prints {"files", "embeddings"}: the
+tower's output for each picture of a `file,label` table (relative to its
+folder), preprocessed as the calibration pictures are (bench/precision.sh
+compares the peers' precisions with it). Prints one JSON line.
 """
 import argparse
 import glob
@@ -59,11 +64,16 @@ def cpu_info():
 
 
 def calibration_pixels(folder, resolution, count=128):
-    """Preprocessed pictures (resize shorter side, centre crop, normalize): Pillow, as upstream's transform."""
-    from PIL import Image
+    """The first `count` .jpg pictures under `folder`, preprocessed."""
     files = sorted(glob.glob(os.path.join(folder, "**", "*.jpg"), recursive=True))[:count]
     if not files:
         raise SystemExit(f"peers.py: no .jpg pictures under {folder}")
+    return preprocessed(files, resolution)
+
+
+def preprocessed(files, resolution):
+    """Resize the shorter side (bicubic), centre crop, normalize: Pillow, as upstream's transform."""
+    from PIL import Image
     out = []
     for f in files:
         im = Image.open(f).convert("RGB")
@@ -115,7 +125,7 @@ def quantize(args):
     import openvino as ov
     with tempfile.TemporaryDirectory() as work:
         folder = args.calibration or default_calibration(work)
-        pixels = calibration_pixels(folder, RESOLUTION[args.geometry])
+        pixels = calibration_pixels(folder, args.resolution)
         quantized = nncf.quantize(ov.Core().read_model(args.model), nncf.Dataset(pixels),
                                   model_type=nncf.ModelType.TRANSFORMER, subset_size=len(pixels))
     ov.save_model(quantized, int8_path(args))
@@ -129,7 +139,7 @@ def openvino_model(args, result):
         model_path = int8_path(args)
         if not os.path.exists(model_path) or os.path.getmtime(model_path) < os.path.getmtime(args.model):
             cmd = [sys.executable, os.path.abspath(__file__), "--engine", "openvino", "--precision", "int8",
-                   "--model", args.model, "--geometry", args.geometry, "--quantize-only"]
+                   "--model", args.model, "--resolution", str(args.resolution), "--quantize-only"]
             subprocess.run(cmd + (["--calibration", args.calibration] if args.calibration else []), check=True,
                            stdout=subprocess.DEVNULL)
         import importlib.metadata
@@ -165,7 +175,10 @@ def main():
     p.add_argument("--calibration", help="OpenVINO int8: a folder of .jpg pictures for NNCF")
     p.add_argument("--check", help="JSON of export_onnx.py --reference-out: compare outputs first")
     p.add_argument("--quantize-only", action="store_true", help="OpenVINO int8: write TOWER.int8.xml and stop")
+    p.add_argument("--resolution", type=int, help="the tower's input size (default: the geometry's)")
+    p.add_argument("--embed", help="a file,label table of pictures: print their embeddings instead of timing")
     args = p.parse_args()
+    args.resolution = args.resolution or RESOLUTION[args.geometry]
     if args.quantize_only:
         return quantize(args)
     result = {"geometry": args.geometry, "batch": args.batch, "precision": args.precision, "threads": args.threads,
@@ -178,7 +191,17 @@ def main():
         result["check_max_abs_diff"] = float(np.abs(got - want).max())
         if args.precision == "fp32" and result["check_max_abs_diff"] > 1e-3:
             raise SystemExit(f"peers.py: {args.engine} output differs from PyTorch's by {result['check_max_abs_diff']}")
-    resolution = RESOLUTION[args.geometry]
+    if args.embed:
+        folder = os.path.dirname(os.path.abspath(args.embed))
+        with open(args.embed) as f:
+            files = [line.split(",", 1)[0] for line in f.read().splitlines()[1:] if line]
+        embeddings = []
+        for i in range(0, len(files), 32):
+            batch = np.concatenate(preprocessed([os.path.join(folder, f) for f in files[i:i + 32]], args.resolution))
+            embeddings += run(batch).tolist()
+        print(json.dumps({**result, "files": files, "embeddings": embeddings}))
+        return 0
+    resolution = args.resolution
     pixels = np.random.default_rng(0).standard_normal((args.batch, 3, resolution, resolution), dtype=np.float32)
     result.update(time_batches(lambda: run(pixels), args.batch, args.seconds))
     print(json.dumps(result))
