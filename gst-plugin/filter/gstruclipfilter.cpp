@@ -357,13 +357,13 @@ std::vector<std::string> collect_background (const Settings & s)
   return background;
 }
 
-// auto: presence for one label (a softmax over it would always say 1.0), softmax for several;
-// decided when the stream starts, so that scores don't change kind under an open segment.
+// auto (ruclip::default_scoring) is decided when the stream starts, so that
+// scores don't change kind under an open segment.
 ruclip::Scoring effective_scoring (RuClipScoring scoring, size_t labels)
 {
-  if (scoring == RUCLIP_SCORING_PRESENCE || (scoring == RUCLIP_SCORING_AUTO && labels == 1))
-    return ruclip::Scoring::kPresence;
-  return ruclip::Scoring::kSoftmax;
+  if (scoring == RUCLIP_SCORING_AUTO)
+    return ruclip::default_scoring (labels);
+  return scoring == RUCLIP_SCORING_PRESENCE ? ruclip::Scoring::kPresence : ruclip::Scoring::kSoftmax;
 }
 
 

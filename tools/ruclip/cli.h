@@ -135,7 +135,7 @@ inline std::unique_ptr<ruclip::Model> load_model(const Args& args) {
 // presence for one label, softmax for several; softmax over one label is
 // refused (it would always say 1.0).
 inline ruclip::Scoring resolve_scoring(const std::string& text, size_t labels) {
-  if (text == "auto") return labels == 1 ? ruclip::Scoring::kPresence : ruclip::Scoring::kSoftmax;
+  if (text == "auto") return ruclip::default_scoring(labels);
   ruclip::Scoring scoring;
   try {
     scoring = ruclip::parse_scoring(text, "option --scoring");

@@ -136,13 +136,13 @@ int eval(const Args& args) {
     // Each label alone as a query: presence at its threshold; the softmax over
     // all labels at 0.5; the raw cosine at the given threshold, else at its
     // best one on this very data (an oracle).
-    const double cosine_at =
-        cosine_threshold >= -1 ? cosine_threshold : ruclip::best_f1_threshold(result.cosine, result.truth);
+    const double best_cosine = ruclip::best_f1_threshold(result.cosine, result.truth);
+    const double cosine_at = cosine_threshold >= -1 ? cosine_threshold : best_cosine;
     out["detection"] = {{"presence", metrics(result.presence, presence_threshold)},
                         {"softmax_all_labels", metrics(result.probability, 0.5)},
                         {"cosine", metrics(result.cosine, cosine_at)},
                         {"cosine_threshold_given", cosine_threshold >= -1},
-                        {"cosine_best_threshold", ruclip::best_f1_threshold(result.cosine, result.truth)}};
+                        {"cosine_best_threshold", best_cosine}};
     if (!scores_path.empty()) {
       std::ofstream f(scores_path);
       for (size_t i = 0; i < result.images(); ++i)

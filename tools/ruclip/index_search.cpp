@@ -275,13 +275,10 @@ json IndexSearcher::search(const std::vector<float>& query, const SearchFilters&
   auto presence = [&](int64_t row) {
     // As score_image does: the query against the background less its own entry.
     const ruclip::Embeddings& bg = query_set_->background->text;
-    const int own = query_set_->own_background[0];
-    std::vector<double> logits;
-    double top = -INFINITY, sum = 0;
-    for (int k = 0; k < bg.rows; ++k)
-      if (k != own) top = std::max(top, logits.emplace_back(scale * matrix.dot(row, bg.row(k))));
-    for (double l : logits) sum += std::exp(l - top);
-    const double logit = scale * matrix.dot(row, query.data()) - (top + std::log(sum)) - f.presence_margin;
+    std::vector<double> logits(bg.rows);
+    for (int k = 0; k < bg.rows; ++k) logits[k] = scale * matrix.dot(row, bg.row(k));
+    const double background = ruclip::background_soft_max(logits, query_set_->own_background[0], scale);
+    const double logit = scale * (matrix.dot(row, query.data()) - background) - f.presence_margin;
     return 1.0 / (1.0 + std::exp(-logit));
   };
   auto passes = [&](int64_t row) {

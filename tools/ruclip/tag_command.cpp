@@ -274,7 +274,7 @@ int tag(const Args& args) {
     throw UsageError(e.what());
   }
   s.scoring = args.one("scoring", "auto");
-  resolve_scoring(s.scoring, labels.size());
+  const ruclip::Scoring scoring = resolve_scoring(s.scoring, labels.size());
   s.presence_margin = args.signed_number("presence-margin", 0);
   if (std::abs(s.presence_margin) > 100) throw UsageError("option --presence-margin: logits between -100 and 100");
   s.presence_baseline = args.integer("presence-baseline", 0);
@@ -304,8 +304,11 @@ int tag(const Args& args) {
   }
 
   if (format == "json") {
-    const std::string scoring = s.scoring != "auto" ? s.scoring : labels.size() == 1 ? "presence" : "softmax";
-    json out{{"model", s.model}, {"labels", labels}, {"scoring", scoring}, {"every", s.every}, {"files", json::array()}};
+    json out{{"model", s.model},
+             {"labels", labels},
+             {"scoring", ruclip::scoring_name(scoring)},
+             {"every", s.every},
+             {"files", json::array()}};
     for (const auto& t : tagged) {
       json f{{"file", t.file}, {"ok", t.ok}};
       if (!t.ok) f["error"] = t.error;

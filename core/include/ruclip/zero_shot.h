@@ -23,6 +23,9 @@ enum class Scoring {
 // "softmax" / "presence"; throws ruclip::Error naming `what` for anything else.
 Scoring parse_scoring(const std::string& text, const std::string& what = "scoring");
 const char* scoring_name(Scoring scoring);
+// What "auto" means: presence for one label (a softmax over it would always
+// say 1.0), softmax for several.
+Scoring default_scoring(size_t labels);
 
 // The descriptions labels are scored against for presence (presence.h),
 // through the labels' templates. Shared by the label sets of one model and
@@ -77,5 +80,9 @@ std::vector<LabelScore> score_image(const LabelSet& set, const float* image_late
                                     float logit_scale, int top_k = 0, Scoring scoring = Scoring::kSoftmax);
 // Best first by `scoring` (stable), at most top_k (0: all).
 void rank_scores(std::vector<LabelScore>* scores, Scoring scoring, int top_k = 0);
+// The soft maximum (log-sum-exp) of a background's logits (logit_scale x
+// cosine each) but entry `skip` (-1: none), in cosine units: the `background`
+// a label is scored against. -infinity when nothing is left.
+double background_soft_max(const std::vector<double>& background_logits, int skip, float logit_scale);
 
 }  // namespace ruclip

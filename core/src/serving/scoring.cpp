@@ -25,10 +25,22 @@ Scoring parse_scoring(const std::string& text, const std::string& what) {
 
 const char* scoring_name(Scoring scoring) { return scoring == Scoring::kPresence ? "presence" : "softmax"; }
 
+Scoring default_scoring(size_t labels) { return labels == 1 ? Scoring::kPresence : Scoring::kSoftmax; }
+
 void rank_scores(std::vector<LabelScore>* scores, Scoring scoring, int top_k) {
   std::stable_sort(scores->begin(), scores->end(),
                    [scoring](const LabelScore& a, const LabelScore& b) { return a.score(scoring) > b.score(scoring); });
   if (top_k > 0 && static_cast<size_t>(top_k) < scores->size()) scores->resize(top_k);
+}
+
+double background_soft_max(const std::vector<double>& background_logits, int skip, float logit_scale) {
+  double top = -INFINITY, sum = 0;
+  for (size_t k = 0; k < background_logits.size(); ++k)
+    if (static_cast<int>(k) != skip) top = std::max(top, background_logits[k]);
+  if (top == -INFINITY) return top;
+  for (size_t k = 0; k < background_logits.size(); ++k)
+    if (static_cast<int>(k) != skip) sum += std::exp(background_logits[k] - top);
+  return (top + std::log(sum)) / double(logit_scale);
 }
 
 namespace {
@@ -58,22 +70,12 @@ std::vector<LabelScore> score_image(const LabelSet& set, const float* image_late
   std::vector<double> background_logits(bg ? bg->rows : 0);
   for (size_t k = 0; k < background_logits.size(); ++k)
     background_logits[k] = double(logit_scale) * dot(bg->row(static_cast<int>(k)), image_latent, dim) * inv_norm;
-  // The soft maximum (log-sum-exp) of the background but entry `skip`, in cosine units.
-  auto soft_max = [&](int skip) {
-    double top = -INFINITY, sum = 0;
-    for (size_t k = 0; k < background_logits.size(); ++k)
-      if (static_cast<int>(k) != skip) top = std::max(top, background_logits[k]);
-    if (top == -INFINITY) return top;
-    for (size_t k = 0; k < background_logits.size(); ++k)
-      if (static_cast<int>(k) != skip) sum += std::exp(background_logits[k] - top);
-    return (top + std::log(sum)) / double(logit_scale);
-  };
-  const double shared = soft_max(-1);
+  const double shared = background_soft_max(background_logits, -1, logit_scale);
   for (int i = 0; i < n; ++i) {
     scores[i].label = set.labels[i];
     scores[i].cosine = static_cast<float>(dot(set.text.row(i), image_latent, dim) * inv_norm);
     const int own = i < static_cast<int>(set.own_background.size()) ? set.own_background[i] : -1;
-    const double background = own < 0 ? shared : soft_max(own);
+    const double background = own < 0 ? shared : background_soft_max(background_logits, own, logit_scale);
     scores[i].background = static_cast<float>(background);
     scores[i].presence =
         static_cast<float>(1.0 / (1.0 + std::exp(-double(logit_scale) * (double(scores[i].cosine) - background))));

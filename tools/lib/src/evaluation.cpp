@@ -255,11 +255,9 @@ EvalResult evaluate(Model& model, const LabeledDataset& data, const EvalOptions&
   const Clock::time_point label_start = Clock::now();
   const std::shared_ptr<const Background> background =
       build_background(model, options.templates, options.background, "background-file");
+  // A label's presence is the same in this set as asked alone (only its own
+  // background entry is left out), so one set gives every single-label query.
   const std::shared_ptr<const LabelSet> set = build_label_set(model, r.labels, options.templates, background);
-  // Each label alone, as a single-label query scores it.
-  std::vector<std::shared_ptr<const LabelSet>> alone;
-  if (options.presence)
-    for (const auto& label : r.labels) alone.push_back(build_label_set(model, {label}, options.templates, background));
   r.templates = set->templates;
   r.label_seconds = seconds_since(label_start);
 
@@ -284,19 +282,20 @@ EvalResult evaluate(Model& model, const LabeledDataset& data, const EvalOptions&
     const int rows = static_cast<int>(pixels.size() / per_image);
     const Embeddings e = model.encode_pixels(pixels.data(), rows);
     for (int i = 0; i < e.rows; ++i) {
-      const std::vector<LabelScore> scores = score_image(*set, e.row(i), e.dim, logit_scale, r.k);
+      // With presence every label's scores are kept, so all are ranked; the best k are the same.
+      const std::vector<LabelScore> scores =
+          score_image(*set, e.row(i), e.dim, logit_scale, options.presence ? 0 : r.k);
       std::vector<int> ranked;
-      for (const auto& s : scores) ranked.push_back(index.at(s.label));
+      for (int j = 0; j < r.k; ++j) ranked.push_back(index.at(scores[j].label));
       r.ranked.push_back(std::move(ranked));
       r.top_probability.push_back(scores.empty() ? 0.0f : scores[0].probability);
       if (!options.presence) continue;
       std::vector<float> presence(n_labels), probability(n_labels), cosine(n_labels);
-      for (const auto& s : score_image(*set, e.row(i), e.dim, logit_scale)) {
+      for (const auto& s : scores) {
+        presence[index.at(s.label)] = s.presence;
         probability[index.at(s.label)] = s.probability;
         cosine[index.at(s.label)] = s.cosine;
       }
-      for (size_t j = 0; j < n_labels; ++j)
-        presence[j] = score_image(*alone[j], e.row(i), e.dim, logit_scale)[0].presence;
       r.presence.push_back(std::move(presence));
       r.probability.push_back(std::move(probability));
       r.cosine.push_back(std::move(cosine));
