@@ -13,7 +13,7 @@
 #   bash bench/cpu.sh [SECONDS_PER_MEASUREMENT] [ROUNDS]      (default 20 3)
 # Environment:
 #   RUCLIP=path        the ruclip binary (default build/tools/ruclip; scripts/build.sh)
-#   PRECISIONS="..."   ruclip's precisions (default "fp32 bf16 int8"; one it refuses is skipped)
+#   PRECISIONS="..."   ruclip's precisions (default "fp32 bf16 int8 int8-mixed"; one it refuses is skipped)
 #   BATCHES="8 1"      batch sizes
 #   EMULATE_AVX2=1     cap every contender's instruction set at AVX2 (a Zen 3 / Haswell-class
 #                      CPU on a bigger one) where the contender allows it; the output says which
@@ -32,7 +32,7 @@ seconds="${1:-20}"
 rounds="${2:-3}"
 threads="$(nproc)"
 ruclip="${RUCLIP:-build/tools/ruclip}"
-precisions="${PRECISIONS:-fp32 bf16 int8}"
+precisions="${PRECISIONS:-fp32 bf16 int8 int8-mixed}"
 batches="${BATCHES:-8 1}"
 geometry=vit-b32-224
 ort_spinning="${ORT_SPINNING:-1 0}"
@@ -279,7 +279,7 @@ for batch in sorted({r["batch"] for r in runs}, reverse=True):
             limit = f"{med(r['fraction_of_limit'] for r in rs):.0%} of {med(r['limit_images_per_second'] for r in rs):.1f}"
         vs_ref = f"{ips[n] / ips[best]:.2f}x" if best else ""
         vs_ort = f"{ips[n] / ips[ort]:.2f}x" if ort else ""
-        same = openvino.get(r0.get("precision", "fp32"))
+        same = openvino.get({"int8-mixed": "int8"}.get(r0.get("precision"), r0.get("precision", "fp32")))
         vs_ov = f"{ips[n] / ips[same]:.2f}x" if same and not n.startswith("openvino") else ""
         seen = f" ({len(rs)} of {rounds} rounds)" if len(rs) < rounds else ""
         print(f"| {batch} | {label} | {r0.get('precision', 'fp32')} | {thr} | {min(v):.1f}-{max(v):.1f}{seen} | "

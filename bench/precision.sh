@@ -3,7 +3,7 @@
 # evaluation sets (the recipe's renderer and seeds:
 # models/recipes/ruclip-shapes-ru/train.sh): top-1 agreement over all
 # pictures, and the cosine between fp32 and reduced image embeddings on the
-# first 200 pictures of each set. PRECISIONS="bf16 int8" (default); with
+# first 200 pictures of each set. PRECISIONS="bf16 int8 int8-mixed" (default); with
 # RUCLIP_MAX_CPU_ISA=avx2 the kernels of an AVX2-only CPU (there bf16 runs fp32).
 # Then OpenVINO's bf16 and int8 against its own fp32 the same way (bench/.venv).
 #   bash bench/precision.sh [MODEL_DIR]     (default: models/ruclip-shapes-ru)
@@ -17,16 +17,16 @@ work="$(mktemp -d)"
 labels=()
 while IFS= read -r l; do labels+=(--label "$l"); done < models/recipes/ruclip-shapes-ru/labels.txt
 for set in seen held; do
-  for precision in fp32 ${PRECISIONS:-bf16 int8}; do
+  for precision in fp32 ${PRECISIONS:-bf16 int8 int8-mixed}; do
     "$ruclip" eval --model "$model" --data "$work/eval-$set/labels.csv" "${labels[@]}" --template "{}" \
       --precision "$precision" --json-only > "$work/$set-$precision.json"
   done
   images=()
   for f in $(tail -n +2 "$work/eval-$set/labels.csv" | head -200 | cut -d, -f1); do images+=(--image "$work/eval-$set/$f"); done
-  for precision in fp32 ${PRECISIONS:-bf16 int8}; do
+  for precision in fp32 ${PRECISIONS:-bf16 int8 int8-mixed}; do
     "$ruclip" embed --model "$model" --precision "$precision" "${images[@]}" > "$work/$set-$precision-embed.json"
   done
-  python3 - "$work" "$set" ${PRECISIONS:-bf16 int8} <<'PY'
+  python3 - "$work" "$set" ${PRECISIONS:-bf16 int8 int8-mixed} <<'PY'
 import json, math, sys
 work, name, *reduced = sys.argv[1:]
 a = json.load(open(f"{work}/{name}-fp32.json"))
@@ -54,11 +54,11 @@ if [ -x bench/.venv/bin/python ]; then
   while IFS= read -r l; do texts+=(--text "$l"); done < models/recipes/ruclip-shapes-ru/labels.txt
   "$ruclip" embed --model "$model" "${texts[@]}" > "$work/labels-embed.json"
   for set in seen held; do
-    for precision in fp32 ${PRECISIONS:-bf16 int8}; do
+    for precision in fp32 ${OPENVINO_PRECISIONS:-bf16 int8}; do
       bench/.venv/bin/python bench/peers.py --engine openvino --model "$work/tower.onnx" --precision "$precision" \
         --resolution "$resolution" --embed "$work/eval-$set/labels.csv" > "$work/openvino-$set-$precision.json"
     done
-    python3 - "$work" "$set" ${PRECISIONS:-bf16 int8} <<'PY'
+    python3 - "$work" "$set" ${OPENVINO_PRECISIONS:-bf16 int8} <<'PY'
 import json, math, sys
 work, name, *reduced = sys.argv[1:]
 labels = [l.strip() for l in open("models/recipes/ruclip-shapes-ru/labels.txt") if l.strip()]

@@ -254,6 +254,8 @@ class Bench(unittest.TestCase):
     def test_int8_and_auto(self):
         out = ok_json("bench", "--model", MODEL, "--precision", "int8", "--seconds", "0.1", "--threads", "1")
         self.assertEqual((out["precision"], out["linear_kernel"]), ("int8", "onednn-int8"))
+        out = ok_json("bench", "--model", MODEL, "--precision", "int8-mixed", "--seconds", "0.1", "--threads", "1")
+        self.assertEqual((out["precision"], out["linear_kernel"]), ("int8-mixed", "onednn-int8-mixed"))
         for cap in ("avx2", "all"):
             p = run("bench", "--model", MODEL, "--precision", "auto", "--seconds", "0.1", "--threads", "1",
                     env={"RUCLIP_MAX_CPU_ISA": cap})
@@ -262,9 +264,16 @@ class Bench(unittest.TestCase):
             self.assertEqual(out["precision_requested"], "auto")
             rates = out["kernel_measurements_gflops"]
             if not any(f in out["cpu"]["features"] for f in ("avx512_vnni", "amx_int8")):
-                # int8 with 7-bit weights: its accuracy is below the bar, not considered
-                self.assertEqual(out["precision"], "bf16" if native else "fp32")
+                # int8 with 7-bit weights: its accuracy is below the bar, not considered; int8-mixed is
                 self.assertNotIn("onednn-int8", rates)
+                if native:
+                    self.assertEqual(out["precision"], "bf16")
+                    continue
+                fp32 = max(rates.get("onednn-f32", 0), rates.get("libtorch-blas", 0))
+                self.assertEqual(out["precision"],
+                                 "int8-mixed" if rates["onednn-int8-mixed"] > 1.2 * fp32 else "fp32", rates)
+                if out["precision"] == "int8-mixed":
+                    self.assertEqual(out["linear_kernel"], "onednn-int8-mixed")
                 continue
             # int8 only where measured faster than the other candidate by its margin
             other, margin = ("bf16", 1.1) if native else ("fp32", 1.2)
@@ -274,7 +283,7 @@ class Bench(unittest.TestCase):
                              rates)
         p = run("bench", "--model", MODEL, "--precision", "fp8")
         self.assertEqual(p.returncode, 2)
-        self.assertIn("option --precision 'fp8': expected fp32, bf16, fp16, int8 or auto", p.stderr.decode())
+        self.assertIn("option --precision 'fp8': expected fp32, bf16, fp16, int8, int8-mixed or auto", p.stderr.decode())
         p = run("bench", "--model", MODEL, "--seconds", "0.1", env={"RUCLIP_MAX_CPU_ISA": "avx3"})
         self.assertEqual(p.returncode, 1)
         self.assertIn("RUCLIP_MAX_CPU_ISA='avx3': expected all, sse41, avx2", p.stderr.decode())

@@ -361,6 +361,31 @@ TEST(Precision, Int8LatentsFollowFp32) {
   expect_upstream_ranking(images, texts);
 }
 
+// int8-mixed: int8 but for each block's MLP output product, which runs
+// float32: latents follow fp32's as int8's do, and differ from both
+// (neither all int8 nor all float32 ran).
+TEST(Precision, Int8MixedLatentsFollowFp32) {
+  auto mixed = ruclip::Model::load(ruclip_test::tiny_model_dir(), opts("cpu", 1, "int8-mixed"));
+  EXPECT_EQ(mixed->precision(), ruclip::Precision::kInt8Mixed);
+  EXPECT_EQ(mixed->kernels().linear_kernel, "onednn-int8-mixed");
+  auto int8 = ruclip::Model::load(ruclip_test::tiny_model_dir(), opts("cpu", 1, "int8"));
+  const auto pixels = fixture_pixels();
+  auto images = mixed->encode_pixels(pixels.data(), 5);
+  auto int8_images = int8->encode_pixels(pixels.data(), 5);
+  const std::vector<std::vector<int64_t>> ids = ruclip_test::fixture_ids(expected());
+  auto texts = mixed->encode_token_ids(ids);
+  for (int i = 0; i < 5; ++i) {
+    const auto want = expected()["images"][i]["image_latent"].get<std::vector<float>>();
+    EXPECT_GE(ruclip_test::cosine(row(images, i), want), 0.99) << "image " << i;
+    EXPECT_GT(max_abs_diff(row(images, i), want), 1e-5) << "int8-mixed gave fp32's exact numbers";
+    EXPECT_GT(max_abs_diff(row(images, i), row(int8_images, i)), 1e-5) << "int8-mixed gave int8's exact numbers";
+  }
+  for (int j = 0; j < texts.rows; ++j)
+    EXPECT_GE(ruclip_test::cosine(row(texts, j), expected()["texts"][j]["text_latent"].get<std::vector<float>>()), 0.99)
+        << "text " << j;
+  expect_upstream_ranking(images, texts);
+}
+
 // The report says what runs and was measured, and auto picks a precision.
 TEST(Precision, KernelReportAndAuto) {
   auto model = ruclip::Model::load(ruclip_test::tiny_model_dir(), opts("cpu", 1, "auto"));
@@ -372,12 +397,20 @@ TEST(Precision, KernelReportAndAuto) {
   EXPECT_EQ(r.cpu_model, ruclip::cpu_features().model);
   // What was measured decides: int8 (with AVX-512 VNNI or AMX only)
   // against bf16 where bf16 is native, else against the fastest fp32
-  // kernel, each with its margin.
+  // kernel, each with its margin; without VNNI, int8-mixed against fp32.
   std::map<std::string, double> rate(r.measured_gflops.begin(), r.measured_gflops.end());
   const bool bf16 = ruclip::cpu_features().native_bf16();
   if (!ruclip::cpu_features().avx512_vnni && !ruclip::cpu_features().amx_int8) {
     EXPECT_FALSE(rate.count("onednn-int8")) << r.summary();
-    EXPECT_EQ(model->precision(), bf16 ? ruclip::Precision::kBf16 : ruclip::Precision::kFp32);
+    if (bf16) {
+      EXPECT_EQ(model->precision(), ruclip::Precision::kBf16);
+      return;
+    }
+    ASSERT_TRUE(rate.count("onednn-int8-mixed")) << r.summary();
+    const double fp32 = std::max(rate["onednn-f32"], rate["libtorch-blas"]);
+    EXPECT_EQ(model->precision(),
+              rate.at("onednn-int8-mixed") > 1.2 * fp32 ? ruclip::Precision::kInt8Mixed : ruclip::Precision::kFp32)
+        << r.summary();
     return;
   }
   ASSERT_TRUE(rate.count("onednn-int8")) << r.summary();
@@ -393,7 +426,7 @@ TEST(Precision, Errors) {
                 .find("precision 'fp16' needs a CUDA device"),
             std::string::npos);
   EXPECT_NE(error_of([] { ruclip::parse_precision("int4"); })
-                .find("precision 'int4': expected fp32, bf16, fp16, int8 or auto"),
+                .find("precision 'int4': expected fp32, bf16, fp16, int8, int8-mixed or auto"),
             std::string::npos);
 }
 

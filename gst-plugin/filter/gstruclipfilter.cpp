@@ -86,6 +86,7 @@ typedef enum {
   RUCLIP_PRECISION_FP16,
   RUCLIP_PRECISION_INT8,
   RUCLIP_PRECISION_AUTO,
+  RUCLIP_PRECISION_INT8_MIXED,
 } RuClipPrecision;
 
 #define GST_TYPE_RUCLIP_PRECISION (ruclip_precision_get_type ())
@@ -100,8 +101,11 @@ ruclip_precision_get_type (void)
     {RUCLIP_PRECISION_FP16, "float16: GPUs only", "fp16"},
     {RUCLIP_PRECISION_INT8, "int8 linear layers (weights per channel, activations per call; oneDNN): the "
           "fastest precision on many CPUs, with or without bf16; CPU only", "int8"},
+    {RUCLIP_PRECISION_INT8_MIXED, "int8 with each block's MLP output product in fp32: the int8 for CPUs "
+          "without AVX-512 VNNI; CPU only", "int8-mixed"},
     {RUCLIP_PRECISION_AUTO, "the fastest whose accuracy holds here, measured at load: int8 (CPUs with AVX-512 "
-          "VNNI or AMX) where it beats bf16 (CPUs with native bf16) or fp32 by a margin, else that one; fp16 on GPUs", "auto"},
+          "VNNI or AMX) or int8-mixed (others) where it beats bf16 (CPUs with native bf16) or fp32 by a margin, else "
+          "that one; fp16 on GPUs", "auto"},
     {0, NULL, NULL},
   };
   if (g_once_init_enter (&type)) {
@@ -1443,7 +1447,7 @@ gst_ruclip_filter_class_init (GstRuClipFilterClass * klass)
   g_object_class_install_property (gobject_class, PROP_PRECISION,
       g_param_spec_enum ("precision", "Precision",
           "Arithmetic of the model: fp32; bf16 (CPUs with AVX-512 BF16 or AMX, and GPUs; elsewhere fp32 and a "
-          "warning); fp16 (GPUs only); int8 (CPU); auto. The kernels chosen for this CPU are logged at INFO",
+          "warning); fp16 (GPUs only); int8, int8-mixed (CPU); auto. The kernels chosen for this CPU are logged at INFO",
           GST_TYPE_RUCLIP_PRECISION, RUCLIP_PRECISION_FP32, rw_ready));
   g_object_class_install_property (gobject_class, PROP_BATCH_SIZE,
       g_param_spec_uint ("batch-size", "Batch size",

@@ -175,7 +175,7 @@ int bench(const Args& args) {
 
 const Command kBench{"bench",
                      "ruclip bench (--model DIR | --geometry vit-b32-224|vit-b32-384|vit-b16-224|vit-b16-384|"
-                     "vit-l14-224|vit-l14-336|v1) [--batch 8] [--precision fp32|bf16|fp16|int8|auto] [--seconds 10]",
+                     "vit-l14-224|vit-l14-336|v1) [--batch 8] [--precision fp32|bf16|fp16|int8|int8-mixed|auto] [--seconds 10]",
                      {"model", "geometry", "batch", "precision", "seconds", "device", "threads"},
                      bench};
 

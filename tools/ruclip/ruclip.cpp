@@ -28,8 +28,8 @@ void usage(std::ostream& out) {
   out << "usage:\n";
   for (const auto* c : kCommands) out << "  " << c->usage << "\n";
   out << "common options: --device cpu|cuda|cuda:N|auto (default auto: the first GPU when there is one, as the elements), --threads N (default: all CPUs),\n"
-         "                --precision fp32|bf16|fp16|int8|auto (default fp32; fp16 needs CUDA; bf16 runs\n"
-         "                as bf16 only on CPUs with native bf16, else fp32 with a warning; int8: CPU;\n"
+         "                --precision fp32|bf16|fp16|int8|int8-mixed|auto (default fp32; fp16 needs CUDA; bf16 runs\n"
+         "                as bf16 only on CPUs with native bf16, else fp32 with a warning; int8, int8-mixed: CPU;\n"
          "                auto: the fastest whose accuracy holds on this machine)\n";
 }
 

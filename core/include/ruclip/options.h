@@ -27,12 +27,16 @@ struct Device {
 //  - kFp16: CUDA only.
 //  - kInt8: CPU, linear layers dynamically quantized (weights int8 per output
 //    channel, activations per call), through oneDNN's int8 kernels.
+//  - kInt8Mixed: CPU, int8 except each block's MLP output product (c_proj),
+//    which stays fp32: the int8 for CPUs without AVX-512 VNNI or AMX, where
+//    int8 weights keep 7 bits and full int8 falls below the accuracy bar.
 //  - kAuto: the fastest of these whose accuracy was measured to hold (README,
-//    "Speed"), by a measurement at load: int8 (only on CPUs with AVX-512
-//    VNNI or AMX) where it beats bf16 by 1.1x on CPUs with native bf16, or
-//    fp32 by 1.2x on others; else bf16 where native, else fp32; fp16 on CUDA.
-enum class Precision { kFp32, kBf16, kFp16, kInt8, kAuto };
-// "fp32", "bf16", "fp16", "int8", "auto"; throws ruclip::Error naming the value.
+//    "Speed"), by a measurement at load: on CPUs with AVX-512 VNNI or AMX,
+//    int8 where it beats bf16 by 1.1x (CPUs with native bf16) or fp32 by
+//    1.2x; on others, int8-mixed where it beats fp32 by 1.2x; else bf16 where
+//    native, else fp32; fp16 on CUDA.
+enum class Precision { kFp32, kBf16, kFp16, kInt8, kInt8Mixed, kAuto };
+// "fp32", "bf16", "fp16", "int8", "int8-mixed", "auto"; throws ruclip::Error naming the value.
 Precision parse_precision(const std::string& name);
 const char* precision_name(Precision precision);
 

@@ -261,8 +261,7 @@ void ClipWeights::to(const torch::Device& device, torch::ScalarType dtype) {
   causal_mask = causal_mask.to(device, dtype);
 }
 
-void ClipWeights::prepare_inference(LinearKernel kernel) {
-  const bool packs = kernel != LinearKernel::kLibTorch;
+void ClipWeights::prepare_inference(LinearKernel kernel, LinearKernel mlp_output_kernel) {
   // The patch embedding stays in float32 under int8 (its accuracy figures
   // assume so; it is 3 % of the arithmetic). On CUDA too it is a product
   // (cuBLAS), not cuDNN's convolution, which may run fp32 as TF32.
@@ -279,21 +278,21 @@ void ClipWeights::prepare_inference(LinearKernel kernel) {
                                     std::tuple{&b.out_proj, &b.out_proj_w, &b.out_proj_b},
                                     std::tuple{&b.c_fc, &b.c_fc_w, &b.c_fc_b},
                                     std::tuple{&b.c_proj, &b.c_proj_w, &b.c_proj_b}}) {
-        *layer = Linear(*w, *bias, kernel);
-        if (packs) *w = Tensor();
+        *layer = Linear(*w, *bias, layer == &b.c_proj ? mlp_output_kernel : kernel);
+        if (layer->kernel() != LinearKernel::kLibTorch) *w = Tensor();
       }
       // The dense copies just released may sit in the middle of the heap
       // (glibc puts allocations below its mmap threshold there, and the
       // threshold rises as large blocks are freed, e.g. by the kernel
       // measurement): hand their pages back now, or they stay resident
       // while every packed copy is added, raising the load's peak memory.
-      if (packs) malloc_trim(0);
+      if (kernel != LinearKernel::kLibTorch) malloc_trim(0);
     }
   if (config.family == ModelFamily::kV1)
     for (ProjectionHead* h : {&visual_head, &text_head})
       for (auto [layer, w] : {std::pair{&h->linear1, &h->linear1_w}, std::pair{&h->linear2, &h->linear2_w}}) {
         *layer = Linear(*w, Tensor(), kernel);  // no bias
-        if (packs) *w = Tensor();
+        if (kernel != LinearKernel::kLibTorch) *w = Tensor();
       }
 }
 

@@ -96,9 +96,11 @@ struct ClipWeights {
   // LayerNorm, which stays float32 as in upstream CLIP.
   void to(const torch::Device& device, torch::ScalarType dtype = torch::kFloat32);
   // After `to`, for inference only (no autograd through it): puts the blocks'
-  // linear layers on `kernel` (linear.h). A oneDNN kernel packs each weight
-  // into its layout and the dense tensor is released: one copy of the weights.
-  void prepare_inference(LinearKernel kernel);
+  // linear layers on `kernel` (linear.h), each block's MLP output product
+  // (c_proj) on `mlp_output_kernel` (int8-mixed: float32 there). A oneDNN
+  // kernel packs each weight into its layout and the dense tensor is
+  // released: one copy of the weights.
+  void prepare_inference(LinearKernel kernel, LinearKernel mlp_output_kernel);
 };
 
 // Upstream's initialization (CLIP.initialize_parameters and the module defaults).

@@ -6,7 +6,7 @@
 namespace ruclip::detail {
 
 std::vector<double> measure_block_gflops(const ModelConfig& config, LinearKernel kernel,
-                                         const std::vector<BlockLoad>& loads) {
+                                         LinearKernel mlp_output_kernel, const std::vector<BlockLoad>& loads) {
   c10::InferenceMode guard;
   const int64_t d = config.vision_width, grid = config.image_resolution / config.vision_patch_size;
   const int64_t tokens = grid * grid + 1;
@@ -18,7 +18,7 @@ std::vector<double> measure_block_gflops(const ModelConfig& config, LinearKernel
   b.in_proj = Linear(torch::full({3 * d, d}, 0.02), torch::zeros({3 * d}), kernel);
   b.out_proj = Linear(torch::full({d, d}, 0.02), torch::zeros({d}), kernel);
   b.c_fc = Linear(torch::full({4 * d, d}, 0.02), torch::zeros({4 * d}), kernel);
-  b.c_proj = Linear(torch::full({d, 4 * d}, 0.02), torch::zeros({d}), kernel);
+  b.c_proj = Linear(torch::full({d, 4 * d}, 0.02), torch::zeros({d}), mlp_output_kernel);
   std::vector<double> rates;
   for (const BlockLoad& load : loads) {
     const Tensor x = torch::linspace(-1, 1, load.images * tokens * d)

@@ -22,6 +22,23 @@ ThreadPlan plan_for(LinearKernel kernel) {
   return kernel == LinearKernel::kLibTorch ? ThreadPlan::kBlas : ThreadPlan::kOpenMp;
 }
 
+// What a block's products run on: one kernel for all four, or (int8-mixed)
+// int8 with the MLP's output product in float32.
+struct Candidate {
+  LinearKernel kernel;
+  LinearKernel mlp_output;
+  Candidate(LinearKernel k) : kernel(k), mlp_output(k) {}  // NOLINT: one kernel is a candidate
+  Candidate(LinearKernel k, LinearKernel m) : kernel(k), mlp_output(m) {}
+  bool operator==(const Candidate& o) const { return kernel == o.kernel && mlp_output == o.mlp_output; }
+};
+const Candidate kInt8Mixed{LinearKernel::kOneDnnInt8, LinearKernel::kOneDnnF32};
+
+// The names RUCLIP_FP32_KERNEL takes and the report shows.
+std::string candidate_name(const Candidate& c) {
+  if (c == kInt8Mixed) return "onednn-int8-mixed";
+  return c.kernel == LinearKernel::kLibTorch ? "libtorch-blas" : linear_kernel_name(c.kernel);
+}
+
 // One image (a camera pipeline's frame at a time, where the kernels differ
 // most) and a batch of 4 (close to a batch of 8's rate, at half the
 // measuring time), weighted alike. The batch gets one call: a block over 4
@@ -36,30 +53,31 @@ const std::vector<BlockLoad> kLoads = {{1, 4}, {4, 1}};
 // decisive, each keeping its best per load: a burst of load from another
 // process then hits all of them instead of deciding the choice (with a single
 // measurement each, a machine busy with other work can make the slower kernel win).
-std::vector<double> measured(const std::vector<LinearKernel>& kernels, int threads, const ModelConfig& config) {
+std::vector<double> measured(const std::vector<Candidate>& kernels, int threads, const ModelConfig& config) {
   static std::mutex mutex;
-  using Key = std::tuple<int, int, int64_t, int64_t, int64_t, int64_t>;  // kernel, threads, geometry, images
+  // kernels, threads, geometry, images
+  using Key = std::tuple<int, int, int, int64_t, int64_t, int64_t, int64_t>;
   static std::map<Key, double> cache;
   std::lock_guard<std::mutex> guard(mutex);
-  auto key = [&](LinearKernel kernel, const BlockLoad& load) {
-    return Key(static_cast<int>(kernel), threads, config.vision_width, config.image_resolution / config.vision_patch_size,
-               config.vision_heads, load.images);
+  auto key = [&](const Candidate& kernel, const BlockLoad& load) {
+    return Key(static_cast<int>(kernel.kernel), static_cast<int>(kernel.mlp_output), threads, config.vision_width,
+               config.image_resolution / config.vision_patch_size, config.vision_heads, load.images);
   };
-  std::vector<LinearKernel> todo;
-  for (LinearKernel kernel : kernels)
+  std::vector<Candidate> todo;
+  for (const Candidate& kernel : kernels)
     for (const BlockLoad& load : kLoads)
       if (!cache.count(key(kernel, load)) && std::find(todo.begin(), todo.end(), kernel) == todo.end())
         todo.push_back(kernel);
-  auto rate = [&](const std::map<Key, double>& rates, LinearKernel kernel) {
+  auto rate = [&](const std::map<Key, double>& rates, const Candidate& kernel) {
     double seconds_per_gflop = 0;
     for (const BlockLoad& load : kLoads) seconds_per_gflop += 1.0 / rates.at(key(kernel, load));
     return static_cast<double>(kLoads.size()) / seconds_per_gflop;
   };
   std::map<Key, double> best;
   for (int round = 0; round < (todo.size() > 1 ? 2 : 1); ++round) {
-    for (LinearKernel kernel : todo) {
-      set_cpu_threads(threads, plan_for(kernel));
-      const std::vector<double> rates = measure_block_gflops(config, kernel, kLoads);
+    for (const Candidate& kernel : todo) {
+      set_cpu_threads(threads, plan_for(kernel.kernel));
+      const std::vector<double> rates = measure_block_gflops(config, kernel.kernel, kernel.mlp_output, kLoads);
       for (size_t i = 0; i < kLoads.size(); ++i) {
         double& b = best[key(kernel, kLoads[i])];
         b = std::max(b, rates[i]);
@@ -68,20 +86,15 @@ std::vector<double> measured(const std::vector<LinearKernel>& kernels, int threa
     // A lead of 1.5x is no burst of load (that would have to slow the faster
     // kernel by as much): the second round would only cost load time.
     std::vector<double> rates;
-    for (LinearKernel kernel : todo) rates.push_back(rate(best, kernel));
+    for (const Candidate& kernel : todo) rates.push_back(rate(best, kernel));
     std::sort(rates.rbegin(), rates.rend());
     if (rates.size() > 1 && rates[0] > 1.5 * rates[1]) break;
   }
   if (!todo.empty()) restore_claimed_cpu_threads();  // models already running keep theirs
   for (const auto& [k, gflops] : best) cache.emplace(k, gflops);
   std::vector<double> out;
-  for (LinearKernel kernel : kernels) out.push_back(rate(cache, kernel));
+  for (const Candidate& kernel : kernels) out.push_back(rate(cache, kernel));
   return out;
-}
-
-// The names RUCLIP_FP32_KERNEL takes and the report shows.
-std::string fp32_kernel_name(LinearKernel kernel) {
-  return kernel == LinearKernel::kLibTorch ? "libtorch-blas" : linear_kernel_name(kernel);
 }
 
 std::string cpu_name() {
@@ -107,12 +120,14 @@ torch::Device to_torch_device(const Device& device) {
 }
 
 void check_precision(Precision requested, const torch::Device& device) {
-  if (device.is_cuda() && requested == Precision::kInt8)
-    throw Error("precision 'int8': CPU only; on CUDA use fp16 or bf16");
+  const bool int8 = requested == Precision::kInt8 || requested == Precision::kInt8Mixed;
+  if (device.is_cuda() && int8)
+    throw Error(std::string("precision '") + precision_name(requested) + "': CPU only; on CUDA use fp16 or bf16");
   if (!device.is_cuda() && requested == Precision::kFp16)
     throw Error("precision 'fp16' needs a CUDA device; on the CPU use bf16, int8 or fp32");
-  if (!device.is_cuda() && requested == Precision::kInt8 && !onednn_available())
-    throw Error("precision 'int8' needs oneDNN (this build has none: install libdnnl-dev and rebuild)");
+  if (!device.is_cuda() && int8 && !onednn_available())
+    throw Error(std::string("precision '") + precision_name(requested) +
+                "' needs oneDNN (this build has none: install libdnnl-dev and rebuild)");
 }
 
 KernelPlan choose_kernels(Precision requested, const torch::Device& device, const ModelConfig& config,
@@ -142,7 +157,8 @@ KernelPlan choose_kernels(Precision requested, const torch::Device& device, cons
       case Precision::kBf16: plan.dtype = torch::kBFloat16; break;
       case Precision::kFp16:
       case Precision::kAuto: plan.dtype = torch::kFloat16; break;
-      case Precision::kInt8: break;  // refused by check_precision
+      case Precision::kInt8:
+      case Precision::kInt8Mixed: break;  // refused by check_precision
     }
     plan.precision = requested == Precision::kAuto ? Precision::kFp16 : requested;
     r.precision = precision_name(plan.precision);
@@ -156,9 +172,9 @@ KernelPlan choose_kernels(Precision requested, const torch::Device& device, cons
   if (!cap_onednn_isa() && onednn_available())
     r.warnings.push_back("RUCLIP_MAX_CPU_ISA could not be passed on to oneDNN (it had already chosen its kernels)");
 
-  auto rate = [&](LinearKernel kernel) {
+  auto rate = [&](const Candidate& kernel) {
     const double g = measured({kernel}, num_threads, config)[0];
-    r.measured_gflops.emplace_back(fp32_kernel_name(kernel), g);
+    r.measured_gflops.emplace_back(candidate_name(kernel), g);
     return g;
   };
 
@@ -176,29 +192,34 @@ KernelPlan choose_kernels(Precision requested, const torch::Device& device, cons
     const std::string name = forced;
     std::optional<LinearKernel> kernel;
     for (LinearKernel k : fp32_candidates)
-      if (name == fp32_kernel_name(k)) kernel = k;
+      if (name == candidate_name(k)) kernel = k;
     if (!kernel) {
       std::string known;
-      for (LinearKernel k : fp32_candidates) known += std::string(known.empty() ? "" : ", ") + fp32_kernel_name(k);
+      for (LinearKernel k : fp32_candidates) known += std::string(known.empty() ? "" : ", ") + candidate_name(k);
       throw Error("RUCLIP_FP32_KERNEL='" + name + "': expected one of " + known + " (this build)");
     }
     fp32_candidates = {*kernel};
   }
   // auto considers int8 only where its weights keep 8 bits (AVX-512 VNNI,
   // AMX): with 7 (AVX2: Zen 3, Haswell..Skylake client) its top-1 agreement
-  // with fp32 on the shipped model's held-out pairs falls below the 99 % bar
-  // (README, Speed).
-  const bool auto_weighs_int8 = requested == Precision::kAuto && int8_weights_full_range() &&
-                                onednn_kernel_runs(LinearKernel::kOneDnnInt8);
+  // with fp32 on the shipped model's held-out pairs falls below the 99 % bar;
+  // there it considers int8-mixed, which holds it (docs/performance.md).
+  const bool int8_runs = requested == Precision::kAuto && onednn_kernel_runs(LinearKernel::kOneDnnInt8);
+  const bool auto_weighs_int8 = int8_runs && int8_weights_full_range();
+  const bool auto_weighs_int8_mixed =
+      int8_runs && !int8_weights_full_range() && onednn_kernel_runs(LinearKernel::kOneDnnF32);
+  const std::optional<Candidate> auto_int8 = auto_weighs_int8 ? std::optional<Candidate>(LinearKernel::kOneDnnInt8)
+                                             : auto_weighs_int8_mixed ? std::optional<Candidate>(kInt8Mixed)
+                                                                      : std::nullopt;
   std::optional<LinearKernel> fp32_kernel;
   double fp32_rate = 0;
   auto fastest_fp32 = [&] {
     if (fp32_kernel) return *fp32_kernel;
     // One candidate (forced, or no oneDNN): nothing to measure, unless auto
     // weighs it against int8.
-    if (fp32_candidates.size() == 1 && !auto_weighs_int8) return *(fp32_kernel = fp32_candidates[0]);
-    std::vector<LinearKernel> contenders = fp32_candidates;  // measured together, taking turns
-    if (auto_weighs_int8) contenders.push_back(LinearKernel::kOneDnnInt8);
+    if (fp32_candidates.size() == 1 && !auto_int8) return *(fp32_kernel = fp32_candidates[0]);
+    std::vector<Candidate> contenders(fp32_candidates.begin(), fp32_candidates.end());  // measured together, taking turns
+    if (auto_int8) contenders.push_back(*auto_int8);
     measured(contenders, num_threads, config);
     for (LinearKernel k : fp32_candidates) {
       const double g = rate(k);
@@ -219,10 +240,12 @@ KernelPlan choose_kernels(Precision requested, const torch::Device& device, cons
       precision = rate(LinearKernel::kOneDnnInt8) > 1.1 * bf16_rate ? Precision::kInt8 : Precision::kBf16;
     } else if (bf16_native) {
       precision = Precision::kBf16;
-    } else if (auto_weighs_int8) {
-      // int8 where it beats float32 here by a margin worth its (measured, small) error.
+    } else if (auto_int8) {
+      // int8 (or int8-mixed) where it beats float32 here by a margin worth its (measured, small) error.
       fastest_fp32();
-      precision = rate(LinearKernel::kOneDnnInt8) > 1.2 * fp32_rate ? Precision::kInt8 : Precision::kFp32;
+      precision = rate(*auto_int8) <= 1.2 * fp32_rate ? Precision::kFp32
+                  : auto_weighs_int8                  ? Precision::kInt8
+                                                      : Precision::kInt8Mixed;
     } else {
       precision = Precision::kFp32;
     }
@@ -238,9 +261,14 @@ KernelPlan choose_kernels(Precision requested, const torch::Device& device, cons
     r.warnings.push_back(why.str());
     precision = Precision::kFp32;
   }
-  if (precision == Precision::kInt8 && !onednn_kernel_runs(LinearKernel::kOneDnnInt8))
-    throw Error("precision 'int8': oneDNN's int8 product doesn't run beside this LibTorch on this CPU "
-                "(docs/building.md); use fp32 or bf16");
+  if ((precision == Precision::kInt8 || precision == Precision::kInt8Mixed) &&
+      !onednn_kernel_runs(LinearKernel::kOneDnnInt8))
+    throw Error(std::string("precision '") + precision_name(precision) +
+                "': oneDNN's int8 product doesn't run beside this LibTorch on this CPU (docs/building.md); use fp32 or "
+                "bf16");
+  if (precision == Precision::kInt8Mixed && !onednn_kernel_runs(LinearKernel::kOneDnnF32))
+    throw Error("precision 'int8-mixed': oneDNN's float32 product doesn't run beside this LibTorch on this CPU "
+                "(docs/building.md); use int8 or fp32");
 
   switch (precision) {
     case Precision::kBf16:
@@ -250,14 +278,19 @@ KernelPlan choose_kernels(Precision requested, const torch::Device& device, cons
     case Precision::kInt8:
       plan.kernel = LinearKernel::kOneDnnInt8;
       break;
+    case Precision::kInt8Mixed:
+      plan.kernel = kInt8Mixed.kernel;
+      plan.mlp_output_kernel = kInt8Mixed.mlp_output;
+      break;
     default:
       plan.kernel = fastest_fp32();
       break;
   }
+  if (precision != Precision::kInt8Mixed) plan.mlp_output_kernel = plan.kernel;
   plan.precision = precision;
   plan.threads = plan_for(plan.kernel);
   r.precision = precision_name(precision);
-  r.linear_kernel = fp32_kernel_name(plan.kernel);
+  r.linear_kernel = candidate_name({plan.kernel, plan.mlp_output_kernel});
   if (std::string w = claim_cpu_threads(requested_threads, plan.threads); !w.empty()) {
     r.warnings.push_back(w);
     r.threads_warning = w;

@@ -44,9 +44,10 @@ std::string Device::str() const {
 }
 
 Precision parse_precision(const std::string& name) {
-  for (Precision p : {Precision::kFp32, Precision::kBf16, Precision::kFp16, Precision::kInt8, Precision::kAuto})
+  for (Precision p : {Precision::kFp32, Precision::kBf16, Precision::kFp16, Precision::kInt8, Precision::kInt8Mixed,
+                      Precision::kAuto})
     if (name == precision_name(p)) return p;
-  throw Error("precision '" + name + "': expected fp32, bf16, fp16, int8 or auto");
+  throw Error("precision '" + name + "': expected fp32, bf16, fp16, int8, int8-mixed or auto");
 }
 
 const char* precision_name(Precision precision) {
@@ -55,6 +56,7 @@ const char* precision_name(Precision precision) {
     case Precision::kBf16: return "bf16";
     case Precision::kFp16: return "fp16";
     case Precision::kInt8: return "int8";
+    case Precision::kInt8Mixed: return "int8-mixed";
     case Precision::kAuto: return "auto";
   }
   return "?";
