@@ -361,7 +361,7 @@ TEST(ModelV1Precision, Int8FollowsFp32) {
 TEST(ModelV1Precision, Bf16FollowsFp32) {
   auto w = fixture_weights();
   w->to(torch::kCPU, torch::kBFloat16);
-  w->prepare_inference(ruclip::detail::LinearKernel::kLibTorch, ruclip::detail::LinearKernel::kLibTorch);
+  w->prepare_inference(ruclip::detail::LayerKernels::all(ruclip::detail::LinearKernel::kLibTorch));
   c10::InferenceMode guard;
   const auto pixels = upstream_pixels();
   const torch::Tensor images = w->encode_image(torch::from_blob(const_cast<float*>(pixels.data()), {5, 3, 32, 32}));

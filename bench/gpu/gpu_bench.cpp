@@ -139,7 +139,7 @@ ordered_json towers(const Settings& s, const std::string& geometry) {
     ruclip::detail::ClipWeights w(config);
     ruclip::detail::init_random(w, 1);
     w.to(s.device, p.dtype);
-    w.prepare_inference(ruclip::detail::LinearKernel::kLibTorch, ruclip::detail::LinearKernel::kLibTorch);
+    w.prepare_inference(ruclip::detail::LayerKernels::all(ruclip::detail::LinearKernel::kLibTorch));
     allow_tf32(p.tf32);
     const int64_t r = config.image_resolution;
     for (int64_t batch : batches) {

@@ -218,11 +218,14 @@ Tensor ClipWeights::encode_image(const Tensor& pixels) const {
     // (channel, row, column: the weight's order) times the weight, a product
     // on the inference kernel (LibTorch's convolution is much slower at
     // batch 1).
-    const Tensor patches = pixels.to(class_embedding.scalar_type())
+    // (bf16 under int8 on CPUs with native bf16: the tower's activations
+    // are float32 there.)
+    const bool bf16 = patch_embedding.kernel() == LinearKernel::kOneDnnBf16;
+    const Tensor patches = pixels.to(bf16 ? torch::kBFloat16 : class_embedding.scalar_type())
                                .view({n, 3, grid, patch, grid, patch})
                                .permute({0, 2, 4, 1, 3, 5})
                                .reshape({n, grid * grid, 3 * patch * patch});
-    x = patch_embedding.forward(patches);  // [N, g*g, W]
+    x = patch_embedding.forward(patches).to(class_embedding.scalar_type());  // [N, g*g, W]
   } else {
     x = torch::conv2d(pixels.to(conv1_w.scalar_type()), conv1_w, {}, patch);  // [N, W, g, g]
     x = x.flatten(2).permute({0, 2, 1});                                       // [N, g*g, W]
@@ -261,14 +264,13 @@ void ClipWeights::to(const torch::Device& device, torch::ScalarType dtype) {
   causal_mask = causal_mask.to(device, dtype);
 }
 
-void ClipWeights::prepare_inference(LinearKernel kernel, LinearKernel mlp_output_kernel) {
-  // The patch embedding stays in float32 under int8 (its accuracy figures
-  // assume so; it is 3 % of the arithmetic). On CUDA too it is a product
-  // (cuBLAS), not cuDNN's convolution, which may run fp32 as TF32.
+void ClipWeights::prepare_inference(const LayerKernels& kernels) {
+  const LinearKernel kernel = kernels.blocks;
+  // On CUDA too the patch embedding is a product (cuBLAS), not cuDNN's
+  // convolution, which may run fp32 as TF32.
   if (conv1_w.defined()) {
-    const LinearKernel patch_kernel = kernel == LinearKernel::kOneDnnInt8 ? LinearKernel::kOneDnnF32 : kernel;
-    patch_embedding = Linear(conv1_w.reshape({conv1_w.size(0), -1}), Tensor(), patch_kernel);
-    if (patch_kernel != LinearKernel::kLibTorch) conv1_w = Tensor();
+    patch_embedding = Linear(conv1_w.reshape({conv1_w.size(0), -1}), Tensor(), kernels.patch_embedding);
+    if (kernels.patch_embedding != LinearKernel::kLibTorch) conv1_w = Tensor();
   }
   for (auto* blocks : {&visual_blocks, &text_blocks})
     for (Block& b : *blocks) {
@@ -278,7 +280,7 @@ void ClipWeights::prepare_inference(LinearKernel kernel, LinearKernel mlp_output
                                     std::tuple{&b.out_proj, &b.out_proj_w, &b.out_proj_b},
                                     std::tuple{&b.c_fc, &b.c_fc_w, &b.c_fc_b},
                                     std::tuple{&b.c_proj, &b.c_proj_w, &b.c_proj_b}}) {
-        *layer = Linear(*w, *bias, layer == &b.c_proj ? mlp_output_kernel : kernel);
+        *layer = Linear(*w, *bias, layer == &b.c_proj ? kernels.mlp_output : kernel);
         if (layer->kernel() != LinearKernel::kLibTorch) *w = Tensor();
       }
       // The dense copies just released may sit in the middle of the heap

@@ -39,6 +39,17 @@ struct ProjectionHead {
   Linear linear1, linear2;  // on the inference kernel (see Block)
 };
 
+// The kernel of each kind of linear layer (ClipWeights::prepare_inference).
+struct LayerKernels {
+  LinearKernel blocks = LinearKernel::kLibTorch;      // the blocks' products, v1's projection heads
+  LinearKernel mlp_output = LinearKernel::kLibTorch;  // each block's c_proj (int8-mixed: float32)
+  // The image tower's patch embedding: never int8 (the pixels' product
+  // keeps the precision the accuracy figures assume), bf16 where int8 runs
+  // beside a native bf16 kernel.
+  LinearKernel patch_embedding = LinearKernel::kLibTorch;
+  static LayerKernels all(LinearKernel kernel) { return {kernel, kernel, kernel}; }
+};
+
 // One parameter: its upstream state-dict name, the tensor, its shape per config.json.
 struct NamedParameter {
   std::string name;
@@ -95,12 +106,10 @@ struct ClipWeights {
   // arithmetic of both towers from then on (inputs are cast to it), except
   // LayerNorm, which stays float32 as in upstream CLIP.
   void to(const torch::Device& device, torch::ScalarType dtype = torch::kFloat32);
-  // After `to`, for inference only (no autograd through it): puts the blocks'
-  // linear layers on `kernel` (linear.h), each block's MLP output product
-  // (c_proj) on `mlp_output_kernel` (int8-mixed: float32 there). A oneDNN
-  // kernel packs each weight into its layout and the dense tensor is
-  // released: one copy of the weights.
-  void prepare_inference(LinearKernel kernel, LinearKernel mlp_output_kernel);
+  // After `to`, for inference only (no autograd through it): puts the linear
+  // layers on `kernels` (linear.h). A oneDNN kernel packs each weight into
+  // its layout and the dense tensor is released: one copy of the weights.
+  void prepare_inference(const LayerKernels& kernels);
 };
 
 // Upstream's initialization (CLIP.initialize_parameters and the module defaults).

@@ -270,27 +270,28 @@ KernelPlan choose_kernels(Precision requested, const torch::Device& device, cons
     throw Error("precision 'int8-mixed': oneDNN's float32 product doesn't run beside this LibTorch on this CPU "
                 "(docs/building.md); use int8 or fp32");
 
+  LayerKernels& k = plan.kernels;
   switch (precision) {
     case Precision::kBf16:
-      plan.kernel = LinearKernel::kOneDnnBf16;
+      k = LayerKernels::all(LinearKernel::kOneDnnBf16);
       plan.dtype = torch::kBFloat16;
       break;
     case Precision::kInt8:
-      plan.kernel = LinearKernel::kOneDnnInt8;
-      break;
     case Precision::kInt8Mixed:
-      plan.kernel = kInt8Mixed.kernel;
-      plan.mlp_output_kernel = kInt8Mixed.mlp_output;
+      k.blocks = LinearKernel::kOneDnnInt8;
+      k.mlp_output = precision == Precision::kInt8Mixed ? kInt8Mixed.mlp_output : k.blocks;
+      // The patch embedding's product: bf16 where native (twice float32's
+      // rate there, its error as small as bf16's), else float32.
+      k.patch_embedding = bf16_native ? LinearKernel::kOneDnnBf16 : LinearKernel::kOneDnnF32;
       break;
     default:
-      plan.kernel = fastest_fp32();
+      k = LayerKernels::all(fastest_fp32());
       break;
   }
-  if (precision != Precision::kInt8Mixed) plan.mlp_output_kernel = plan.kernel;
   plan.precision = precision;
-  plan.threads = plan_for(plan.kernel);
+  plan.threads = plan_for(k.blocks);
   r.precision = precision_name(precision);
-  r.linear_kernel = candidate_name({plan.kernel, plan.mlp_output_kernel});
+  r.linear_kernel = candidate_name({k.blocks, k.mlp_output});
   if (std::string w = claim_cpu_threads(requested_threads, plan.threads); !w.empty()) {
     r.warnings.push_back(w);
     r.threads_warning = w;

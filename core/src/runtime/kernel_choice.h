@@ -15,8 +15,7 @@ namespace ruclip::detail {
 struct KernelPlan {
   Precision precision = Precision::kFp32;  // what runs (never kAuto)
   torch::ScalarType dtype = torch::kFloat32;  // the towers' activations
-  LinearKernel kernel = LinearKernel::kLibTorch;
-  LinearKernel mlp_output_kernel = LinearKernel::kLibTorch;  // each block's c_proj: `kernel` but in int8-mixed
+  LayerKernels kernels;  // kLibTorch on CUDA
   ThreadPlan threads = ThreadPlan::kOpenMp;
   KernelReport report;
 };

@@ -87,7 +87,7 @@ struct Model::Impl {
     logit_scale = std::exp(weights->logit_scale.item<float>());
     detail::with_torch_errors("placing the weights on " + device.str(), 0, [&] {
       weights->to(device, plan.dtype);
-      weights->prepare_inference(plan.kernel, plan.mlp_output_kernel);
+      weights->prepare_inference(plan.kernels);
     });
     // The dense weights just released were mostly below glibc's (adaptive)
     // mmap threshold: hand their pages back, or they stay in the process's
