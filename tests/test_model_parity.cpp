@@ -406,7 +406,14 @@ TEST(Precision, KernelReportAndAuto) {
       EXPECT_EQ(model->precision(), ruclip::Precision::kBf16);
       return;
     }
-    ASSERT_TRUE(rate.count("onednn-int8-mixed")) << r.summary();
+    if (!rate.count("onednn-int8-mixed")) {
+      // Only where oneDNN's int8 can't run beside this LibTorch (docs/building.md).
+      EXPECT_EQ(model->precision(), ruclip::Precision::kFp32);
+      EXPECT_NE(error_of([] { ruclip::Model::load(ruclip_test::tiny_model_dir(), opts("cpu", 1, "int8-mixed")); })
+                    .find("doesn't run beside this LibTorch"),
+                std::string::npos);
+      return;
+    }
     const double fp32 = std::max(rate["onednn-f32"], rate["libtorch-blas"]);
     EXPECT_EQ(model->precision(),
               rate.at("onednn-int8-mixed") > 1.2 * fp32 ? ruclip::Precision::kInt8Mixed : ruclip::Precision::kFp32)

@@ -11,6 +11,8 @@
 
 #include "nn/clip_weights.h"
 #include "nn/state_dict.h"  // the towers themselves: full context, forced bf16
+#include "runtime/cpu_threads.h"
+#include "runtime/kernel_choice.h"
 #include "ruclip/checkpoint.h"
 #include "ruclip/config.h"
 #include "ruclip/cpu.h"
@@ -355,6 +357,39 @@ TEST(ModelV1Precision, Int8FollowsFp32) {
     EXPECT_GT(max_abs_diff(row(images, i), image_latent(i)), 1e-6) << "int8 gave fp32's exact numbers: not int8?";
   }
   for (int j = 0; j < 10; ++j) EXPECT_GE(ruclip_test::cosine(row(texts, j), text_latent(j)), 0.99) << "text " << j;
+}
+
+// int8-mixed's plan, laid on v1's layers: exactly each block's MLP output
+// product (GPT-2's mlp.c_proj, the image tower's c_proj) runs float32; the
+// rest, the projection heads included, int8; the patch embedding never int8.
+TEST(ModelV1Precision, Int8MixedKeepsOnlyMlpOutputsFp32) {
+  using ruclip::detail::LinearKernel;
+  if (!ruclip::detail::onednn_kernel_runs(LinearKernel::kOneDnnInt8) ||
+      !ruclip::detail::onednn_kernel_runs(LinearKernel::kOneDnnF32))
+    GTEST_SKIP() << "oneDNN's int8 or f32 product doesn't run beside this LibTorch here (docs/building.md)";
+  auto w = fixture_weights();
+  const auto plan = ruclip::detail::choose_kernels(ruclip::Precision::kInt8Mixed, torch::kCPU, w->config, 1);
+  ruclip::detail::release_cpu_threads();
+  EXPECT_EQ(plan.kernels.blocks, LinearKernel::kOneDnnInt8);
+  EXPECT_EQ(plan.kernels.mlp_output, LinearKernel::kOneDnnF32);
+  EXPECT_EQ(plan.kernels.patch_embedding, ruclip::cpu_features().native_bf16() ? LinearKernel::kOneDnnBf16
+                                                                                : LinearKernel::kOneDnnF32);
+  EXPECT_EQ(plan.report.linear_kernel, "onednn-int8-mixed");
+  w->prepare_inference(plan.kernels);
+  for (const auto* blocks : {&w->visual_blocks, &w->text_blocks}) {
+    ASSERT_FALSE(blocks->empty());
+    for (const auto& b : *blocks) {
+      EXPECT_EQ(b.in_proj.kernel(), LinearKernel::kOneDnnInt8);
+      EXPECT_EQ(b.out_proj.kernel(), LinearKernel::kOneDnnInt8);
+      EXPECT_EQ(b.c_fc.kernel(), LinearKernel::kOneDnnInt8);
+      EXPECT_EQ(b.c_proj.kernel(), LinearKernel::kOneDnnF32);
+    }
+  }
+  for (const auto* head : {&w->visual_head, &w->text_head}) {
+    EXPECT_EQ(head->linear1.kernel(), LinearKernel::kOneDnnInt8);
+    EXPECT_EQ(head->linear2.kernel(), LinearKernel::kOneDnnInt8);
+  }
+  EXPECT_EQ(w->patch_embedding.kernel(), plan.kernels.patch_embedding);
 }
 
 // bf16 arithmetic on LibTorch's kernels (on any CPU; Model picks it only where it is native).

@@ -130,8 +130,9 @@ __attribute__((target("avx2"))) Range range_avx2(const float* x, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
     const __m256 v = _mm256_loadu_ps(x + i);
-    lo = _mm256_min_ps(lo, v);
-    hi = _mm256_max_ps(hi, v);
+    // (v, lo): a NaN in v leaves lo, as the scalar loop's std::min does.
+    lo = _mm256_min_ps(v, lo);
+    hi = _mm256_max_ps(v, hi);
   }
   alignas(32) float l[8], h[8];
   _mm256_store_ps(l, lo);
