@@ -250,6 +250,30 @@ TEST(ModelLoad, Devices) {
   }
 }
 
+// A reduced precision's latents on the fixture: each image's and text's
+// latent keeps its direction (cosine >= `min_cosine`) without being fp32's
+// exact numbers (some coordinate off by more than `min_difference`), and the
+// texts rank per image as upstream ranks them. Returns the image latents.
+ruclip::Embeddings expect_latents_follow_fp32(const ruclip::Model& model, const std::string& precision,
+                                              double min_cosine, double min_difference) {
+  const auto pixels = fixture_pixels();
+  auto images = model.encode_pixels(pixels.data(), 5);
+  for (int i = 0; i < 5; ++i) {
+    const auto want = expected()["images"][i]["image_latent"].get<std::vector<float>>();
+    EXPECT_GE(ruclip_test::cosine(row(images, i), want), min_cosine) << precision << " image " << i;
+    EXPECT_GT(max_abs_diff(row(images, i), want), min_difference)
+        << precision << " gave fp32's exact numbers: not " << precision << "?";
+  }
+  const std::vector<std::vector<int64_t>> ids = ruclip_test::fixture_ids(expected());
+  auto texts = model.encode_token_ids(ids);
+  for (int j = 0; j < texts.rows; ++j)
+    EXPECT_GE(ruclip_test::cosine(row(texts, j), expected()["texts"][j]["text_latent"].get<std::vector<float>>()),
+              min_cosine)
+        << precision << " text " << j;
+  expect_upstream_ranking(images, texts);
+  return images;
+}
+
 // bf16 keeps 8 bits of mantissa: the latents move by about 1 %, the
 // direction hardly (cosine), and the ranking of the fixture's texts per image
 // stays that of fp32 and upstream.
@@ -257,20 +281,7 @@ TEST(Precision, Bf16LatentsFollowFp32) {
   auto bf16 = ruclip::Model::load(ruclip_test::tiny_model_dir(), opts("cpu", 1, "bf16"));
   if (!ruclip::cpu_features().native_bf16()) GTEST_SKIP() << "no native bf16 on this CPU (tested: BfloatFallsBackOnCpusWithout)";
   EXPECT_EQ(bf16->precision(), ruclip::Precision::kBf16);
-  const auto pixels = fixture_pixels();
-  auto images = bf16->encode_pixels(pixels.data(), 5);
-  for (int i = 0; i < 5; ++i) {
-    const auto want = expected()["images"][i]["image_latent"].get<std::vector<float>>();
-    EXPECT_GE(ruclip_test::cosine(row(images, i), want), 0.995) << "image " << i;
-    EXPECT_GT(max_abs_diff(row(images, i), want), 1e-6) << "bf16 gave fp32's exact numbers: not bf16?";
-  }
-  const std::vector<std::vector<int64_t>> ids = ruclip_test::fixture_ids(expected());
-  auto texts = bf16->encode_token_ids(ids);
-  for (int j = 0; j < texts.rows; ++j)
-    EXPECT_GE(ruclip_test::cosine(row(texts, j), expected()["texts"][j]["text_latent"].get<std::vector<float>>()),
-              0.995)
-        << "text " << j;
-  expect_upstream_ranking(images, texts);
+  expect_latents_follow_fp32(*bf16, "bf16", 0.995, 1e-6);
 }
 
 // The text tower is causal and pools at the first eos: a batch is computed
@@ -346,19 +357,7 @@ TEST(Precision, Int8LatentsFollowFp32) {
   auto int8 = ruclip::Model::load(ruclip_test::tiny_model_dir(), opts("cpu", 1, "int8"));
   EXPECT_EQ(int8->precision(), ruclip::Precision::kInt8);
   EXPECT_EQ(int8->kernels().linear_kernel, "onednn-int8");
-  const auto pixels = fixture_pixels();
-  auto images = int8->encode_pixels(pixels.data(), 5);
-  const std::vector<std::vector<int64_t>> ids = ruclip_test::fixture_ids(expected());
-  auto texts = int8->encode_token_ids(ids);
-  for (int i = 0; i < 5; ++i) {
-    const auto want = expected()["images"][i]["image_latent"].get<std::vector<float>>();
-    EXPECT_GE(ruclip_test::cosine(row(images, i), want), 0.99) << "image " << i;
-    EXPECT_GT(max_abs_diff(row(images, i), want), 1e-5) << "int8 gave fp32's exact numbers: not int8?";
-  }
-  for (int j = 0; j < texts.rows; ++j)
-    EXPECT_GE(ruclip_test::cosine(row(texts, j), expected()["texts"][j]["text_latent"].get<std::vector<float>>()), 0.99)
-        << "text " << j;
-  expect_upstream_ranking(images, texts);
+  expect_latents_follow_fp32(*int8, "int8", 0.99, 1e-5);
 }
 
 // int8-mixed: int8 but for each block's MLP output product, which runs
@@ -368,22 +367,12 @@ TEST(Precision, Int8MixedLatentsFollowFp32) {
   auto mixed = ruclip::Model::load(ruclip_test::tiny_model_dir(), opts("cpu", 1, "int8-mixed"));
   EXPECT_EQ(mixed->precision(), ruclip::Precision::kInt8Mixed);
   EXPECT_EQ(mixed->kernels().linear_kernel, "onednn-int8-mixed");
+  const auto images = expect_latents_follow_fp32(*mixed, "int8-mixed", 0.99, 1e-5);
   auto int8 = ruclip::Model::load(ruclip_test::tiny_model_dir(), opts("cpu", 1, "int8"));
   const auto pixels = fixture_pixels();
-  auto images = mixed->encode_pixels(pixels.data(), 5);
-  auto int8_images = int8->encode_pixels(pixels.data(), 5);
-  const std::vector<std::vector<int64_t>> ids = ruclip_test::fixture_ids(expected());
-  auto texts = mixed->encode_token_ids(ids);
-  for (int i = 0; i < 5; ++i) {
-    const auto want = expected()["images"][i]["image_latent"].get<std::vector<float>>();
-    EXPECT_GE(ruclip_test::cosine(row(images, i), want), 0.99) << "image " << i;
-    EXPECT_GT(max_abs_diff(row(images, i), want), 1e-5) << "int8-mixed gave fp32's exact numbers";
+  const auto int8_images = int8->encode_pixels(pixels.data(), 5);
+  for (int i = 0; i < 5; ++i)
     EXPECT_GT(max_abs_diff(row(images, i), row(int8_images, i)), 1e-5) << "int8-mixed gave int8's exact numbers";
-  }
-  for (int j = 0; j < texts.rows; ++j)
-    EXPECT_GE(ruclip_test::cosine(row(texts, j), expected()["texts"][j]["text_latent"].get<std::vector<float>>()), 0.99)
-        << "text " << j;
-  expect_upstream_ranking(images, texts);
 }
 
 // The report says what runs and was measured, and auto picks a precision.

@@ -266,6 +266,7 @@ void ClipWeights::to(const torch::Device& device, torch::ScalarType dtype) {
 
 void ClipWeights::prepare_inference(const LayerKernels& kernels) {
   const LinearKernel kernel = kernels.blocks;
+  const bool packs = kernel != LinearKernel::kLibTorch;
   // On CUDA too the patch embedding is a product (cuBLAS), not cuDNN's
   // convolution, which may run fp32 as TF32.
   if (conv1_w.defined()) {
@@ -288,13 +289,13 @@ void ClipWeights::prepare_inference(const LayerKernels& kernels) {
       // threshold rises as large blocks are freed, e.g. by the kernel
       // measurement): hand their pages back now, or they stay resident
       // while every packed copy is added, raising the load's peak memory.
-      if (kernel != LinearKernel::kLibTorch) malloc_trim(0);
+      if (packs) malloc_trim(0);
     }
   if (config.family == ModelFamily::kV1)
     for (ProjectionHead* h : {&visual_head, &text_head})
       for (auto [layer, w] : {std::pair{&h->linear1, &h->linear1_w}, std::pair{&h->linear2, &h->linear2_w}}) {
         *layer = Linear(*w, Tensor(), kernel);  // no bias
-        if (kernel != LinearKernel::kLibTorch) *w = Tensor();
+        if (packs) *w = Tensor();
       }
 }
 

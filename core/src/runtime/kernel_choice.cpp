@@ -204,13 +204,14 @@ KernelPlan choose_kernels(Precision requested, const torch::Device& device, cons
   // AMX): with 7 (AVX2: Zen 3, Haswell..Skylake client) its top-1 agreement
   // with fp32 on the shipped model's held-out pairs falls below the 99 % bar;
   // there it considers int8-mixed, which holds it (docs/performance.md).
-  const bool int8_runs = requested == Precision::kAuto && onednn_kernel_runs(LinearKernel::kOneDnnInt8);
-  const bool auto_weighs_int8 = int8_runs && int8_weights_full_range();
-  const bool auto_weighs_int8_mixed =
-      int8_runs && !int8_weights_full_range() && onednn_kernel_runs(LinearKernel::kOneDnnF32);
-  const std::optional<Candidate> auto_int8 = auto_weighs_int8 ? std::optional<Candidate>(LinearKernel::kOneDnnInt8)
-                                             : auto_weighs_int8_mixed ? std::optional<Candidate>(kInt8Mixed)
-                                                                      : std::nullopt;
+  std::optional<Candidate> auto_int8;  // the int8 candidate auto weighs, if any
+  if (requested == Precision::kAuto && onednn_kernel_runs(LinearKernel::kOneDnnInt8)) {
+    if (int8_weights_full_range())
+      auto_int8 = Candidate(LinearKernel::kOneDnnInt8);
+    else if (onednn_kernel_runs(LinearKernel::kOneDnnF32))
+      auto_int8 = kInt8Mixed;
+  }
+  const bool auto_weighs_int8 = auto_int8 && !(*auto_int8 == kInt8Mixed);  // full int8
   std::optional<LinearKernel> fp32_kernel;
   double fp32_rate = 0;
   auto fastest_fp32 = [&] {
