@@ -66,6 +66,10 @@ class Linear {
   // x [..., in] -> [..., out]; `residual` has the output's shape (kAddResidual).
   Tensor forward(const Tensor& x, Epilogue epilogue = Epilogue::kNone, const Tensor& residual = {}) const;
 
+  // Bytes between two rows of the packed weights where oneDNN keeps them in a
+  // plain layout (its gemm-based kernels: CPUs without AVX-512), else 0 (tests).
+  int64_t weights_row_bytes() const;
+
  private:
   struct OneDnn;
   std::shared_ptr<const OneDnn> onednn_;
