@@ -20,6 +20,8 @@
 #   ORT_SPINNING="1 0" ONNX Runtime's intra-op spinning settings, each measured (N intra-op
 #                      threads, one inter-op thread, sequential: what won in bench/ort-threads.sh)
 #   OPENVINO_PRECISIONS="fp32 bf16 int8"   OpenVINO's precisions
+#   CONTENDERS="reference ort openvino ruclip"   which of them run (e.g. "openvino ruclip" for
+#                      more rounds of that pair in the same time)
 # Prints JSON lines (each with the CPU, date and OPENBLAS_CORETYPE), then a
 # summary table: min-max over rounds, ratios of medians against the best
 # reference setting and against the best ONNX Runtime setting, peak RSS.
@@ -37,6 +39,13 @@ batches="${BATCHES:-8 1}"
 geometry=vit-b32-224
 ort_spinning="${ORT_SPINNING:-1 0}"
 openvino_precisions="${OPENVINO_PRECISIONS:-fp32 bf16 int8}"
+read -r -a contender_names <<<"${CONTENDERS:-reference ort openvino ruclip}"
+for name in "${contender_names[@]}"; do
+  case "$name" in
+    reference | ort | openvino | ruclip) ;;
+    *) echo "cpu.sh: CONTENDERS: unknown contender '$name' (reference, ort, openvino, ruclip)" >&2; exit 2 ;;
+  esac
+done
 
 # --- what the contenders need, installed once
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
@@ -220,11 +229,13 @@ run_ruclip() {  # batch round
   done
 }
 
-contenders=(run_reference run_ort run_openvino run_ruclip)
+contenders=()
+for name in "${contender_names[@]}"; do contenders+=("run_$name"); done
+count=${#contenders[@]}
 for round in $(seq "$rounds"); do
   for batch in $batches; do
-    for i in 0 1 2 3; do  # round 1: reference, ORT, OpenVINO, ruclip; round 2: ORT, OpenVINO, ruclip, reference; ...
-      "${contenders[$(((i + round - 1) % 4))]}" "$batch" "$round"
+    for i in $(seq 0 $((count - 1))); do  # round 1: reference, ORT, OpenVINO, ruclip; round 2: ORT, OpenVINO, ruclip, reference; ...
+      "${contenders[$(((i + round - 1) % count))]}" "$batch" "$round"
     done
   done
 done
@@ -286,6 +297,21 @@ for batch in sorted({r["batch"] for r in runs}, reverse=True):
               f"{med(r['image_batch_ms']['p50'] for r in rs):.0f} | {vs_ref} | {vs_ort} | {vs_ov} | "
               f"{max(r['peak_rss_mib'] for r in rs):.0f} | {limit} |")
 print("\nimages/s: min-max over rounds; ratios: of medians over rounds; batch p50: median over rounds; peak RSS: the largest.")
+# Each round measures every contender once, close in time: the ratio within a
+# round is what a drift of the machine between rounds leaves alone.
+for batch in sorted({r["batch"] for r in runs}, reverse=True):
+    b = [r for r in runs if r["batch"] == batch and "images_per_second" in r]
+    for n in dict.fromkeys(r["contender"] for r in b if r["contender"].startswith("ruclip")):
+        p = next(r["precision"] for r in b if r["contender"] == n)
+        peer = "openvino " + {"int8-mixed": "int8"}.get(p, p)
+        pairs = []
+        for rnd in range(1, rounds + 1):
+            ours = [r["images_per_second"] for r in b if r["contender"] == n and r["round"] == rnd]
+            theirs = [r["images_per_second"] for r in b if r["contender"] == peer and r["round"] == rnd]
+            if ours and theirs:
+                pairs.append(ours[0] / theirs[0])
+        if pairs:
+            print(f"batch {batch}, {n} / {peer}, each round: " + ", ".join(f"{x:.2f}x" for x in pairs))
 gf = [r for r in runs if r["contender"].startswith("ruclip") and "matmul_gflops" in r and r["batch"] == max(x["batch"] for x in runs)]
 if gf:
     parts = []
