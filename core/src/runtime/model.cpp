@@ -29,8 +29,11 @@ namespace {
 using torch::Tensor;
 
 // Texts per forward pass: bounds the activations (a 1200-text label set is
-// 19 passes, not one of 1200 x 77 positions).
-constexpr size_t kTextBatch = 64;
+// 75 passes, not one of 1200 x 77 positions). At 64 per pass the activations
+// and the heap they leave behind held `ruclip classify` with 200 labels x 6
+// templates 60-90 MiB above the image-only peak, over the reference's whole
+// model (bench/labels.sh); at 16 it stays within 10 MiB of it, no slower.
+constexpr size_t kTextBatch = 16;
 
 }  // namespace
 
