@@ -29,11 +29,13 @@ namespace {
 using torch::Tensor;
 
 // Texts per forward pass: bounds the activations (a 1200-text label set is
-// 75 passes, not one of 1200 x 77 positions). At 64 per pass the activations
-// and the heap they leave behind held `ruclip classify` with 200 labels x 6
-// templates 60-90 MiB above the image-only peak, over the reference's whole
-// model (bench/labels.sh); at 16 it stays within 10 MiB of it, no slower.
-constexpr size_t kTextBatch = 16;
+// 75 passes on the CPU, not one of 1200 x 77 positions). At 64 per pass the
+// activations and the heap they leave behind held `ruclip classify` with 200
+// labels x 6 templates 60-90 MiB above the image-only peak on the CPU, over
+// the reference's whole model (bench/labels.sh); at 16 it stays within 16 MiB
+// of it, no slower. A GPU keeps 64: its passes cost launches, not host RSS.
+constexpr size_t kCpuTextBatch = 16;
+constexpr size_t kCudaTextBatch = 64;
 
 }  // namespace
 
@@ -218,8 +220,9 @@ Embeddings Model::encode_token_ids(const std::vector<std::vector<int64_t>>& ids)
   out.data.resize(ids.size() * static_cast<size_t>(c.embed_dim));
   c10::InferenceMode guard;
   std::vector<int64_t> flat;
-  for (size_t first = 0; first < order.size(); first += kTextBatch) {
-    const size_t count = std::min(kTextBatch, order.size() - first);
+  const size_t batch = impl_->device.is_cuda() ? kCudaTextBatch : kCpuTextBatch;
+  for (size_t first = 0; first < order.size(); first += batch) {
+    const size_t count = std::min(batch, order.size() - first);
     flat.clear();
     for (size_t j = 0; j < count; ++j) flat.insert(flat.end(), ids[order[first + j]].begin(), ids[order[first + j]].end());
     const Embeddings e = detail::with_torch_errors("encoding texts", static_cast<int>(count), [&] {
