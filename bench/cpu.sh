@@ -8,8 +8,8 @@
 #   - OpenVINO (PyPI): the same ONNX file through bench/peers.py at fp32, bf16
 #     (INFERENCE_PRECISION_HINT) and int8 (NNCF post-training quantization);
 #   - ours: `ruclip bench` at each precision in PRECISIONS that it accepts.
-# Each round measures every contender at batch 8 and 1; the order of the four
-# rotates from round to round, so slow drift on the machine hits all of them.
+# Each round measures every contender at batch 8 and 1; the order of the
+# contenders rotates from round to round, so slow drift on the machine hits all of them.
 #   bash bench/cpu.sh [SECONDS_PER_MEASUREMENT] [ROUNDS]      (default 20 3)
 # Environment:
 #   RUCLIP=path        the ruclip binary (default build/tools/ruclip; scripts/build.sh)
@@ -40,6 +40,7 @@ geometry=vit-b32-224
 ort_spinning="${ORT_SPINNING:-1 0}"
 openvino_precisions="${OPENVINO_PRECISIONS:-fp32 bf16 int8}"
 read -r -a contender_names <<<"${CONTENDERS:-reference ort openvino ruclip}"
+[ "${#contender_names[@]}" -gt 0 ] || { echo "cpu.sh: CONTENDERS is empty" >&2; exit 2; }
 for name in "${contender_names[@]}"; do
   case "$name" in
     reference | ort | openvino | ruclip) ;;
@@ -234,7 +235,7 @@ for name in "${contender_names[@]}"; do contenders+=("run_$name"); done
 count=${#contenders[@]}
 for round in $(seq "$rounds"); do
   for batch in $batches; do
-    for i in $(seq 0 $((count - 1))); do  # round 1: reference, ORT, OpenVINO, ruclip; round 2: ORT, OpenVINO, ruclip, reference; ...
+    for i in $(seq 0 $((count - 1))); do  # round 1: reference, ORT, OpenVINO, ruclip; round 2: ORT, ..., reference; ...
       "${contenders[$(((i + round - 1) % count))]}" "$batch" "$round"
     done
   done
@@ -302,16 +303,19 @@ print("\nimages/s: min-max over rounds; ratios: of medians over rounds; batch p5
 for batch in sorted({r["batch"] for r in runs}, reverse=True):
     b = [r for r in runs if r["batch"] == batch and "images_per_second" in r]
     for n in dict.fromkeys(r["contender"] for r in b if r["contender"].startswith("ruclip")):
-        p = next(r["precision"] for r in b if r["contender"] == n)
-        peer = "openvino " + {"int8-mixed": "int8"}.get(p, p)
         pairs = []
         for rnd in range(1, rounds + 1):
-            ours = [r["images_per_second"] for r in b if r["contender"] == n and r["round"] == rnd]
+            ours = [r for r in b if r["contender"] == n and r["round"] == rnd]
+            if not ours:
+                continue
+            p = ours[0]["precision"]  # the one it ran in this round (auto's choice may differ between loads)
+            peer = "openvino " + {"int8-mixed": "int8"}.get(p, p)
             theirs = [r["images_per_second"] for r in b if r["contender"] == peer and r["round"] == rnd]
-            if ours and theirs:
-                pairs.append(ours[0] / theirs[0])
+            if theirs:
+                pairs.append(ours[0]["images_per_second"] / theirs[0])
         if pairs:
-            print(f"batch {batch}, {n} / {peer}, each round: " + ", ".join(f"{x:.2f}x" for x in pairs))
+            print(f"batch {batch}, {n} / OpenVINO at the precision it ran, each round: "
+                  + ", ".join(f"{x:.2f}x" for x in pairs))
 gf = [r for r in runs if r["contender"].startswith("ruclip") and "matmul_gflops" in r and r["batch"] == max(x["batch"] for x in runs)]
 if gf:
     parts = []
