@@ -152,18 +152,24 @@ Range activation_range(const float* x, int64_t n) {
   return avx2 ? range_avx2(x, n) : range_scalar(x, n);
 }
 
+// A 2-D layout with no blocks: rows of one dimension, dense along the other.
+bool plain_2d(const dnnl_memory_desc_t& md) {
+  return md.ndims == 2 && md.format_kind == dnnl_blocked && md.format_desc.blocking.inner_nblks == 0;
+}
+
 // A plain (unblocked) weights layout, as oneDNN's gemm-based kernels ask for
 // (every CPU without AVX-512), with its rows padded so that their stride is an
 // odd multiple of 64 bytes. ViT-B's [768, 3072] weights have rows 12 KiB
 // apart: every row of a column panel then falls in the same L1 set, and under
 // the AVX2 cap the 50-row product ran at half the rate of the same product
-// with rows 12 KiB + 64 B apart (bench/results-cpu.txt). `describe` makes the
-// product for a layout; where the padded one would leave the kernel oneDNN
-// chose, the layout stays as it was.
+// with rows 12 KiB + 64 B apart (bench/results-cpu.txt). `chosen_pd` is the
+// product oneDNN chose the layout for, `describe` makes it for another
+// layout; where the padded one would leave that kernel, the layout stays.
 template <class Describe>
-memory::desc with_spread_rows(const memory::desc& chosen, const Describe& describe) {
+memory::desc with_spread_rows(const dnnl::matmul::primitive_desc& chosen_pd, const Describe& describe) {
+  const memory::desc chosen = chosen_pd.weights_desc();
   const dnnl_memory_desc_t& c = chosen.data;
-  if (c.ndims != 2 || c.format_kind != dnnl_blocked || c.format_desc.blocking.inner_nblks != 0) return chosen;
+  if (!plain_2d(c)) return chosen;
   const int64_t rows_dim = c.format_desc.blocking.strides[1] == 1 ? 0 : 1;  // the dimension rows run along
   if (c.format_desc.blocking.strides[1 - rows_dim] != 1) return chosen;
   const int64_t row = c.dims[1 - rows_dim];  // elements in one row
@@ -177,7 +183,7 @@ memory::desc with_spread_rows(const memory::desc& chosen, const Describe& descri
   const memory::desc padded(chosen.dims(), chosen.data_type(), strides);
   try {
     const auto pd = describe(padded);
-    if (pd.weights_desc() == padded && std::string(pd.impl_info_str()) == describe(chosen).impl_info_str())
+    if (pd.weights_desc() == padded && std::string(pd.impl_info_str()) == chosen_pd.impl_info_str())
       return padded;
   } catch (const dnnl::error&) {
   }
@@ -353,11 +359,11 @@ Linear::Linear(const Tensor& w, const Tensor& b, LinearKernel kernel) : kernel_(
   // Ask the kernel for its layout (the same for every row count at these
   // sizes), then reorder the weights into it once.
   const memory::desc any({d->in, d->out}, int8 ? dt::s8 : d->act, tag::any);
-  d->weights_md = d->describe(128, Epilogue::kNone, any).weights_desc();
+  const auto chosen = d->describe(128, Epilogue::kNone, any);
   // (int8's gemm-based kernel ran no faster with its rows spread.)
-  if (!int8)
-    d->weights_md = with_spread_rows(d->weights_md,
-                                     [&](const memory::desc& md) { return d->describe(128, Epilogue::kNone, md); });
+  d->weights_md = int8 ? chosen.weights_desc() : with_spread_rows(chosen, [&](const memory::desc& md) {
+    return d->describe(128, Epilogue::kNone, md);
+  });
   d->weights = memory(d->weights_md, onednn_cpu_engine());
   dnnl::reorder(plain, d->weights).execute(stream, plain, d->weights);
   stream.wait();
@@ -367,7 +373,7 @@ Linear::Linear(const Tensor& w, const Tensor& b, LinearKernel kernel) : kernel_(
 int64_t Linear::weights_row_bytes() const {
   if (!onednn_) return 0;
   const dnnl_memory_desc_t& md = onednn_->weights_md.data;
-  if (md.ndims != 2 || md.format_kind != dnnl_blocked || md.format_desc.blocking.inner_nblks != 0) return 0;
+  if (!plain_2d(md)) return 0;
   const auto& strides = md.format_desc.blocking.strides;
   return std::max(strides[0], strides[1]) * static_cast<int64_t>(memory::data_type_size(onednn_->weights_md.data_type()));
 }
