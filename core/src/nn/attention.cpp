@@ -124,13 +124,13 @@ std::shared_ptr<const AttentionPrimitives> make_primitives(const Tensor& q, cons
   return p;
 }
 
-// Made on first use per shape, strides and type (a text batch's length
-// varies: a few dozen keys at most per process and batch size).
+// Made on first use per shape, strides, type and onednn_threads() (a text
+// batch's length varies: a few dozen keys at most per process and batch size).
 std::shared_ptr<const AttentionPrimitives> primitives_for(const Tensor& q, const Tensor& k, const Tensor& v,
                                                           double scale) {
   static std::mutex mutex;
   static std::map<std::vector<int64_t>, std::shared_ptr<const AttentionPrimitives>> cache;
-  std::vector<int64_t> key = {static_cast<int64_t>(q.scalar_type()), k.size(2)};
+  std::vector<int64_t> key = {static_cast<int64_t>(q.scalar_type()), k.size(2), onednn_threads()};
   for (const Tensor* t : {&q, &k, &v}) {
     key.insert(key.end(), t->sizes().begin(), t->sizes().end());
     key.insert(key.end(), t->strides().begin(), t->strides().end());

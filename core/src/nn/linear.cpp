@@ -8,6 +8,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "ruclip/cpu.h"
@@ -55,6 +56,7 @@ Tensor Linear::forward(const Tensor& x, Epilogue epilogue, const Tensor& residua
 }
 
 int64_t Linear::weights_row_bytes() const { return 0; }
+size_t Linear::products_made() const { return 0; }
 
 #else
 
@@ -202,6 +204,8 @@ dnnl::engine& onednn_cpu_engine() {
   return engine;
 }
 
+int onednn_threads() { return at::in_parallel_region() ? 1 : at::get_num_threads(); }
+
 void* onednn_thread_scratchpad(size_t bytes) {
   thread_local std::vector<uint8_t> buffer;
   if (buffer.size() < bytes) buffer.resize(bytes);
@@ -222,16 +226,18 @@ struct Linear::OneDnn {
   Tensor weight_sums;
 
   mutable std::mutex mutex;
-  mutable std::map<std::pair<int64_t, int>, std::shared_ptr<const Primitive>> primitives;  // (rows, epilogue)
+  // (rows, epilogue, onednn_threads())
+  mutable std::map<std::tuple<int64_t, int, int>, std::shared_ptr<const Primitive>> primitives;
   // int8: float32 activations to u8 with a scale and zero point given per
-  // call, one per row count. oneDNN's reorder is vectorized; LibTorch's
-  // quantize_per_tensor quantizes element by element (a visible share of an
-  // int8 image's time).
-  mutable std::map<int64_t, std::shared_ptr<const dnnl::reorder>> quantizers;
+  // call, one per row count (and onednn_threads()). oneDNN's reorder is
+  // vectorized; LibTorch's quantize_per_tensor quantizes element by element
+  // (a visible share of an int8 image's time).
+  mutable std::map<std::pair<int64_t, int>, std::shared_ptr<const dnnl::reorder>> quantizers;
 
   std::shared_ptr<const dnnl::reorder> quantizer(int64_t rows) const {
+    const auto key = std::make_pair(rows, onednn_threads());
     std::lock_guard<std::mutex> guard(mutex);
-    auto it = quantizers.find(rows);
+    auto it = quantizers.find(key);
     if (it != quantizers.end()) return it->second;
     dnnl::primitive_attr attr;
     attr.set_output_scales(0, {DNNL_RUNTIME_F32_VAL});
@@ -240,7 +246,7 @@ struct Linear::OneDnn {
     const dnnl::reorder::primitive_desc pd(engine, memory::desc({rows, in}, dt::f32, tag::ab), engine,
                                            memory::desc({rows, in}, dt::u8, tag::ab), attr);
     auto q = std::make_shared<const dnnl::reorder>(pd);
-    quantizers.emplace(rows, q);
+    quantizers.emplace(key, q);
     return q;
   }
 
@@ -283,7 +289,7 @@ struct Linear::OneDnn {
   }
 
   std::shared_ptr<const Primitive> primitive(int64_t rows, Epilogue epilogue) const {
-    const auto key = std::make_pair(rows, static_cast<int>(epilogue));
+    const auto key = std::make_tuple(rows, static_cast<int>(epilogue), onednn_threads());
     std::lock_guard<std::mutex> guard(mutex);
     auto it = primitives.find(key);
     if (it != primitives.end()) return it->second;
@@ -376,6 +382,12 @@ int64_t Linear::weights_row_bytes() const {
   if (!plain_2d(md)) return 0;
   const auto& strides = md.format_desc.blocking.strides;
   return std::max(strides[0], strides[1]) * static_cast<int64_t>(memory::data_type_size(onednn_->weights_md.data_type()));
+}
+
+size_t Linear::products_made() const {
+  if (!onednn_) return 0;
+  std::lock_guard<std::mutex> guard(onednn_->mutex);
+  return onednn_->primitives.size();
 }
 
 Tensor Linear::forward(const Tensor& x, Epilogue epilogue, const Tensor& residual) const {

@@ -69,6 +69,9 @@ class Linear {
   // Bytes between two rows of the packed weights where oneDNN keeps them in a
   // plain layout (its gemm-based kernels: CPUs without AVX-512), else 0 (tests).
   int64_t weights_row_bytes() const;
+  // oneDNN products made so far, one per row count, epilogue and thread count
+  // (tests).
+  size_t products_made() const;
 
  private:
   struct OneDnn;

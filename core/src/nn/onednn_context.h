@@ -16,5 +16,11 @@ dnnl::engine& onednn_cpu_engine();
 // library's own is per primitive); one growing buffer per calling thread.
 void* onednn_thread_scratchpad(size_t bytes);
 
+// The threads a oneDNN primitive made or run on this thread now gets: 1
+// inside a parallel region (oneDNN runs nested calls on the calling thread
+// alone), else LibTorch's thread count. A primitive splits its work for the
+// threads it was made for, so the primitive caches are keyed by this too.
+int onednn_threads();
+
 }  // namespace ruclip::detail
 #endif

@@ -14,6 +14,7 @@
 #include "nn/clip_weights.h"
 #include "nn/state_dict.h"
 #include "runtime/kernel_choice.h"
+#include "runtime/thread_groups.h"
 #include "runtime/torch_errors.h"
 #include "ruclip/checkpoint.h"
 #include "ruclip/error.h"
@@ -98,6 +99,21 @@ struct Model::Impl {
     // mmap threshold: hand their pages back, or they stay in the process's
     // RSS as free heap.
     malloc_trim(0);
+  }
+
+  // The image tower on `pixels` [N, 3, R, R] (on the model's device). On the
+  // CPU with oneDNN's kernels throughout, a sub-batch per thread
+  // (thread_groups.h). Not on LibTorch's products: OpenBLAS runs its own
+  // thread pool under each call.
+  Tensor encode_image(const Tensor& pixels) const {
+    const detail::LayerKernels& k = plan.kernels;
+    const bool onednn = k.blocks != detail::LinearKernel::kLibTorch &&
+                        k.mlp_output != detail::LinearKernel::kLibTorch &&
+                        k.patch_embedding != detail::LinearKernel::kLibTorch;
+    if (!device.is_cpu() || !onednn) return weights->encode_image(pixels);
+    return detail::encode_on_thread_groups(pixels.size(0), [&](int64_t first, int64_t count) {
+      return weights->encode_image(pixels.narrow(0, first, count));
+    });
   }
 };
 
@@ -249,7 +265,7 @@ Embeddings Model::encode_pixels(const float* pixels, int batch) const {
   c10::InferenceMode guard;
   return detail::with_torch_errors("encoding images", batch, [&] {
     Tensor t = torch::from_blob(const_cast<float*>(pixels), {batch, 3, r, r}, torch::kFloat32).to(impl_->device);
-    return to_embeddings(impl_->weights->encode_image(t));
+    return to_embeddings(impl_->encode_image(t));
   });
 }
 
@@ -289,7 +305,7 @@ Embeddings Model::encode_prepared(const std::vector<std::shared_ptr<const Prepar
   }
   c10::InferenceMode guard;
   return detail::with_torch_errors("encoding frames", static_cast<int>(frames.size()), [&] {
-    return to_embeddings(impl_->weights->encode_image(torch::stack(pixels).to(impl_->device)));
+    return to_embeddings(impl_->encode_image(torch::stack(pixels).to(impl_->device)));
   });
 }
 
