@@ -2,8 +2,7 @@
 // the plan, that the groups run concurrently each inside a parallel region
 // and come back in item order, errors, and that the oneDNN products give the
 // same result inside a group as outside it, each with a primitive of its own
-// (a primitive splits its work for the threads it was made for: one made
-// inside a group and then run outside would leave the other threads idle).
+// (a primitive splits its work for the threads it was made for).
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -38,15 +37,17 @@ TEST(ThreadGroups, Plan) {
     EXPECT_EQ(plan.groups, c.groups) << c.items << " items, " << c.threads << " threads";
     EXPECT_EQ(plan.per_group, c.per_group) << c.items << " items, " << c.threads << " threads";
     // Never more than threads - 1 items left for the shared pass.
-    if (plan.groups > 0) EXPECT_LT(c.items - plan.groups * plan.per_group, c.threads);
+    if (plan.groups > 0) {
+      EXPECT_LT(c.items - plan.groups * plan.per_group, c.threads);
+    }
   }
 }
 
-// With Debian's LibTorch the core's OpenMP runtime is LibTorch's own.
+// With Debian's LibTorch and GCC the core's OpenMP runtime is LibTorch's own.
 TEST(ThreadGroups, AvailableWhereLibTorchSharesTheOpenMpRuntime) {
   at::set_num_threads(2);
   const bool available = ruclip::detail::thread_groups_available();
-#ifndef RUCLIP_PIP_LIBTORCH
+#if !defined(RUCLIP_PIP_LIBTORCH) && !defined(__clang__)
   EXPECT_TRUE(available);
 #endif
   std::cout << "thread groups " << (available ? "available" : "not available") << " in this build\n";
@@ -106,7 +107,8 @@ TEST(ThreadGroups, AGroupsErrorReachesTheCaller) {
   at::set_num_threads(2);
   EXPECT_THROW(encode_on_thread_groups(4,
                                        [&](int64_t first, int64_t count) -> Tensor {
-                                         if (first == 2) throw std::runtime_error("group 1 failed");
+                                         // Item 2: the second group's, or the one call's without groups.
+                                         if (first <= 2 && 2 < first + count) throw std::runtime_error("item 2 failed");
                                          return torch::zeros({count});
                                        }),
                std::runtime_error);

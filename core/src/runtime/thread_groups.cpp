@@ -8,21 +8,27 @@
 namespace ruclip::detail {
 
 bool thread_groups_available() {
+#ifndef _OPENMP
+  return false;  // at::parallel_for, inline, runs serially in a file built without OpenMP
+#else
   // Inside at::parallel_for's region LibTorch's own ops must see the region
   // (and run serially), or each group would start a team of its own: the
   // case where this file's OpenMP runtime is not the one LibTorch asks (a
-  // LibTorch that carries its own libgomp). Asked once, in a region of two.
+  // LibTorch that carries its own libgomp). Asked in a region of two, once
+  // such a region could be opened.
   static std::atomic<int> known{-1};
   if (const int k = known.load(); k >= 0) return k == 1;
-  if (at::get_num_threads() < 2) return false;  // no region of two to ask in (and no groups on one thread)
+  if (at::in_parallel_region() || at::get_num_threads() < 2) return false;  // no region of two to ask in
   std::atomic<int> threads{0}, seen{0};
   at::parallel_for(0, 2, 1, [&](int64_t, int64_t) {
     ++threads;
     if (at::in_parallel_region()) ++seen;
   });
-  const bool available = threads.load() == 2 && seen.load() == 2;
+  if (threads.load() < 2) return false;  // a smaller team (OMP_THREAD_LIMIT, OMP_DYNAMIC): ask again later
+  const bool available = seen.load() == 2;
   known.store(available ? 1 : 0);
   return available;
+#endif
 }
 
 ThreadGroups plan_thread_groups(int64_t items, int threads) {

@@ -27,8 +27,9 @@ struct ThreadGroups {
 ThreadGroups plan_thread_groups(int64_t items, int threads);
 
 // Whether LibTorch's ops see the regions at::parallel_for opens from here
-// (false where the core's OpenMP runtime is not LibTorch's): without it
-// there are no groups. Checked once per process.
+// (false where the core is built without OpenMP or its OpenMP runtime is not
+// LibTorch's): without it there are no groups. Settled once per process, at
+// the first call that can open a region of two threads.
 bool thread_groups_available();
 
 // `encode(first, count)` on plan_thread_groups(items, LibTorch's threads):
